@@ -1,0 +1,55 @@
+"""The `hakit` command line. Every error becomes one line and an exit code:
+0 passed, 1 a check failed, 2 bad usage or input, 3 target unreachable,
+4 a precondition is missing (tool, root, lab), 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hakit import __version__
+from hakit.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HakitError
+from hakit.labcli import add_lab_commands
+
+EPILOG = """\
+exit codes: 0 all passed, 1 a check failed, 2 bad usage or input,
+            3 target unreachable, 4 missing precondition, 130 interrupted
+
+first steps:
+  hakit lab up                  bring up the local HA lab (root; see `hakit lab doctor`)
+  hakit audit                   audit the cluster in $HAKIT_INVENTORY (the lab's by default)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as every other usage error
+        print(f"hakit: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hakit", description="Prove a self-managed HA Kubernetes cluster is highly available.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hakit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_lab_commands(sub)
+    from hakit.checkcli import add_check_commands
+    add_check_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except HakitError as e:
+        print(f"hakit: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("hakit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

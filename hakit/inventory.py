@@ -1,0 +1,216 @@
+"""The inventory: one YAML file that describes a cluster to audit.
+
+Validation reports every problem with its field path and what was expected,
+so a user fixes a file in one go rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hakit.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+DEFAULT_SLO = {
+    "vip_failover_seconds": 10.0,
+    "etcd_leader_election_seconds": 5.0,
+    "controller_failover_seconds": 30.0,
+    "pod_rescheduling_seconds": 60.0,
+    "alert_delivery_seconds": 120.0,
+    "backup_max_age_hours": 24.0,
+}
+DEFAULT_THRESHOLDS = {
+    "etcd_db_quota_share": 0.8,     # db size may use at most this share of its quota
+    "clock_skew_seconds": 1.0,
+    "cert_min_days": 30.0,
+    "lease_slack_seconds": 5.0,     # renewals may lag the lease duration by this much
+}
+DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "pod-rescheduling", "alert-delivery")
+# Where a kubeadm host keeps things; "{host}" expands to the host's name.
+DEFAULT_HOST_PATHS = {
+    "pki": "/etc/kubernetes/pki",
+    "keepalived_conf": "/etc/keepalived/keepalived.conf",
+    "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
+}
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class SSH:
+    user: str = "root"
+    key: str | None = None
+    port: int = 22
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class Etcd:
+    endpoints: list[str] | str = "discover"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    backup_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class CriticalWorkload:
+    namespace: str
+    name: str
+    kind: str = "Deployment"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    source: Path
+    name: str
+    kubeconfig: Path
+    context: str | None
+    vip: str
+    port: int
+    apiserver_port: int
+    control_plane: list[Host]
+    ssh: SSH | None
+    ansible_inventory: str | None
+    ansible_group: str
+    host_paths: dict[str, str]
+    etcd: Etcd
+    prometheus_url: str | None
+    alertmanager_url: str | None
+    slo: dict[str, float]
+    thresholds: dict[str, float]
+    critical_workloads: list[CriticalWorkload]
+    disruptive_allowed: list[str]
+    lab_root: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def host_path(self, what: str, host: str) -> str:
+        return self.host_paths[what].replace("{host}", host)
+
+    @property
+    def vip_url(self) -> str:
+        return f"https://{self.vip}:{self.port}"
+
+
+class _Reader:
+    """Walks the YAML document and collects every problem with its field path."""
+
+    def __init__(self, doc: dict[str, Any], base: Path) -> None:
+        self.doc, self.base, self.errors = doc, base, []  # type: ignore[var-annotated]
+
+    def get(self, path: str, kind: type | tuple[type, ...], default: Any = ..., expect: str = "") -> Any:
+        node: Any = self.doc
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is ...:
+                    self.errors.append(f"{path}: missing; expected {expect or _name(kind)}")
+                return None if default is ... else default
+            node = node[part]
+        if node is None and default is not ...:
+            return default
+        if kind is float and isinstance(node, int) and not isinstance(node, bool):
+            node = float(node)
+        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
+            self.errors.append(f"{path}: got {type(node).__name__} {node!r:.40}; expected {expect or _name(kind)}")
+            return None if default is ... else default
+        return node
+
+    def file(self, path: str, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        p = Path(os.path.expanduser(value))
+        p = p if p.is_absolute() else self.base / p
+        if not p.exists():
+            self.errors.append(f"{path}: file {p} does not exist")
+        return p
+
+
+def _name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping", bool: "true/false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def load(path: Path | str) -> Inventory:
+    """Read and validate an inventory; ConfigError lists every problem found."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"inventory {path}: no such file") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"inventory {path}: not readable YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"inventory {path}: expected a mapping at the top level")
+    return parse(doc, path)
+
+
+def parse(doc: dict[str, Any], source: Path) -> Inventory:
+    r = _Reader(doc, source.parent)
+    version = r.get("version", int, SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        r.errors.append(f"version: got {version}; expected {SCHEMA_VERSION}")
+    kubeconfig = r.file("cluster.kubeconfig", r.get("cluster.kubeconfig", str, expect="a path to a kubeconfig"))
+    hosts = []
+    for i, h in enumerate(r.get("control_plane.hosts", list, expect="a list of {name, address}") or []):
+        if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("address"), str):
+            r.errors.append(f"control_plane.hosts[{i}]: expected a mapping with string name and address")
+            continue
+        hosts.append(Host(h["name"], h["address"]))
+    if len({h.name for h in hosts}) != len(hosts):
+        r.errors.append("control_plane.hosts: host names must be unique")
+    ssh = None
+    if r.get("access.ssh", dict, None) is not None:
+        ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=r.get("access.ssh.key", str, None),
+                  port=r.get("access.ssh.port", int, 22), config=r.get("access.ssh.config", str, None))
+        r.file("access.ssh.key", ssh.key)
+        r.file("access.ssh.config", ssh.config)
+    ansible = r.get("access.ansible.inventory", str, None)
+    r.file("access.ansible.inventory", ansible)
+    endpoints = r.get("etcd.endpoints", (str, list), "discover")
+    if isinstance(endpoints, str) and endpoints != "discover":
+        r.errors.append(f"etcd.endpoints: got {endpoints!r}; expected a list of URLs or \"discover\"")
+    tls = {k: r.file(f"etcd.{k}", r.get(f"etcd.{k}", str, None)) for k in ("ca", "cert", "key")}
+    etcd = Etcd(endpoints=endpoints, backup_dir=r.get("etcd.backup_dir", str, None), **tls)
+    slo = {k: r.get(f"slo.{k}", float, v) for k, v in DEFAULT_SLO.items()}
+    thresholds = {k: r.get(f"thresholds.{k}", float, v) for k, v in DEFAULT_THRESHOLDS.items()}
+    for section, known in (("slo", DEFAULT_SLO), ("thresholds", DEFAULT_THRESHOLDS)):
+        for key in (r.get(section, dict, {}) or {}):
+            if key not in known:
+                r.errors.append(f"{section}.{key}: unknown; expected one of {', '.join(known)}")
+    workloads = []
+    for i, w in enumerate(r.get("workloads.critical", list, []) or []):
+        if not isinstance(w, dict) or not {"namespace", "name"} <= set(w):
+            r.errors.append(f"workloads.critical[{i}]: expected a mapping with namespace and name")
+            continue
+        if w.get("kind", "Deployment") not in ("Deployment", "StatefulSet"):
+            r.errors.append(f"workloads.critical[{i}].kind: expected Deployment or StatefulSet")
+            continue
+        workloads.append(CriticalWorkload(w["namespace"], w["name"], w.get("kind", "Deployment")))
+    allowed = r.get("disruptive.allowed", list, []) or []
+    for name in allowed:
+        if name not in DISRUPTIVE_CHECKS:
+            r.errors.append(f"disruptive.allowed: unknown {name!r}; expected some of {', '.join(DISRUPTIVE_CHECKS)}")
+    host_paths = {**DEFAULT_HOST_PATHS, **(r.get("control_plane.paths", dict, {}) or {})}
+    inv = Inventory(
+        source=source, name=r.get("cluster.name", str, source.stem), kubeconfig=kubeconfig or Path(),
+        context=r.get("cluster.context", str, None), vip=r.get("api.vip", str, expect="the API VIP address") or "",
+        port=r.get("api.port", int, 6443), apiserver_port=r.get("api.apiserver_port", int, 6443),
+        control_plane=hosts, ssh=ssh, ansible_inventory=ansible,
+        ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
+        etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
+        alertmanager_url=r.get("monitoring.alertmanager", str, None), slo=slo, thresholds=thresholds,
+        critical_workloads=workloads, disruptive_allowed=list(allowed), lab_root=r.get("lab.root", str, None))
+    if r.errors:
+        raise ConfigError(f"inventory {source}: " + "; ".join(r.errors))
+    return inv

@@ -1,0 +1,112 @@
+"""Start and stop lab components as detached processes inside their host's
+namespace, and remember their pids in the state file so any later hakit
+process (or `lab down` after a crash) can find them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from hakit.lab.components import Component
+from hakit.lab.paths import LabPaths
+
+_state_lock = threading.Lock()
+
+
+class State:
+    """The lab's state file: its spec and each component's pid. Written atomically."""
+
+    def __init__(self, paths: LabPaths) -> None:
+        self.paths = paths
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.paths.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def save(self, doc: dict) -> None:
+        tmp = self.paths.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, self.paths.state_file)
+
+    def set_pid(self, key: str, pid: int | None) -> None:
+        with _state_lock:
+            doc = self.load()
+            procs = doc.setdefault("processes", {})
+            if pid is None:
+                procs.pop(key, None)
+            else:
+                procs[key] = pid
+            self.save(doc)
+
+    def pid(self, key: str) -> int | None:
+        return self.load().get("processes", {}).get(key)
+
+
+def alive(pid: int | None, argv0: str | None = None) -> bool:
+    """True when pid runs (and, if given, runs argv0: pids get reused)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return False
+    return argv0 is None or (bool(cmdline) and cmdline[0].decode(errors="replace") == argv0)
+
+
+def start(comp: Component, netns: str, paths: LabPaths, state: State) -> int:
+    """Launch a component in its namespace, in its own session so a signal to the
+    process group reaches everything it forked (haproxy's worker, keepalived's VRRP child)."""
+    log = paths.log(comp.host, comp.name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"\n--- hakit: starting {comp.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, *comp.argv], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "HOME": str(paths.host(comp.host))})
+    state.set_pid(comp.key, proc.pid)
+    return proc.pid
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def stop(pid: int | None, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal a component's process group and wait; SIGKILL it if it lingers."""
+    if not pid or not alive(pid):
+        return
+    signal_group(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            _reap(pid)
+            return
+        time.sleep(0.05)
+    signal_group(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.05)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect our own children so they do not linger as zombies."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
