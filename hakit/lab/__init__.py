@@ -166,6 +166,7 @@ class Lab:
         deadline = time.monotonic() + timeout
         progress(f"provisioning PKI and configs under {self.paths.root}")
         provision(self.spec, self.paths)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         progress(f"creating {len(self.spec.hosts)} hosts on {self.spec.subnet} (bridge {self.spec.bridge})")
         net.create(self.spec)
         self._start_layer(["sshd", "etcd"], self.spec.control_plane_hosts, progress, deadline)
@@ -183,8 +184,9 @@ class Lab:
         self._start_layer(["kube-controller-manager", "kube-scheduler"], self.spec.control_plane_hosts,
                           progress, deadline)
         self._start_layer(["kwok"], kubelets, progress, deadline)
-        self._start_layer(["pager", "alertmanager", "prometheus", "kube-state-metrics"],
-                          [self.spec.monitoring_host], progress, deadline)
+        self._start_layer(["pager", "alertmanager", "kube-state-metrics"], [self.spec.monitoring_host],
+                          progress, deadline)
+        self._start_layer(["prometheus"], [self.spec.monitoring_host], progress, deadline)
         from hakit.lab import inventory
         inventory.write(self)
         progress(f"inventory written to {self.paths.inventory}")
@@ -195,10 +197,22 @@ class Lab:
         for comp in todo:
             self.host(comp.host).start(comp.name)
         progress(f"started {', '.join(names)} on {', '.join(h.name for h in hosts)}; waiting for health")
-        self._wait(f"{', '.join(names)} to be healthy",
-                   lambda: all(self._component_status(c).healthy for c in todo), deadline,
+
+        def ready() -> bool:
+            statuses = [self._component_status(c) for c in todo]
+            dead = [s for s in statuses if s.pid is None]
+            if dead:  # a crashed component will not heal by waiting: say why at once
+                s = dead[0]
+                raise LabError(f"{s.host}/{s.component} exited: {self._last_log_line(s.host, s.component)}")
+            return all(s.healthy for s in statuses)
+
+        self._wait(f"{', '.join(names)} to be healthy", ready, deadline,
                    lambda: "; ".join(f"{s.host}/{s.component}: {s.detail}" for s in map(self._component_status, todo)
                                      if not s.healthy))
+
+    def _last_log_line(self, host: str, component: str) -> str:
+        lines = self.paths.log(host, component).read_text(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else "(no output)"
 
     def _wait(self, what: str, ready: Callable[[], bool], deadline: float,
               why: Callable[[], str] = lambda: "") -> None:

@@ -61,7 +61,9 @@ def node_manifest(name: str, address: str | None, control_plane: bool, extra_lab
     resources = {"cpu": "16", "memory": "64Gi", "pods": "110"}
     status: dict = {"allocatable": resources, "capacity": resources,
                     "nodeInfo": {"kubeletVersion": binaries.kubernetes_version(), "operatingSystem": "linux",
-                                 "architecture": "amd64", "containerRuntimeVersion": "kwok"}}
+                                 "architecture": "amd64", "containerRuntimeVersion": "kwok",
+                                 "kernelVersion": "kwok", "osImage": "kwok", "kubeProxyVersion": "",
+                                 "bootID": "", "machineID": name, "systemUUID": name}}
     if address:
         status["addresses"] = [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]
     return {"apiVersion": "v1", "kind": "Node",

@@ -139,7 +139,8 @@ def _prometheus(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
     argv = (binaries.path("prometheus"), f"--config.file={paths.etc(host.name, 'prometheus', 'prometheus.yml')}",
             f"--storage.tsdb.path={paths.host(host.name) / 'var' / 'lib' / 'prometheus'}",
             f"--web.listen-address={host.address}:{PROMETHEUS_PORT}", "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=1d")
+            "--storage.tsdb.retention.time=1d",
+            "--rules.alert.resend-delay=10s")
     return Component(host.name, "prometheus", argv, ("http", f"http://{host.address}:{PROMETHEUS_PORT}/-/ready"))
 
 

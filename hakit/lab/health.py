@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
-import warnings
 
 import requests
 import urllib3
 
 from hakit.lab.components import Component
+
+# kcm and scheduler serve self-signed certificates (as on kubeadm clusters).
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def probe(comp: Component, ca_file: str, timeout: float = 2.0) -> tuple[bool, str]:
@@ -26,9 +28,7 @@ def probe(comp: Component, ca_file: str, timeout: float = 2.0) -> tuple[bool, st
     url = target[0]
     verify: str | bool = ca_file if comp.name == "kube-apiserver" else False
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            r = requests.get(url, timeout=timeout, verify=verify)
+        r = requests.get(url, timeout=timeout, verify=verify)
     except requests.RequestException as e:
         return False, f"{url}: {type(e).__name__}"
     if r.status_code != 200:

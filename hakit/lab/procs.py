@@ -71,7 +71,11 @@ def start(comp: Component, netns: str, paths: LabPaths, state: State) -> int:
     with log.open("ab") as out:
         out.write(f"\n--- hakit: starting {comp.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
         out.flush()
-        proc = subprocess.Popen(["ip", "netns", "exec", netns, *comp.argv], stdin=subprocess.DEVNULL,
+        # Each host also gets its own UTS namespace, so hostnames (and with them
+        # leader-election identities) are the host's, as on separate machines.
+        argv = ["ip", "netns", "exec", netns, "unshare", "--uts", "--", "sh", "-c",
+                'hostname "$0" && exec "$@"', comp.host, *comp.argv]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HOME": str(paths.host(comp.host))})
     state.set_pid(comp.key, proc.pid)
