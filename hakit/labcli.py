@@ -35,6 +35,8 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--bulk-nodes", type=int, default=0, metavar="N",
                     help="N more nodes, managed together by one extra kwok process (scale work)")
     up.add_argument("--subnet", help="the lab's /24 (default: the first free of a few candidates)")
+    up.add_argument("--prefix", default="hakit",
+                    help="prefix of the lab's namespaces and links, to run a second lab beside the first")
     up.add_argument("--timeout", type=float, default=240, help="seconds to wait for health (default 240)")
     up.set_defaults(func=cmd_up)
     lab_sub.add_parser("status", help="each component's real health").set_defaults(func=cmd_status)
@@ -59,7 +61,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise LabError(f"a lab is already up at {paths.root}; `hakit lab status`, or `hakit lab down` first")
     down(paths, progress=lambda _: None)  # clear leftovers of a crashed run
     try:
-        spec = LabSpec(subnet=args.subnet or free_subnet(), workers=args.workers, bulk_nodes=args.bulk_nodes)
+        spec = LabSpec(subnet=args.subnet or free_subnet(), prefix=args.prefix, workers=args.workers,
+                       bulk_nodes=args.bulk_nodes)
     except ValueError as e:
         raise LabError(str(e)) from None
     lab = Lab(spec, paths)

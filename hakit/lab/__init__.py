@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakit import wait
 from hakit.errors import LabError
 from hakit.lab import binaries, bootstrap, net, procs
 from hakit.lab.components import Component, components
@@ -215,11 +216,11 @@ class Lab:
         return lines[-1][:300] if lines else "(no output)"
 
     def _wait(self, what: str, ready: Callable[[], bool], deadline: float,
-              why: Callable[[], str] = lambda: "") -> None:
-        while not ready():
-            if time.monotonic() > deadline:
-                raise LabError(f"timed out waiting for {what}: {why()} (logs under {self.paths.root}/hosts/*/log)")
-            time.sleep(0.3)
+              why: Callable[[], str] | None = None) -> None:
+        try:
+            wait.until(ready, max(deadline - time.monotonic(), 0.0), what, why=why)
+        except wait.WaitTimeout as e:
+            raise LabError(f"{e} (logs under {self.paths.root}/hosts/*/log)") from None
 
     def _component_status(self, comp: Component) -> ComponentStatus:
         pid = self.state.pid(comp.key)

@@ -1,0 +1,17 @@
+# The two entry points of the README. Both do all set-up on a fresh machine.
+.PHONY: setup audit test lab-down
+
+setup:
+	bash scripts/setup.sh
+
+# Bring up the local HA lab (if it is not up) and audit it; reports land in reports/.
+audit: setup
+	.venv/bin/hakit lab status >/dev/null 2>&1 || .venv/bin/hakit lab up
+	.venv/bin/hakit audit
+
+# The kit's own tests: unit tests, then integration tests on a lab they bring up.
+test: setup
+	.venv/bin/pytest
+
+lab-down:
+	.venv/bin/hakit lab down

@@ -1,0 +1,1 @@
+"""Loads hakit's pytest plugin (fixtures/), so `pytest checks/ --inventory FILE` works."""

@@ -1,0 +1,108 @@
+"""etcd over its own v3 JSON gateway (the client port), so an audit needs no
+etcdctl on the machine it runs from: just the client certificate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from hakit import http
+from hakit.errors import UnreachableError
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    endpoint: str
+    member_id: str
+    cluster_id: str
+    leader: str
+    raft_term: int
+    revision: int
+    db_size: int
+    db_size_in_use: int
+    version: str
+    errors: tuple[str, ...]
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member_id == self.leader
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+
+class EtcdClient:
+    def __init__(self, endpoints: list[str], ca: Path | None, cert: Path | None, key: Path | None,
+                 timeout: float = 3.0) -> None:
+        self.endpoints = endpoints
+        self.session = http.session(ca, cert, key)
+        self.timeout = timeout
+
+    def _post(self, endpoint: str, path: str, body: dict) -> dict:
+        try:
+            r = self.session.post(f"{endpoint}{path}", json=body, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise UnreachableError(f"etcd {endpoint}: {type(e).__name__}: {_short(e)}") from None
+        if r.status_code != 200:
+            raise UnreachableError(f"etcd {endpoint}{path}: HTTP {r.status_code} {r.text.strip()[:120]}")
+        return r.json()
+
+    def status(self, endpoint: str) -> MemberStatus:
+        d = self._post(endpoint, "/v3/maintenance/status", {})
+        h = d.get("header", {})
+        return MemberStatus(endpoint=endpoint, member_id=str(h.get("member_id", "")),
+                            cluster_id=str(h.get("cluster_id", "")), leader=str(d.get("leader", "")),
+                            raft_term=int(d.get("raftTerm", h.get("raft_term", 0))),
+                            revision=int(h.get("revision", 0)), db_size=int(d.get("dbSize", 0)),
+                            db_size_in_use=int(d.get("dbSizeInUse", 0)), version=d.get("version", ""),
+                            errors=tuple(d.get("errors", [])))
+
+    def members(self) -> list[Member]:
+        last: Exception | None = None
+        for ep in self.endpoints:
+            try:
+                d = self._post(ep, "/v3/cluster/member/list", {"linearizable": True})
+            except UnreachableError as e:
+                last = e
+                continue
+            return [Member(id=str(m.get("ID", "")), name=m.get("name", ""), peer_urls=tuple(m.get("peerURLs", [])),
+                           client_urls=tuple(m.get("clientURLs", [])), is_learner=bool(m.get("isLearner")))
+                    for m in d.get("members", [])]
+        raise last or UnreachableError("etcd: no endpoints")
+
+    def alarms(self) -> list[tuple[str, str]]:
+        """(member id, alarm) pairs: NOSPACE, CORRUPT."""
+        last: Exception | None = None
+        for ep in self.endpoints:
+            try:
+                d = self._post(ep, "/v3/maintenance/alarm", {"action": "GET"})
+            except UnreachableError as e:
+                last = e
+                continue
+            return [(str(a.get("memberID", "")), a.get("alarm", "")) for a in d.get("alarms", []) or []]
+        raise last or UnreachableError("etcd: no endpoints")
+
+    def health(self, endpoint: str) -> tuple[bool, str]:
+        """etcd's own /health: true only when the member has a leader and can serve."""
+        try:
+            r = self.session.get(f"{endpoint}/health", timeout=self.timeout)
+            d = r.json()
+        except (requests.RequestException, ValueError) as e:
+            return False, f"{type(e).__name__}: {_short(e)}"
+        return d.get("health") == "true", d.get("reason", "") or f"HTTP {r.status_code}"
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:160]

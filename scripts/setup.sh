@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine needs for hakit and its lab: Debian packages,
+# a virtualenv with hakit installed, and the lab's Go binaries (cached by version
+# in ~/.cache/hakit/bin, so a warm run takes seconds). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(keepalived haproxy prometheus prometheus-alertmanager openssh-server openssh-client
+      iproute2 iptables curl openssl util-linux python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages' own services are not the lab's: the lab runs its own copies in namespaces.
+  for svc in keepalived haproxy prometheus prometheus-alertmanager ssh; do
+    (command -v systemctl >/dev/null && systemctl disable --now "$svc") >/dev/null 2>&1 || true
+  done
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import hakit, pytest_html, testinfra, kubernetes' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "[setup] installing hakit and its dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e .
+  touch .venv/.installed
+fi
+
+command -v go >/dev/null || { echo "[setup] Go is required to build the lab's binaries" >&2; exit 4; }
+bash hakit/lab/build/build.sh

@@ -1,0 +1,55 @@
+"""Fixtures for hakit's own tests: one lab per test session, always removed.
+
+The test lab lives beside any lab a user runs (its own state dir, namespace
+prefix and subnet). HAKIT_TEST_KEEP_LAB=1 leaves it up after the run and reuses a
+healthy one on the next, for fast iteration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hakit.lab import Lab, down, free_subnet
+from hakit.lab.paths import LabPaths
+from hakit.lab.topology import LabSpec
+
+TEST_LAB_ROOT = Path(os.environ.get("HAKIT_TEST_LAB_DIR", Path.home() / ".local/state/hakit/test-lab"))
+TEST_PREFIX = "hkt"
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    keep = os.environ.get("HAKIT_TEST_KEEP_LAB") == "1"
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # so teardown runs under SIGTERM too
+    paths = LabPaths(TEST_LAB_ROOT)
+    if keep:
+        try:
+            existing = Lab.load(paths.root)
+            if all(s.healthy for s in existing.status()):
+                yield existing
+                return
+        except Exception:
+            pass
+    down(paths, progress=lambda _: None)
+    lab = Lab(LabSpec(subnet=free_subnet(), prefix=TEST_PREFIX), paths)
+    try:
+        lab.up(progress=lambda msg: print(f"[lab] {msg}"))
+        yield lab
+    finally:
+        if not keep:
+            down(paths, progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def api(lab: Lab):  # type: ignore[no-untyped-def]
+    """A Kubernetes client for the lab, through the VIP (as admin.conf points)."""
+    return lab.api()
