@@ -1,1 +1,3 @@
-"""Loads hakit's pytest plugin (fixtures/), so `pytest checks/ --inventory FILE` works."""
+"""Loads hakit's pytest plugin, so `pytest checks/ --inventory FILE` works from a checkout."""
+
+pytest_plugins = ["fixtures.plugin"]

@@ -1,9 +1,129 @@
-"""`hakit check`, `hakit audit`, `hakit report` (filled in by the core issue)."""
+"""`hakit check`, `hakit audit` and `hakit report`: run the check suites through
+pytest and turn their results into reports and an exit code a CI can use."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from hakit import http
+from hakit.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError, \
+    UnreachableError
+from hakit.inventory import Inventory, load
+from hakit.lab.paths import default_root
+from hakit.model import PROPERTIES
+from hakit.report import read_json, write_html
+
+CHECKS_DIR = Path(__file__).resolve().parent.parent / "checks"
+SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"
 
 
 def add_check_commands(sub: argparse._SubParsersAction) -> None:
-    pass
+    for name, helptext in (("check", "run the HA checks (read-only unless --disruptive)"),
+                           ("audit", "run the checks and write every report under reports/")):
+        p = sub.add_parser(name, help=helptext, description=f"{helptext}. {SELECT_HELP}. "
+                           "Arguments after `--` go to pytest.")
+        p.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
+        p.add_argument("--property", action="append", default=[], choices=list(PROPERTIES), metavar="NAME",
+                       help="only checks of this HA property (repeatable)")
+        p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
+        p.add_argument("--disruptive", action="store_true", help="also run the disruptive checks the inventory allows")
+        p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
+        if name == "audit":
+            p.add_argument("--reports", default="reports", help="directory for the reports (default reports/)")
+        p.set_defaults(func=cmd_check if name == "check" else cmd_audit)
+    rep = sub.add_parser("report", help="render the HTML audit report from a JSON results file")
+    rep.add_argument("results", help="a results.json written by `hakit audit` (schema hakit.results/v1)")
+    rep.add_argument("-o", "--output", help="HTML file to write (default: beside the JSON, audit.html)")
+    rep.set_defaults(func=cmd_report)
+
+
+def _inventory_path(args: argparse.Namespace) -> Path:
+    return Path(args.inventory or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
+
+
+def preflight(inv: Inventory) -> None:
+    """Exit 3 early when no apiserver answers at all (neither the kubeconfig's server
+    nor any control-plane host): every check would only say the same thing."""
+    from hakit.kube import api_client
+    server = api_client(inv.kubeconfig, inv.context).configuration.host
+    urls = [server] + [f"https://{h.address}:{inv.apiserver_port}" for h in inv.control_plane]
+    s = http.session()
+    s.verify = False
+    for url in urls:
+        try:
+            s.get(f"{url}/readyz", timeout=5)
+            return
+        except Exception:  # noqa: BLE001 - trying the next one
+            continue
+    raise UnreachableError(f"no apiserver answers: tried {', '.join(urls)}")
+
+
+def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
+    inv_path = _inventory_path(args)
+    inv = load(inv_path)
+    preflight(inv)
+    if not CHECKS_DIR.is_dir():
+        raise ConfigError(f"check suites not found at {CHECKS_DIR}; install hakit from its source tree")
+    with tempfile.TemporaryDirectory() as tmp:
+        json_path = Path(tmp) / "results.json"
+        argv = [str(CHECKS_DIR), "-p", "fixtures.plugin", f"--inventory={inv_path}", f"--hakit-json={json_path}",
+                f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider", *extra]
+        argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
+        if args.disruptive:
+            argv.append("--disruptive")
+        code = pytest.main(argv + list(args.pytest_args))
+        if json_path.exists() and getattr(args, "keep_json", None):
+            shutil.copy(json_path, args.keep_json)
+        return _exit_code(int(code), json_path)
+
+
+def _exit_code(pytest_code: int, json_path: Path) -> int:
+    if pytest_code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if pytest_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return EXIT_USAGE
+    if not json_path.exists():
+        return EXIT_OK if pytest_code == 0 else EXIT_CHECK_FAILED
+    outcomes = {r["outcome"] for r in json.loads(json_path.read_text())["results"]}
+    if outcomes & {"fail", "warn"}:
+        return EXIT_CHECK_FAILED
+    if "error" in outcomes:
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    return run_checks(args, [])
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = Path(args.reports) / f"audit-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    extra = [f"--hakit-html={out / 'audit.html'}", f"--html={out / 'pytest.html'}", "--self-contained-html",
+             f"--junitxml={out / 'junit.xml'}"]
+    args.keep_json = out / "results.json"
+    code = run_checks(args, extra)
+    latest = Path(args.reports) / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(out.name)
+    print(f"\nreports: {out}/ (audit.html, results.json, pytest.html, junit.xml); {latest} points at it")
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    src = Path(args.results)
+    doc = read_json(src)
+    dest = Path(args.output) if args.output else src.with_name("audit.html")
+    write_html(doc, dest)
+    print(f"wrote {dest}")
+    return 0

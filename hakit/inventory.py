@@ -79,6 +79,7 @@ class Inventory:
     vip: str
     port: int
     apiserver_port: int
+    haproxy_stats: str | None
     control_plane: list[Host]
     ssh: SSH | None
     ansible_inventory: str | None
@@ -206,6 +207,7 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         source=source, name=r.get("cluster.name", str, source.stem), kubeconfig=kubeconfig or Path(),
         context=r.get("cluster.context", str, None), vip=r.get("api.vip", str, expect="the API VIP address") or "",
         port=r.get("api.port", int, 6443), apiserver_port=r.get("api.apiserver_port", int, 6443),
+        haproxy_stats=r.get("api.haproxy_stats", str, None),
         control_plane=hosts, ssh=ssh, ansible_inventory=ansible,
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),

@@ -59,7 +59,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         existing = None
     if existing and any(s.pid for s in existing.status()):
         raise LabError(f"a lab is already up at {paths.root}; `hakit lab status`, or `hakit lab down` first")
-    down(paths, progress=lambda _: None)  # clear leftovers of a crashed run
+    down(paths, LabSpec(prefix=args.prefix), progress=lambda _: None)  # leftovers of a crashed run
     try:
         spec = LabSpec(subnet=args.subnet or free_subnet(), prefix=args.prefix, workers=args.workers,
                        bulk_nodes=args.bulk_nodes)

@@ -39,7 +39,7 @@ def lab() -> Iterator[Lab]:
                 return
         except Exception:
             pass
-    down(paths, progress=lambda _: None)
+    down(paths, LabSpec(prefix=TEST_PREFIX), progress=lambda _: None)
     lab = Lab(LabSpec(subnet=free_subnet(), prefix=TEST_PREFIX), paths)
     try:
         lab.up(progress=lambda msg: print(f"[lab] {msg}"))

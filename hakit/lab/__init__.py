@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hakit import wait
-from hakit.errors import LabError
+from hakit.errors import HakitError, LabError
 from hakit.lab import binaries, bootstrap, net, procs
 from hakit.lab.components import Component, components
 from hakit.lab.health import probe
@@ -188,6 +188,10 @@ class Lab:
         self._start_layer(["pager", "alertmanager", "kube-state-metrics"], [self.spec.monitoring_host],
                           progress, deadline)
         self._start_layer(["prometheus"], [self.spec.monitoring_host], progress, deadline)
+        progress("waiting for the alerting pipeline: every target scraped, Watchdog in Alertmanager")
+        self._wait("the monitoring pipeline", self._monitoring_ready, deadline)
+        progress("taking a first etcd snapshot into backups/ (a well-run cluster has one)")
+        self.etcd_snapshot()
         from hakit.lab import inventory
         inventory.write(self)
         progress(f"inventory written to {self.paths.inventory}")
@@ -232,6 +236,27 @@ class Lab:
             detail = "MASTER (holds the VIP)" if net.holds_address(host, self.spec.vip) else "BACKUP"
         return ComponentStatus(comp.host, comp.name, pid, host.address, ok, detail)
 
+    def _monitoring_ready(self) -> bool:
+        from hakit.prometheus import Alertmanager, Prometheus
+        mon = self.spec.monitoring_host.address
+        try:
+            targets = Prometheus(f"http://{mon}:9090").targets()
+            watchdog = Alertmanager(f"http://{mon}:9093").alerts(filter="alertname=Watchdog")
+        except HakitError:
+            return False
+        return bool(targets) and all(t["health"] == "up" for t in targets) and bool(watchdog)
+
+    def etcd_snapshot(self) -> Path:
+        """`etcdctl snapshot save` through the first healthy member, into backups/."""
+        cp = self.spec.control_plane_hosts[0]
+        pki = self.paths.host_pki(cp.name) / "etcd"
+        self.paths.backups.mkdir(parents=True, exist_ok=True)
+        dest = self.paths.backups / f"etcd-{time.strftime('%Y%m%dT%H%M%S')}.db"
+        net.sh(binaries.path("etcdctl"), f"--endpoints=https://{cp.address}:2379", f"--cacert={pki / 'ca.crt'}",
+               f"--cert={pki / 'healthcheck-client.crt'}", f"--key={pki / 'healthcheck-client.key'}",
+               "snapshot", "save", str(dest))
+        return dest
+
     def status(self) -> list[ComponentStatus]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(self._component_status, self.components))
@@ -247,12 +272,14 @@ class Lab:
 
 def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: Progress = print) -> None:
     """Remove every process, namespace, link and file of the lab. Idempotent, and
-    works without a readable state file: leftovers are found by namespace prefix."""
+    works without a readable state file: leftovers are found by namespace prefix
+    (the state's, else spec's, else the default one)."""
     paths = paths or LabPaths(default_root())
     state = procs.State(paths)
     doc = state.load()
-    if spec is None:
-        spec = LabSpec(**doc["spec"]) if "spec" in doc else LabSpec()
+    if "spec" in doc:
+        spec = LabSpec(**doc["spec"])
+    spec = spec or LabSpec()
     pids = set(doc.get("processes", {}).values())
     for ns in net.existing_netns(spec.prefix):
         pids.update(net.netns_pids(ns))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from hakit.inventory import DISRUPTIVE_CHECKS, SCHEMA_VERSION
-from hakit.lab.topology import APISERVER_PORT, ALERTMANAGER_PORT, ETCD_CLIENT_PORT, LB_PORT, PROMETHEUS_PORT
+from hakit.lab.topology import APISERVER_PORT, HAPROXY_STATS_PORT, ALERTMANAGER_PORT, ETCD_CLIENT_PORT, LB_PORT, PROMETHEUS_PORT
 
 if TYPE_CHECKING:
     from hakit.lab import Lab
@@ -21,7 +21,8 @@ def write(lab: Lab) -> None:
     doc = {
         "version": SCHEMA_VERSION,
         "cluster": {"name": "hakit-lab", "kubeconfig": str(paths.admin_kubeconfig)},
-        "api": {"vip": spec.vip, "port": LB_PORT, "apiserver_port": APISERVER_PORT},
+        "api": {"vip": spec.vip, "port": LB_PORT, "apiserver_port": APISERVER_PORT,
+                "haproxy_stats": f"http://{{address}}:{HAPROXY_STATS_PORT}/stats;csv"},
         "control_plane": {
             "hosts": [{"name": h.name, "address": h.address} for h in spec.control_plane_hosts],
             "paths": {"pki": f"{host_dir}/etc/kubernetes/pki",

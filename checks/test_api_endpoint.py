@@ -1,0 +1,139 @@
+"""API endpoint: clients reach the apiservers through one VIP that exactly one
+healthy host holds, with haproxy balancing over every healthy apiserver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from hakit import http
+from hakit.hosts import ipv4_addresses, parse_keepalived
+from hakit.inventory import Inventory
+from hakit.model import Evidence, check
+
+
+def _readyz(url: str, ca: str | None) -> str:
+    """'ok' or why not, in a few words."""
+    try:
+        r = http.session(ca).get(f"{url}/readyz", timeout=5)
+    except Exception as e:  # noqa: BLE001 - any failure to answer is the finding
+        return type(e).__name__
+    return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
+
+
+@check("API-001", "The VIP answers /readyz", property="api-endpoint", runbook="vip-recover",
+       remediation="""Find the VIP holder (`ip -4 addr` on each control-plane host); check keepalived
+and haproxy there (`systemctl status keepalived haproxy`) and that haproxy has UP backends.""")
+def test_vip_answers_readyz(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
+    """Every client (kubelets, controllers, users) reaches the API through the VIP."""
+    got = evidence.record(f"GET {inventory.vip_url}/readyz", _readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert),
+                          expected="ok")
+    assert got == "ok", f"the VIP {inventory.vip_url} does not answer /readyz: {got}"
+
+
+@check("API-002", "Every apiserver answers /readyz on its own address", property="api-endpoint",
+       runbook="control-plane-restart",
+       remediation="""On the failing host, read the kube-apiserver log (`crictl logs` of its container, or
+the static pod's log); a common cause is its local etcd member being down.""")
+def test_every_apiserver_ready(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
+    """A backend that is not ready leaves one failure away from an outage."""
+    bad = {}
+    for h in inventory.control_plane:
+        got = evidence.record(f"{h.name} /readyz", _readyz(f"https://{h.address}:{inventory.apiserver_port}",
+                                                          kube_api.configuration.ssl_ca_cert), expected="ok")
+        if got != "ok":
+            bad[h.name] = got
+    assert not bad, "apiserver not ready on " + ", ".join(f"{n} ({why})" for n, why in bad.items())
+
+
+@check("API-003", "haproxy reports every apiserver backend UP on every host", property="api-endpoint",
+       runbook="control-plane-restart",
+       remediation="""On each host, `echo 'show stat' | socat stdio /run/haproxy/admin.sock` shows why a
+backend is DOWN (check failed on /readyz, connection refused). Fix the apiserver it names.""")
+def test_haproxy_backends_up(inventory: Inventory, evidence: Evidence) -> None:
+    """haproxy only routes to backends it sees UP; one DOWN is lost redundancy."""
+    if not inventory.haproxy_stats:
+        import pytest
+        pytest.skip("api.haproxy_stats not set in the inventory")
+    down = []
+    for h in inventory.control_plane:
+        url = inventory.haproxy_stats.replace("{address}", h.address)
+        try:
+            csv = http.session().get(url, timeout=5).text
+        except Exception as e:  # noqa: BLE001
+            down.append(f"{h.name}: stats unreachable ({type(e).__name__})")
+            continue
+        states = backend_states(csv, "apiserverbackend")
+        evidence.record(f"{h.name} backends", ", ".join(f"{k}={v}" for k, v in states.items()), expected="all UP")
+        down += [f"{h.name} sees {srv} {st}" for srv, st in states.items() if not st.startswith("UP")]
+        if len(states) < len(inventory.control_plane):
+            down.append(f"{h.name} balances to {len(states)} backends, not {len(inventory.control_plane)}")
+    assert not down, "; ".join(down)
+
+
+def backend_states(csv: str, backend: str) -> dict[str, str]:
+    """server name -> status from haproxy's `show stat` CSV."""
+    lines = csv.strip().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            out[row["svname"]] = row.get("status", "")
+    return out
+
+
+@check("API-004", "Exactly one host holds the VIP", property="api-endpoint", runbook="vip-recover",
+       remediation="""No holder: keepalived is down or every track script fails; start keepalived and fix
+haproxy. Two holders (split brain): the hosts cannot hear each other's VRRP adverts; check
+virtual_router_id and auth agree and that VRRP (IP protocol 112) is not filtered.""")
+def test_exactly_one_vip_holder(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
+    """None is an outage; two is split brain, where clients hit whichever answers ARP."""
+    holders = [name for name, host in cp_hosts.items()
+               if inventory.vip in ipv4_addresses(host.check_output("ip -o -4 addr show"))]
+    evidence.record("VIP holders", holders or "none", expected="exactly one host")
+    assert len(holders) == 1, (f"no host holds the VIP {inventory.vip}: API outage" if not holders else
+                               f"split brain: {', '.join(holders)} all hold the VIP {inventory.vip}")
+
+
+@check("API-005", "keepalived configs agree across hosts", property="api-endpoint", runbook="vip-recover",
+       remediation="""Render keepalived.conf on every host from one template: the same virtual_router_id,
+auth_pass and VIP, a distinct priority per host, and a track_script on the load balancer.""")
+def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
+    """VRRP peers that disagree on router id or auth each elect themselves: split brain."""
+    problems, instances = [], {}
+    for name, host in cp_hosts.items():
+        f = host.file(inventory.host_path("keepalived_conf", name))
+        if not f.exists:
+            problems.append(f"{name}: no {f.path}")
+            continue
+        found = [i for i in parse_keepalived(f.content_string) if inventory.vip in i.vips]
+        if not found:
+            problems.append(f"{name}: no vrrp_instance holds the VIP {inventory.vip}")
+            continue
+        instances[name] = found[0]
+    for attr in ("virtual_router_id", "auth_pass"):
+        values = {n: getattr(i, attr) for n, i in instances.items()}
+        evidence.record(attr, "same on all" if len(set(values.values())) == 1 else values, expected="same on all")
+        if len(set(values.values())) > 1:
+            problems.append(f"{attr} differs: " + ", ".join(f"{n}={v}" for n, v in values.items()))
+    priorities = {n: i.priority for n, i in instances.items()}
+    evidence.record("priorities", priorities, expected="distinct")
+    if len(set(priorities.values())) != len(priorities):
+        problems.append(f"priorities are not distinct: {priorities}")
+    untracked = [n for n, i in instances.items() if not i.track_scripts]
+    if untracked:
+        problems.append(f"no track_script on {', '.join(untracked)}: the VIP stays on a host whose haproxy is dead")
+    assert not problems, "; ".join(problems)
+
+
+@check("API-006", "The kubeconfig points at the VIP, not one host", property="api-endpoint",
+       remediation="""Set the cluster's server to https://VIP:PORT (kubeadm's controlPlaneEndpoint) in the
+kubeconfigs you hand out; a kubeconfig naming one host loses the API with that host.""")
+def test_kubeconfig_points_at_vip(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
+    """A client pinned to one apiserver does not fail over."""
+    server = evidence.record("kubeconfig server", kube_api.configuration.host, expected=inventory.vip_url)
+    pinned = [h.name for h in inventory.control_plane if f"//{h.address}:" in server]
+    assert not pinned, f"the kubeconfig server {server} is host {pinned[0]}, not the VIP {inventory.vip_url}"
+    assert server.rstrip("/") == inventory.vip_url, f"the kubeconfig server {server} is not the VIP {inventory.vip_url}"

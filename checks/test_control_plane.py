@@ -1,0 +1,63 @@
+"""Control plane: more than one apiserver serves, and controller-manager and
+scheduler each run more than once with a live leader Lease."""
+
+from __future__ import annotations
+
+import time
+
+from kubernetes import client
+
+from hakit import http
+from hakit.inventory import Inventory
+from hakit.model import Evidence, check
+from hakit.snapshot import Snapshot
+
+
+@check("CP-001", "At least two apiservers serve", property="control-plane", runbook="control-plane-restart",
+       remediation="""Restart the apiservers that do not answer /readyz (runbook control-plane-restart);
+with one left, any failure of it is an outage.""")
+def test_two_apiservers_serve(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
+    """One serving apiserver is a single point of failure."""
+    serving = []
+    for h in inventory.control_plane:
+        try:
+            r = http.session(kube_api.configuration.ssl_ca_cert).get(
+                f"https://{h.address}:{inventory.apiserver_port}/readyz", timeout=5)
+            if r.status_code == 200:
+                serving.append(h.name)
+        except Exception:  # noqa: BLE001 - not serving is the finding
+            pass
+    evidence.record("serving apiservers", serving or "none", expected="≥ 2")
+    assert len(serving) >= 2, f"only {len(serving)} apiserver(s) serve: {', '.join(serving) or 'none'}"
+
+
+def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
+    instances = [p.spec.node_name for p in snapshot.control_plane_pods(component)
+                 if p.status and p.status.phase == "Running"]
+    evidence.record(f"{component} instances", instances or "none", expected="≥ 2")
+    lease = snapshot.kube_system_leases.get(component)
+    assert lease is not None and lease.spec.holder_identity, f"no {component} Lease is held: no leader"
+    age = time.time() - lease.spec.renew_time.timestamp()
+    limit = lease.spec.lease_duration_seconds + inventory.thresholds["lease_slack_seconds"]
+    evidence.record(f"{component} leader", lease.spec.holder_identity.split("_")[0])
+    evidence.record("lease renewed", f"{age:.1f} s ago", expected=f"< {limit:g} s", ok=age < limit)
+    assert age < limit, f"the {component} Lease was last renewed {age:.0f} s ago (> {limit:g} s): the leader is stuck or gone"
+    assert len(instances) >= 2, f"{component} runs {len(instances)} instance(s) ({', '.join(instances) or 'none'}): no standby to take over"
+
+
+@check("CP-002", "kube-controller-manager has a standby and a live leader", property="control-plane",
+       runbook="control-plane-restart",
+       remediation="""Run kube-controller-manager on every control-plane host with --leader-elect=true;
+restart the one whose Lease renewals stopped.""")
+def test_controller_manager_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
+    """Without a live leader no controller reconciles: nothing is rescheduled."""
+    _leader_check("kube-controller-manager", snapshot, inventory, evidence)
+
+
+@check("CP-003", "kube-scheduler has a standby and a live leader", property="control-plane",
+       runbook="control-plane-restart",
+       remediation="""Run kube-scheduler on every control-plane host with --leader-elect=true; restart the one
+whose Lease renewals stopped.""")
+def test_scheduler_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
+    """Without a live leader new pods stay Pending."""
+    _leader_check("kube-scheduler", snapshot, inventory, evidence)

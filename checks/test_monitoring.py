@@ -1,0 +1,107 @@
+"""Monitoring: Prometheus scrapes every HA component, hakit's HA alert rules are
+loaded, and alerts reach a real receiver (the Watchdog proves the pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from hakit.model import Evidence, check
+from hakit.prometheus import Alertmanager, Prometheus
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "hakit" / "rules" / "ha-alerts.yaml"
+HA_JOBS = ("etcd", "apiserver", "kube-controller-manager", "kube-scheduler", "haproxy")
+
+
+def ha_rule_names() -> list[str]:
+    doc = yaml.safe_load(RULES_FILE.read_text())
+    return [r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+@check("MON-001", "Prometheus is ready", property="monitoring",
+       remediation="""`systemctl status prometheus` and its log; /-/ready answers 503 while the TSDB replays.""")
+def test_prometheus_ready(prometheus: Prometheus, evidence: Evidence) -> None:
+    """No Prometheus, no alert about anything else failing."""
+    ok = evidence.record("GET /-/ready", "ready" if prometheus.ready() else "not ready", expected="ready")
+    assert ok == "ready", f"Prometheus at {prometheus.url} is not ready"
+
+
+@check("MON-002", "Every scrape target of the HA components is up", property="monitoring",
+       remediation="""Open Prometheus' /targets page: the error names the cause (TLS, 403 from RBAC on
+/metrics, connection refused). Each HA job must have one target per control-plane host.""")
+def test_ha_targets_up(prometheus: Prometheus, evidence: Evidence) -> None:
+    """A component that is not scraped cannot raise an alert."""
+    targets = prometheus.targets()
+    jobs = {t["labels"].get("job") for t in targets}
+    missing = [j for j in HA_JOBS if j not in jobs]
+    down = [f"{t['labels'].get('job')} {t['labels'].get('instance')} ({t.get('lastError') or t['health']})"
+            for t in targets if t["labels"].get("job") in HA_JOBS and t["health"] != "up"]
+    evidence.record("HA targets", sum(t["labels"].get("job") in HA_JOBS for t in targets))
+    evidence.record("down", down or "none", expected="none")
+    assert not missing, f"no scrape job for: {', '.join(missing)}"
+    assert not down, f"targets down: {'; '.join(down)}"
+
+
+@check("MON-003", "hakit's HA alert rules are loaded", property="monitoring",
+       remediation=f"""Load hakit's rules file into Prometheus (rule_files: in prometheus.yml), from
+hakit/rules/ha-alerts.yaml in the hakit package, then reload Prometheus.""")
+def test_ha_rules_loaded(prometheus: Prometheus, evidence: Evidence) -> None:
+    """An HA failure nobody is alerted about is found by users first."""
+    loaded = {r["name"] for r in prometheus.rules() if r.get("type") == "alerting"}
+    missing = [n for n in ha_rule_names() if n not in loaded]
+    evidence.record("HA rules loaded", f"{len(ha_rule_names()) - len(missing)} of {len(ha_rule_names())}",
+                    expected="all")
+    assert not missing, f"HA alert rules not loaded: {', '.join(missing)} (load {RULES_FILE.name})"
+
+
+@check("MON-004", "The Watchdog alert reaches Alertmanager", property="monitoring",
+       remediation="""Check Prometheus' alerting config (alertmanagers:) and /api/v1/alertmanagers; the
+Watchdog rule (vector(1)) must be loaded and Alertmanager reachable from Prometheus.""")
+def test_watchdog_in_alertmanager(alertmanager: Alertmanager, evidence: Evidence) -> None:
+    """The always-firing alert proves Prometheus → Alertmanager works right now."""
+    found = [a for a in alertmanager.alerts(filter="alertname=Watchdog") if a.get("status", {}).get("state") != "unprocessed"]
+    evidence.record("Watchdog in Alertmanager", "yes" if found else "no", expected="yes")
+    assert found, f"Alertmanager at {alertmanager.url} has no Watchdog alert: Prometheus does not deliver alerts"
+
+
+@check("MON-005", "Critical alerts route to a real receiver", property="monitoring",
+       remediation="""In alertmanager.yml, route severity="critical" to a receiver with at least one
+integration (webhook, PagerDuty, email …); a receiver with none drops the alert silently.""")
+def test_critical_routed(alertmanager: Alertmanager, evidence: Evidence) -> None:
+    """An alert routed to a receiver with no integration pages nobody."""
+    config = yaml.safe_load(alertmanager.status()["config"]["original"])
+    receiver = route_for(config["route"], {"severity": "critical", "alertname": "etcdMembersDown"})
+    integrations = [k for r in config.get("receivers", []) if r["name"] == receiver
+                    for k, v in r.items() if k.endswith("_configs") and v]
+    evidence.record("receiver for severity=critical", receiver)
+    evidence.record("integrations", integrations or "none", expected="≥ 1")
+    assert integrations, f"critical alerts route to receiver {receiver!r}, which has no integration: nobody is paged"
+
+
+def route_for(route: dict, labels: dict[str, str]) -> str:
+    """The receiver Alertmanager picks for labels (first matching child, depth first)."""
+    for child in route.get("routes", []) or []:
+        if _matches(child, labels):
+            return route_for({**child, "receiver": child.get("receiver", route["receiver"])}, labels)
+    return route["receiver"]
+
+
+def _matches(route: dict, labels: dict[str, str]) -> bool:
+    import re
+    for k, v in (route.get("match") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for k, v in (route.get("match_re") or {}).items():
+        if not re.fullmatch(v, labels.get(k, "")):
+            return False
+    for m in route.get("matchers") or []:
+        mm = re.fullmatch(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*', m)
+        if not mm:
+            return False
+        k, op, v = mm.groups()
+        got = labels.get(k, "")
+        ok = {"=": got == v, "!=": got != v, "=~": bool(re.fullmatch(v, got)), "!~": not re.fullmatch(v, got)}[op]
+        if not ok:
+            return False
+    return True

@@ -1,0 +1,91 @@
+"""Control-plane hosts reached the way an operator reaches them: testinfra over
+SSH (or an Ansible inventory, which testinfra reads natively).
+
+Every command goes through testinfra's `run`, which quotes its arguments; the
+output is parsed here in Python, where it is unit-tested.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import testinfra
+
+from hakit.errors import ConfigError, UnreachableError
+from hakit.inventory import Inventory
+
+
+def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped-def]
+    """A testinfra host for one control-plane host of the inventory."""
+    if inv.ansible_inventory:
+        return testinfra.get_host(f"ansible://{name}", ansible_inventory=inv.ansible_inventory)
+    if inv.ssh is None:
+        raise ConfigError("access: neither access.ssh nor access.ansible is set; host checks need one")
+    kwargs = {}
+    if inv.ssh.config:
+        kwargs["ssh_config"] = inv.ssh.config
+    if inv.ssh.key:
+        kwargs["ssh_identity_file"] = inv.ssh.key
+    return testinfra.get_host(f"ssh://{inv.ssh.user}@{address}:{inv.ssh.port}", **kwargs)
+
+
+def check_reachable(host, name: str) -> None:  # type: ignore[no-untyped-def]
+    result = host.run("true")
+    if result.rc != 0:
+        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
+
+
+def ipv4_addresses(ip_addr_output: str) -> list[str]:
+    """Addresses from `ip -o -4 addr show` output."""
+    return re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", ip_addr_output)
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    name: str
+    virtual_router_id: int | None
+    priority: int | None
+    auth_pass: str | None
+    track_scripts: tuple[str, ...]
+    nopreempt: bool
+    vips: tuple[str, ...]
+
+
+def parse_keepalived(conf: str) -> list[VrrpInstance]:
+    """The vrrp_instance blocks of a keepalived.conf (comments stripped)."""
+    text = "\n".join(line.split("!")[0].split("#")[0] for line in conf.splitlines())
+    out = []
+    for m in re.finditer(r"vrrp_instance\s+(\S+)\s*\{", text):
+        body = _block(text, m.end())
+        vips_block = re.search(r"virtual_ipaddress\s*\{", body)
+        track_block = re.search(r"track_script\s*\{", body)
+        out.append(VrrpInstance(
+            name=m.group(1),
+            virtual_router_id=_int(re.search(r"\bvirtual_router_id\s+(\d+)", body)),
+            priority=_int(re.search(r"\bpriority\s+(\d+)", body)),
+            auth_pass=(a.group(1) if (a := re.search(r"\bauth_pass\s+(\S+)", body)) else None),
+            track_scripts=tuple(_block(body, track_block.end()).split()) if track_block else (),
+            nopreempt=bool(re.search(r"^\s*nopreempt\b", body, re.M)),
+            vips=tuple(re.findall(r"(\d+\.\d+\.\d+\.\d+)", _block(body, vips_block.end()))) if vips_block else ()))
+    return out
+
+
+def _block(text: str, start: int) -> str:
+    """The text of a {...} block whose opening brace ends just before start."""
+    depth, i = 1, start
+    while i < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[start:i - 1]
+
+
+def _int(m: re.Match[str] | None) -> int | None:
+    return int(m.group(1)) if m else None
+
+
+def parse_enddate(openssl_output: str) -> datetime:
+    """`openssl x509 -enddate -noout` → its notAfter, timezone-aware."""
+    value = openssl_output.strip().split("=", 1)[1]
+    return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)

@@ -1,0 +1,124 @@
+"""The result model: what a check is, what it measured, and how it ended.
+
+One model feeds every output (terminal, JSON, HTML, JUnit via pytest), like
+kube-bench's: a check is a record that carries its own remediation.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROPERTIES = {
+    "api-endpoint": "API endpoint (VIP, load balancer, apiservers)",
+    "etcd": "etcd quorum and health",
+    "control-plane": "Control-plane redundancy and leader election",
+    "workloads": "Nodes and workload placement",
+    "monitoring": "Monitoring and alerting",
+    "hosts": "Control-plane hosts",
+}
+
+
+class Severity(str, enum.Enum):
+    CRITICAL = "critical"   # failing means the property does not hold
+    WARNING = "warning"     # failing means the property is degraded
+
+
+class Outcome(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"        # a warning-severity check that failed
+    SKIP = "skip"
+    ERROR = "error"      # the check itself could not run (unreachable, crashed)
+
+
+class Verdict(str, enum.Enum):
+    PASS = "pass"
+    DEGRADED = "degraded"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The declarative half of a check; the pytest function is the other half."""
+
+    id: str
+    title: str
+    property: str
+    severity: Severity
+    remediation: str
+    runbook: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.property not in PROPERTIES:
+            raise ValueError(f"check {self.id}: unknown property {self.property!r}")
+
+
+def check(id: str, title: str, *, property: str, remediation: str, severity: str = "critical",
+          runbook: str | None = None) -> Callable[[F], F]:
+    """Declare a pytest function as an HA check:
+
+    >>> @check("ETCD-003", "etcd has exactly one leader", property="etcd",
+    ...        remediation="...", runbook="etcd-replace-member")
+    ... def test_one_leader(etcd_statuses, evidence): ...
+    """
+    record = Check(id, title, property, Severity(severity), remediation.strip(), runbook)
+    return pytest.mark.hakit_check(record)  # type: ignore[return-value]
+
+
+@dataclass
+class Measurement:
+    name: str
+    value: Any
+    expected: str | None = None   # the SLO or threshold it is held against, in words
+    ok: bool | None = None
+
+
+@dataclass
+class Evidence:
+    """What a check measured; shown beside its verdict in every report."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None) -> Any:
+        self.measurements.append(Measurement(name, value, expected, ok))
+        return value
+
+
+@dataclass
+class Result:
+    check: Check
+    outcome: Outcome
+    message: str
+    duration: float
+    evidence: list[Measurement]
+    nodeid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["check"]["severity"] = self.check.severity.value
+        d["outcome"] = self.outcome.value
+        return d
+
+
+def verdict(results: Iterable[Result]) -> Verdict:
+    outcomes = {r.outcome for r in results}
+    if Outcome.FAIL in outcomes or Outcome.ERROR in outcomes:
+        return Verdict.FAIL
+    if Outcome.WARN in outcomes:
+        return Verdict.DEGRADED
+    if Outcome.PASS in outcomes:
+        return Verdict.PASS
+    return Verdict.UNKNOWN
+
+
+def verdicts(results: list[Result]) -> dict[str, Verdict]:
+    return {prop: verdict(r for r in results if r.check.property == prop)
+            for prop in PROPERTIES if any(r.check.property == prop for r in results)}

@@ -1,0 +1,85 @@
+"""Audit reports: one JSON results document (schema below) rendered to a
+self-contained HTML page. `hakit report` re-renders HTML from the JSON.
+
+JSON schema, version 1 (`schema: "hakit.results/v1"`):
+  kit_version, cluster, inventory, started, finished (unix seconds), duration,
+  verdicts: {property: pass|degraded|fail|unknown},
+  summary: {pass, fail, warn, skip, error: counts},
+  results: [{check: {id, title, property, severity, remediation, runbook},
+             outcome, message, duration, nodeid,
+             evidence: [{name, value, expected, ok}]}]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from hakit import __version__
+from hakit.errors import ConfigError
+from hakit.model import PROPERTIES, Outcome, Result, verdicts
+
+SCHEMA = "hakit.results/v1"
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("hakit.report", "templates"),
+                          autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def results_document(results: list[Result], inventory: Path, started: float, finished: float) -> dict[str, Any]:
+    cluster = inventory.stem
+    try:
+        import yaml
+        cluster = (yaml.safe_load(inventory.read_text()) or {}).get("cluster", {}).get("name", cluster)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {
+        "schema": SCHEMA, "kit_version": __version__, "cluster": cluster, "inventory": str(inventory),
+        "runner": socket.gethostname(), "started": started, "finished": finished,
+        "duration": round(finished - started, 3),
+        "verdicts": {k: v.value for k, v in verdicts(results).items()},
+        "summary": {o.value: sum(r.outcome is o for r in results) for o in Outcome},
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Never leave a half-written report: write beside it, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    _atomic_write(path, json.dumps(doc, indent=1, default=str))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"results file {path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"results file {path}: not JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ConfigError(f"results file {path}: not a {SCHEMA} document")
+    return doc
+
+
+_ORDER = {"fail": 0, "error": 1, "warn": 2, "skip": 3, "pass": 4}
+
+
+def write_html(doc: dict[str, Any], path: Path) -> None:
+    results = sorted(doc["results"], key=lambda r: (_ORDER[r["outcome"]], r["check"]["id"]))
+    by_prop = {p: [r for r in results if r["check"]["property"] == p] for p in doc["verdicts"]}
+    html = _ENV.get_template("audit.html.j2").render(
+        doc=doc, results=results, by_prop=by_prop, properties=PROPERTIES,
+        counts=Counter(r["outcome"] for r in results),
+        when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    _atomic_write(path, html)

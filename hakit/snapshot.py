@@ -1,0 +1,85 @@
+"""A read-only view of the cluster built from one paginated LIST per resource
+kind, shared by every check in a run: no per-node or per-pod API calls, so an
+audit of thousands of nodes stays fast and its memory bounded by what it keeps."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from hakit.errors import UnreachableError
+
+PAGE = 500
+
+
+class Snapshot:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.requests = 0
+
+    def _pages(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        token = None
+        while True:
+            self.requests += 1
+            try:
+                page = fn(*args, limit=PAGE, _continue=token, **kwargs)
+            except ApiException as e:
+                raise UnreachableError(f"API {fn.__name__}: HTTP {e.status} {e.reason}") from None
+            except HTTPError as e:
+                raise UnreachableError(f"API {fn.__name__}: {type(e).__name__}") from None
+            yield from page.items
+            token = page.metadata._continue
+            if not token:
+                return
+
+    @functools.cached_property
+    def nodes(self) -> list[client.V1Node]:
+        return list(self._pages(self.core.list_node))
+
+    @functools.cached_property
+    def kube_system_pods(self) -> list[client.V1Pod]:
+        return list(self._pages(self.core.list_namespaced_pod, "kube-system"))
+
+    @functools.cached_property
+    def kube_system_leases(self) -> dict[str, client.V1Lease]:
+        coord = client.CoordinationV1Api(self.api)
+        return {l.metadata.name: l for l in self._pages(coord.list_namespaced_lease, "kube-system")}
+
+    def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
+        return list(self._pages(self.core.list_namespaced_pod, namespace, label_selector=selector))
+
+    def workload(self, namespace: str, kind: str, name: str) -> Any | None:
+        apps = client.AppsV1Api(self.api)
+        read = apps.read_namespaced_deployment if kind == "Deployment" else apps.read_namespaced_stateful_set
+        self.requests += 1
+        try:
+            return read(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise UnreachableError(f"API read {kind} {namespace}/{name}: HTTP {e.status}") from None
+
+    def pdbs(self, namespace: str) -> list[client.V1PodDisruptionBudget]:
+        return list(self._pages(client.PolicyV1Api(self.api).list_namespaced_pod_disruption_budget, namespace))
+
+    def control_plane_pods(self, component: str) -> list[client.V1Pod]:
+        return [p for p in self.kube_system_pods if (p.metadata.labels or {}).get("component") == component]
+
+
+def node_is_ready(node: client.V1Node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+def is_control_plane(node: client.V1Node) -> bool:
+    return "node-role.kubernetes.io/control-plane" in (node.metadata.labels or {})
+
+
+def is_schedulable(node: client.V1Node) -> bool:
+    taints = node.spec.taints or []
+    return not node.spec.unschedulable and not any(t.effect in ("NoSchedule", "NoExecute") for t in taints)
