@@ -4,6 +4,7 @@ would run it, plus a readiness probe per component."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 
 from hakit.lab import binaries
@@ -130,7 +131,7 @@ def _kwok(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
         argv.append("--manage-nodes-with-label-selector=hakit.io/bulk=true")
     else:
         argv.append(f"--manage-single-node={host.name}")
-    for c in configs:
+    for c in configs + [Path(__file__).parent / "kwok"]:
         argv += [f"--config={f}" for f in sorted(c.glob("*.yaml")) if f.name != "kustomization.yaml"]
     return Component(host.name, "kwok", tuple(argv), ("process",))
 
