@@ -17,6 +17,15 @@ from hakit.lab.paths import LabPaths
 
 _state_lock = threading.Lock()
 
+# Each component runs under a restart loop, as kubelet restarts a static pod and
+# systemd a unit (kube-scheduler, for one, exits when it loses its lease). The
+# loop and the component share a process group: stopping or killing the group is
+# a component that stays down until started, a fault hook's meaning of "down".
+# Each host also gets its own UTS namespace, so hostnames (and with them
+# leader-election identities) are the host's, as on separate machines.
+SUPERVISOR = ('hostname "$0" && while :; do "$@"; echo "--- hakit: exited with $?, restarting in 1 s"; '
+              'sleep 1; done')
+
 
 class State:
     """The lab's state file: its spec and each component's pid. Written atomically."""
@@ -71,10 +80,8 @@ def start(comp: Component, netns: str, paths: LabPaths, state: State) -> int:
     with log.open("ab") as out:
         out.write(f"\n--- hakit: starting {comp.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
         out.flush()
-        # Each host also gets its own UTS namespace, so hostnames (and with them
-        # leader-election identities) are the host's, as on separate machines.
-        argv = ["ip", "netns", "exec", netns, "unshare", "--uts", "--", "sh", "-c",
-                'hostname "$0" && exec "$@"', comp.host, *comp.argv]
+        argv = ["ip", "netns", "exec", netns, "unshare", "--uts", "--", "sh", "-c", SUPERVISOR, comp.host,
+                *comp.argv]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HOME": str(paths.host(comp.host))})
