@@ -16,12 +16,13 @@ import pytest
 from hakit import http
 from hakit.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError, \
     UnreachableError
+from hakit.catalog import CHECKS_DIR, checks
 from hakit.inventory import Inventory, load
 from hakit.lab.paths import default_root
 from hakit.model import PROPERTIES
 from hakit.report import read_json, write_html
+from hakit.table import table
 
-CHECKS_DIR = Path(__file__).resolve().parent.parent / "checks"
 SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"
 
 
@@ -35,6 +36,7 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                        help="only checks of this HA property (repeatable)")
         p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
         p.add_argument("--disruptive", action="store_true", help="also run the disruptive checks the inventory allows")
+        p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
         if name == "audit":
             p.add_argument("--reports", default="reports", help="directory for the reports (default reports/)")
@@ -66,7 +68,15 @@ def preflight(inv: Inventory) -> None:
     raise UnreachableError(f"no apiserver answers: tried {', '.join(urls)}")
 
 
+def list_checks() -> int:
+    rows = [(c.id, c.property, c.severity.value, c.title) for _, c in checks()]
+    print(table(("ID", "PROPERTY", "SEVERITY", "TITLE"), rows))
+    return EXIT_OK
+
+
 def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.list:
+        return list_checks()
     inv_path = _inventory_path(args)
     inv = load(inv_path)
     preflight(inv)

@@ -7,7 +7,7 @@ so a user fixes a file in one go rather than one error per run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "p
 DEFAULT_HOST_PATHS = {
     "pki": "/etc/kubernetes/pki",
     "keepalived_conf": "/etc/keepalived/keepalived.conf",
-    "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
 }
 
 
@@ -92,8 +91,6 @@ class Inventory:
     thresholds: dict[str, float]
     critical_workloads: list[CriticalWorkload]
     disruptive_allowed: list[str]
-    lab_root: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def host_path(self, what: str, host: str) -> str:
         return self.host_paths[what].replace("{host}", host)
@@ -156,8 +153,13 @@ def load(path: Path | str) -> Inventory:
     return parse(doc, path)
 
 
+SECTIONS = ("version", "cluster", "api", "control_plane", "access", "etcd", "monitoring", "slo", "thresholds",
+            "workloads", "disruptive")
+
+
 def parse(doc: dict[str, Any], source: Path) -> Inventory:
     r = _Reader(doc, source.parent)
+    r.errors += [f"{key}: unknown section; expected one of {', '.join(SECTIONS)}" for key in doc if key not in SECTIONS]
     version = r.get("version", int, SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         r.errors.append(f"version: got {version}; expected {SCHEMA_VERSION}")
@@ -212,7 +214,7 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
         alertmanager_url=r.get("monitoring.alertmanager", str, None), slo=slo, thresholds=thresholds,
-        critical_workloads=workloads, disruptive_allowed=list(allowed), lab_root=r.get("lab.root", str, None))
+        critical_workloads=workloads, disruptive_allowed=list(allowed))
     if r.errors:
         raise ConfigError(f"inventory {source}: " + "; ".join(r.errors))
     return inv

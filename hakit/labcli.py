@@ -41,7 +41,9 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(func=cmd_up)
     lab_sub.add_parser("status", help="each component's real health").set_defaults(func=cmd_status)
     lab_sub.add_parser("env", help="shell exports for kubectl and hakit").set_defaults(func=cmd_env)
-    lab_sub.add_parser("down", help="remove every process, namespace, link and file").set_defaults(func=cmd_down)
+    dn = lab_sub.add_parser("down", help="remove every process, namespace, link and file")
+    dn.add_argument("--prefix", help="also clean namespaces with this prefix when the state file is gone")
+    dn.set_defaults(func=cmd_down)
     lab_sub.add_parser("doctor", help="what is missing and how to install it").set_defaults(func=cmd_doctor)
 
 
@@ -100,7 +102,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     _require_root()
-    down()
+    down(spec=LabSpec(prefix=args.prefix) if args.prefix else None)
     return 0
 
 

@@ -69,7 +69,7 @@ def check(id: str, title: str, *, property: str, remediation: str, severity: str
     ...        remediation="...", runbook="etcd-replace-member")
     ... def test_one_leader(etcd_statuses, evidence): ...
     """
-    record = Check(id, title, property, Severity(severity), remediation.strip(), runbook)
+    record = Check(id, title, property, Severity(severity), " ".join(remediation.split()), runbook)
     return pytest.mark.hakit_check(record)  # type: ignore[return-value]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.lab import free_subnet, net, procs
+from hakit.lab import Lab, free_subnet, net, procs
 
 pytestmark = pytest.mark.lab
 PREFIX = "hkd"
@@ -34,7 +34,8 @@ def _leftovers(root: Path) -> list[str]:
     return found
 
 
-def test_down_after_sigkilled_up_leaves_nothing(tmp_path: Path) -> None:
+def test_down_after_sigkilled_up_leaves_nothing(tmp_path: Path, lab: Lab) -> None:
+    """...and touches no other lab: the session's lab runs throughout."""
     root = tmp_path / "lab"
     env = {**os.environ, "HAKIT_LAB_DIR": str(root)}
     hakit = [sys.executable, "-m", "hakit.cli"]
@@ -54,3 +55,4 @@ def test_down_after_sigkilled_up_leaves_nothing(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
     time.sleep(0.5)
     assert _leftovers(root) == []
+    assert all(s.pid for s in lab.status()), "down of one lab stopped processes of another"

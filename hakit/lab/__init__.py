@@ -271,15 +271,22 @@ class Lab:
 
 
 def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: Progress = print) -> None:
-    """Remove every process, namespace, link and file of the lab. Idempotent, and
-    works without a readable state file: leftovers are found by namespace prefix
-    (the state's, else spec's, else the default one)."""
+    """Remove every process, namespace, link and file of the lab. Idempotent.
+
+    `up` records the spec before it creates anything, so after a crash the state
+    file still names the namespace prefix and leftovers are found by it. Without a
+    state file only an explicitly given spec is cleaned: never guess a prefix, or
+    one lab's `down` would take down another."""
     paths = paths or LabPaths(default_root())
     state = procs.State(paths)
     doc = state.load()
     if "spec" in doc:
         spec = LabSpec(**doc["spec"])
-    spec = spec or LabSpec()
+    if spec is None:
+        if paths.root.exists():
+            subprocess.run(["rm", "-rf", "--one-file-system", str(paths.root)], check=False)
+        progress(f"no lab recorded at {paths.root}; nothing to remove")
+        return
     pids = set(doc.get("processes", {}).values())
     for ns in net.existing_netns(spec.prefix):
         pids.update(net.netns_pids(ns))

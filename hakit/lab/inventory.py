@@ -26,8 +26,7 @@ def write(lab: Lab) -> None:
         "control_plane": {
             "hosts": [{"name": h.name, "address": h.address} for h in spec.control_plane_hosts],
             "paths": {"pki": f"{host_dir}/etc/kubernetes/pki",
-                      "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf",
-                      "haproxy_cfg": f"{host_dir}/etc/haproxy/haproxy.cfg"},
+                      "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf"},
         },
         "access": {"ssh": {"user": "root", "key": str(paths.ssh_key), "port": 22, "config": str(paths.ssh_config)}},
         "etcd": {"endpoints": [f"https://{h.address}:{ETCD_CLIENT_PORT}" for h in spec.control_plane_hosts],
@@ -39,7 +38,6 @@ def write(lab: Lab) -> None:
                        "alertmanager": f"http://{mon.address}:{ALERTMANAGER_PORT}"},
         "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]},
         "disruptive": {"allowed": list(DISRUPTIVE_CHECKS)},
-        "lab": {"root": str(paths.root)},
     }
     paths.inventory.write_text("# Written by `hakit lab up`: the lab described as any cluster would be.\n"
                                + yaml.safe_dump(doc, sort_keys=False))

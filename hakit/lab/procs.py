@@ -90,12 +90,15 @@ def start(comp: Component, netns: str, paths: LabPaths, state: State) -> int:
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal pid's whole group when pid leads one (a component and its supervisor),
+    else pid alone (a child found in a namespace)."""
     try:
-        os.killpg(pid, sig)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
     except ProcessLookupError:
         pass
-    except PermissionError:
-        os.kill(pid, sig)
 
 
 def stop(pid: int | None, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:

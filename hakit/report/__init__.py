@@ -31,6 +31,18 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("hakit.report", "templates
                           autoescape=True, undefined=jinja2.StrictUndefined)
 
 
+def _fmt(value: Any) -> str:
+    """Measured values as a person writes them: no Python reprs in a report."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value) or "none"
+    return str(value)
+
+
+_ENV.filters["fmt"] = _fmt
+
+
 def results_document(results: list[Result], inventory: Path, started: float, finished: float) -> dict[str, Any]:
     cluster = inventory.stem
     try:
@@ -78,8 +90,10 @@ _ORDER = {"fail": 0, "error": 1, "warn": 2, "skip": 3, "pass": 4}
 def write_html(doc: dict[str, Any], path: Path) -> None:
     results = sorted(doc["results"], key=lambda r: (_ORDER[r["outcome"]], r["check"]["id"]))
     by_prop = {p: [r for r in results if r["check"]["property"] == p] for p in doc["verdicts"]}
+    vs = set(doc["verdicts"].values())
+    overall = "fail" if "fail" in vs else "degraded" if "degraded" in vs else "pass" if vs == {"pass"} else "unknown"
     html = _ENV.get_template("audit.html.j2").render(
-        doc=doc, results=results, by_prop=by_prop, properties=PROPERTIES,
+        doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES,
         counts=Counter(r["outcome"] for r in results),
         when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     _atomic_write(path, html)
