@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from hakit.errors import UnreachableError
 from hakit.model import Evidence, check
 from hakit.prometheus import Alertmanager, Prometheus
 
@@ -60,7 +61,11 @@ def test_ha_rules_loaded(prometheus: Prometheus, evidence: Evidence) -> None:
 Watchdog rule (vector(1)) must be loaded and Alertmanager reachable from Prometheus.""")
 def test_watchdog_in_alertmanager(alertmanager: Alertmanager, evidence: Evidence) -> None:
     """The always-firing alert proves Prometheus → Alertmanager works right now."""
-    found = [a for a in alertmanager.alerts(filter="alertname=Watchdog") if a.get("status", {}).get("state") != "unprocessed"]
+    try:
+        alerts = alertmanager.alerts(filter="alertname=Watchdog")
+    except UnreachableError as e:
+        raise AssertionError(f"Alertmanager does not answer, so no alert reaches anyone: {e}") from None
+    found = [a for a in alerts if a.get("status", {}).get("state") != "unprocessed"]
     evidence.record("Watchdog in Alertmanager", "yes" if found else "no", expected="yes")
     assert found, f"Alertmanager at {alertmanager.url} has no Watchdog alert: Prometheus does not deliver alerts"
 

@@ -53,3 +53,12 @@ def lab() -> Iterator[Lab]:
 def api(lab: Lab):  # type: ignore[no-untyped-def]
     """A Kubernetes client for the lab, through the VIP (as admin.conf points)."""
     return lab.api()
+
+
+@pytest.fixture
+def settled(lab: Lab) -> Iterator[None]:
+    """A break test starts from, and leaves, a lab whose every component is healthy."""
+    from breaking import lab_settled
+    lab_settled(lab)
+    yield
+    lab_settled(lab)

@@ -14,8 +14,15 @@ from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CL
                                 ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT,
                                 PROMETHEUS_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
 
-NODE_LEASE_SECONDS = 8        # kwok renews every quarter of it
-NODE_MONITOR_GRACE = "16s"    # > 2 lease renewals missed, as kubelet's 40s is to its 10s renewals
+# Node heartbeats: kwok renews each node's Lease every quarter of its duration; the
+# node-lifecycle controller declares a node lost after the grace period, a few
+# missed renewals later (as upstream's 50 s is to the kubelet's 10 s renewals).
+NODE_LEASE_SECONDS = 8           # renewals every 2 s: node loss is seen in ~16 s
+NODE_MONITOR_GRACE = "16s"
+# With --bulk-nodes, thousands of 2 s renewals would swamp a 2-core lab: upstream's
+# pace instead (40 s leases, 10 s renewals, 50 s grace) for every node.
+BULK_NODE_LEASE_SECONDS = 40
+BULK_NODE_MONITOR_GRACE = "50s"
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def _controller_manager(spec: LabSpec, paths: LabPaths, host: Host) -> Component
         cluster_name="hakit-lab", cluster_signing_cert_file=p / "ca.crt", cluster_signing_key_file=p / "ca.key",
         controllers="*,bootstrapsigner,tokencleaner", leader_elect="true", root_ca_file=p / "ca.crt",
         service_account_private_key_file=p / "sa.key", service_cluster_ip_range=SERVICE_CIDR,
-        use_service_account_credentials="true", node_monitor_grace_period=NODE_MONITOR_GRACE,
+        use_service_account_credentials="true", node_monitor_grace_period=BULK_NODE_MONITOR_GRACE if spec.bulk_nodes else NODE_MONITOR_GRACE,
         node_monitor_period="2s", profiling="false", v=1)
     return Component(host.name, "kube-controller-manager", argv,
                      ("https", f"https://{host.address}:{KCM_PORT}/healthz"))
@@ -124,7 +131,8 @@ def _kwok(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
     stages = binaries.kwok_stages()
     configs = [stages / "node" / "fast", stages / "node" / "heartbeat-with-lease", stages / "pod" / "fast"]
     argv = [binaries.path("kwok"), f"--kubeconfig={paths.kubernetes(host.name) / 'kubelet.conf'}",
-            "--manage-all-nodes=false", f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
+            "--manage-all-nodes=false",
+            f"--node-lease-duration-seconds={BULK_NODE_LEASE_SECONDS if spec.bulk_nodes else NODE_LEASE_SECONDS}",
             f"--node-ip={host.address}", f"--server-address={host.address}:10247",
             f"--cidr=10.244.{host.address.rsplit('.', 1)[1]}.0/24"]
     if host.role == BULK:

@@ -101,20 +101,35 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in process group pgid."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 def stop(pid: int | None, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Signal a component's process group and wait; SIGKILL it if it lingers."""
+    """Signal a component's process group and wait until all of it has exited (the
+    supervisor dies first; the component may take a moment to shut down); SIGKILL
+    what lingers past the timeout."""
     if not pid or not alive(pid):
         return
+    leads = os.getpgid(pid) == pid
+    running = (lambda: group_alive(pid)) if leads else (lambda: alive(pid))
     signal_group(pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            _reap(pid)
-            return
+    while running() and time.monotonic() < deadline:
         time.sleep(0.05)
-    signal_group(pid, signal.SIGKILL)
-    while alive(pid):
-        time.sleep(0.05)
+    if running():
+        signal_group(pid, signal.SIGKILL)
+        while running():
+            time.sleep(0.05)
     _reap(pid)
 
 

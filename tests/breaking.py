@@ -1,0 +1,74 @@
+"""Helpers for the break tests: run checks as a user would (the CLI, in a
+subprocess) and hold a lab broken in one way while they look at it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from hakit import wait
+from hakit.lab import Lab
+
+
+def run_checks(inventory: Path, tmp_path: Path, *ids: str) -> tuple[int, dict[str, dict]]:
+    out = tmp_path / f"results-{'-'.join(ids)}.json"
+    out.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
+    argv += [a for i in ids for a in ("--check", i)] + ["--", f"--hakit-json={out}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    results = {r["check"]["id"]: r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
+    assert results, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.returncode, results
+
+
+def assert_breaks(lab: Lab, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
+                  cause: str, within: float = 30, inventory: Path | None = None) -> None:
+    """Healthy → pass; broken → fails (within `within` s) naming `cause`; restored → pass again."""
+    inv = inventory or lab.paths.inventory
+
+    def outcome() -> dict:
+        return run_checks(inv, tmp_path, check_id)[1][check_id]
+
+    wait.until(lambda: outcome()["outcome"] == "pass", 90,
+               f"{check_id} to pass on the healthy lab (an earlier test may still be settling)")
+    with breaker():
+        failed = wait.until(lambda: (r := outcome())["outcome"] in ("fail", "warn") and r, within,
+                            f"{check_id} to see the break")
+        assert cause in failed["message"], failed["message"]
+        assert run_checks(inv, tmp_path, check_id)[0] == 1, "a failing check must exit 1"
+    wait.until(lambda: outcome()["outcome"] == "pass", 120, f"{check_id} to pass again after restore")
+
+
+@contextmanager
+def stopped(lab: Lab, *where: str) -> Iterator[None]:
+    """Components stopped, as 'host/component', until the block ends (whatever happens)."""
+    pairs = [w.split("/") for w in where]
+    try:
+        for host, comp in pairs:
+            lab.host(host).stop(comp)
+        yield
+    finally:
+        for host, comp in pairs:
+            lab.host(host).start(comp)
+
+
+@contextmanager
+def file_changed(path: Path, change: Callable[[str], str], after: Callable[[], object] = lambda: None) -> Iterator[None]:
+    """A file edited for the block's duration; `after` runs after each write (a reload)."""
+    original = path.read_text()
+    path.write_text(change(original))
+    try:
+        after()
+        yield
+    finally:
+        path.write_text(original)
+        after()
+
+
+def lab_settled(lab: Lab) -> None:
+    wait.until(lambda: all(s.healthy for s in lab.status()) and len(lab.vip_holders()) == 1, 120,
+               "the lab to settle")

@@ -1,0 +1,76 @@
+"""API endpoint checks fail on a lab broken in exactly their way, and pass once restored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from breaking import assert_breaks, file_changed, stopped
+
+from hakit.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+def test_api001_vip_without_any_keepalived(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "API-001", lambda: stopped(lab, "cp1/keepalived", "cp2/keepalived", "cp3/keepalived"),
+                  "does not answer /readyz", within=20)
+
+
+def test_api002_names_the_apiserver_that_is_down(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "API-002", lambda: stopped(lab, "cp3/kube-apiserver"), "cp3")
+
+
+def test_api003_names_the_backend_haproxy_sees_down(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "API-003", lambda: stopped(lab, "cp2/kube-apiserver"), "sees cp2 DOWN")
+
+
+@contextmanager
+def second_vip_holder(lab: Lab) -> Iterator[None]:
+    other = next(h for h in lab.control_planes if not h.holds_vip)
+    other.run("ip", "addr", "add", f"{lab.spec.vip}/24", "dev", "eth0")
+    try:
+        yield
+    finally:
+        other.run("ip", "addr", "del", f"{lab.spec.vip}/24", "dev", "eth0")
+
+
+def test_api004_sees_split_brain(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "API-004", lambda: second_vip_holder(lab), "split brain")
+
+
+def test_api005_sees_a_virtual_router_id_mismatch(lab: Lab, tmp_path: Path) -> None:
+    conf = lab.paths.etc("cp2", "keepalived", "keepalived.conf")
+    assert_breaks(lab, tmp_path, "API-005",
+                  lambda: file_changed(conf, lambda t: re.sub(r"virtual_router_id \d+", "virtual_router_id 77", t)),
+                  "virtual_router_id differs")
+
+
+def test_api006_sees_a_kubeconfig_pinned_to_one_host(lab: Lab, tmp_path: Path) -> None:
+    cp1 = lab.spec.host("cp1").address
+    pinned = tmp_path / "pinned.conf"
+    pinned.write_text(lab.paths.admin_kubeconfig.read_text().replace(f"https://{lab.spec.vip}:8443",
+                                                                     f"https://{cp1}:6443"))
+    pinned.chmod(0o600)
+    inventory = tmp_path / "inventory.yaml"
+    doc = yaml.safe_load(lab.paths.inventory.read_text())
+
+    def use(path: Path) -> None:
+        doc["cluster"]["kubeconfig"] = str(path)
+        inventory.write_text(yaml.safe_dump(doc))
+
+    use(lab.paths.admin_kubeconfig)
+
+    @contextmanager
+    def pinned_kubeconfig() -> Iterator[None]:
+        use(pinned)
+        try:
+            yield
+        finally:
+            use(lab.paths.admin_kubeconfig)
+
+    assert_breaks(lab, tmp_path, "API-006", pinned_kubeconfig, "is host cp1", inventory=inventory)

@@ -1,0 +1,27 @@
+"""Control-plane checks fail on a lab broken in exactly their way, and pass once restored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from breaking import assert_breaks, stopped
+
+from hakit.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+def test_cp001_sees_a_single_serving_apiserver(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "CP-001", lambda: stopped(lab, "cp2/kube-apiserver", "cp3/kube-apiserver"),
+                  "only 1 apiserver(s) serve")
+
+
+@pytest.mark.parametrize(("check_id", "component"), [("CP-002", "kube-controller-manager"),
+                                                     ("CP-003", "kube-scheduler")])
+def test_cp002_cp003_see_a_lease_nobody_renews(lab: Lab, tmp_path: Path, check_id: str, component: str) -> None:
+    """Every instance stopped: kcm's Lease goes stale after its duration (15 s) plus slack;
+    the scheduler releases its Lease on the way out, so nobody holds it."""
+    assert_breaks(lab, tmp_path, check_id,
+                  lambda: stopped(lab, *(f"{h}/{component}" for h in ("cp1", "cp2", "cp3"))),
+                  f"{component} Lease", within=45)

@@ -1,0 +1,58 @@
+"""etcd checks fail on a lab broken in exactly their way, and pass once restored."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from breaking import assert_breaks, file_changed, stopped
+
+from hakit.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+def test_etcd002_names_the_stopped_member(lab: Lab, tmp_path: Path) -> None:
+    addr = lab.spec.host("cp3").address
+    assert_breaks(lab, tmp_path, "ETCD-002", lambda: stopped(lab, "cp3/etcd"), addr)
+
+
+def test_etcd006_sees_a_database_over_its_quota_share(lab: Lab, tmp_path: Path) -> None:
+    """The db cannot be filled to 2 GiB here; the share it may use is lowered instead."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(lab.paths.inventory.read_text())
+
+    def tight(text: str) -> str:
+        doc = yaml.safe_load(text)
+        doc["thresholds"] = {"etcd_db_quota_share": 0.0001}
+        return yaml.safe_dump(doc)
+
+    assert_breaks(lab, tmp_path, "ETCD-006", lambda: file_changed(inventory, tight), "of its quota",
+                  inventory=inventory)
+
+
+def test_etcd007_sees_fault_tolerance_spent(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "ETCD-007", lambda: stopped(lab, "cp2/etcd"), "one more failure loses quorum")
+
+
+@contextmanager
+def backups_aged(lab: Lab, hours: float) -> Iterator[None]:
+    snaps = list(lab.paths.backups.glob("*.db"))
+    times = {p: p.stat().st_mtime for p in snaps}
+    for p in snaps:
+        old = time.time() - hours * 3600
+        os.utime(p, (old, old))
+    try:
+        yield
+    finally:
+        for p, t in times.items():
+            os.utime(p, (t, t))
+
+
+def test_etcd008_sees_a_stale_backup(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "ETCD-008", lambda: backups_aged(lab, 30), "h old; the SLO is 24 h")

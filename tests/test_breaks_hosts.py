@@ -1,0 +1,64 @@
+"""Host checks fail on a lab broken in exactly their way, and pass once restored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from breaking import assert_breaks, file_changed, stopped
+
+from hakit.lab import Lab, pki
+from hakit.lab.pki import CertPair
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@contextmanager
+def restarted(lab: Lab, host: str, component: str) -> Iterator[None]:
+    lab.host(host).stop(component)
+    lab.host(host).start(component)
+    yield
+
+
+def test_host002_sees_a_skewed_clock(lab: Lab, tmp_path: Path) -> None:
+    """cp2's sshd hands every session a clock 30 s ahead (libfaketime), as a host
+    whose NTP broke would show it to anything that logs in."""
+    if not Path(LIBFAKETIME).exists():
+        pytest.fail(f"{LIBFAKETIME} missing: scripts/setup.sh installs the faketime package")
+    conf = lab.paths.etc("cp2", "ssh", "sshd_config")
+
+    @contextmanager
+    def skewed() -> Iterator[None]:
+        with file_changed(conf, lambda t: t + f'SetEnv LD_PRELOAD={LIBFAKETIME} FAKETIME="+30s"\n',
+                          after=lambda: (lab.host("cp2").stop("sshd"), lab.host("cp2").start("sshd"))):
+            yield
+
+    assert_breaks(lab, tmp_path, "HOST-002", skewed, "host clocks differ by")
+
+
+def test_host003_names_the_stopped_haproxy(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "HOST-003", lambda: stopped(lab, "cp2/haproxy"), "haproxy on cp2")
+
+
+def test_host004_names_the_port_not_listening(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "HOST-004", lambda: stopped(lab, "cp3/etcd"), "etcd client :2379 on cp3")
+
+
+@contextmanager
+def expiring_apiserver_cert(lab: Lab) -> Iterator[None]:
+    hp = lab.paths.host_pki("cp2")
+    backup = {p: p.read_bytes() for p in (hp / "apiserver.crt", hp / "apiserver.key")}
+    pki.issue(CertPair(hp / "ca.crt", hp / "ca.key"), hp, "apiserver", "kube-apiserver", server=True,
+              sans=(lab.spec.host("cp2").address,), days=10)
+    try:
+        yield
+    finally:
+        for p, data in backup.items():
+            p.write_bytes(data)
+
+
+def test_host005_names_the_expiring_certificate(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "HOST-005", lambda: expiring_apiserver_cert(lab), "cp2:apiserver.crt expires in")
