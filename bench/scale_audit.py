@@ -84,7 +84,7 @@ def main() -> None:
         results = root / "results.json"
         start = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "--inventory", str(paths.inventory),
-                               "--", f"--hakit-json={results}", "-q"], capture_output=True, text=True)
+                               "--json", str(results), "--", "-q"], capture_output=True, text=True)
         wall = time.monotonic() - start
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         doc = json.loads(results.read_text())

@@ -110,3 +110,15 @@ def _matches(route: dict, labels: dict[str, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+@check("MON-006", "Every alert rule evaluates without error", property="monitoring",
+       remediation="""Open Prometheus' /rules page: a rule in state "err" names its evaluation error (often
+many-to-many matching after a label change); fix the expression and check it with promtool.""")
+def test_rules_evaluate(prometheus: Prometheus, evidence: Evidence) -> None:
+    """A rule that errors on every evaluation never fires, whatever breaks."""
+    rules = prometheus.rules()
+    broken = [f"{r['name']} ({r.get('lastError', '').strip()[:120]})" for r in rules if r.get("health") == "err"]
+    evidence.record("rules evaluated", len(rules))
+    evidence.record("rules in error", broken or "none", expected="none")
+    assert not broken, f"alert rules failing to evaluate: {'; '.join(broken)}"

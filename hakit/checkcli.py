@@ -37,6 +37,8 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
         p.add_argument("--disruptive", action="store_true", help="also run the disruptive checks the inventory allows")
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
+        if name == "check":
+            p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
         if name == "audit":
             p.add_argument("--reports", default="reports", help="directory for the reports (default reports/)")
@@ -45,6 +47,38 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("results", help="a results.json written by `hakit audit` (schema hakit.results/v1)")
     rep.add_argument("-o", "--output", help="HTML file to write (default: beside the JSON, audit.html)")
     rep.set_defaults(func=cmd_report)
+
+
+def add_inventory_commands(sub: argparse._SubParsersAction) -> None:
+    inv = sub.add_parser("inventory", help="write or validate an inventory")
+    inv_sub = inv.add_subparsers(dest="inventory_command", required=True, parser_class=type(inv))
+    disc = inv_sub.add_parser("discover", help="write a starting inventory from a kubeconfig")
+    disc.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG", "~/.kube/config"))
+    disc.add_argument("--context")
+    disc.add_argument("-o", "--output", required=True, help="file to write (refuses to overwrite without --force)")
+    disc.add_argument("--force", action="store_true")
+    disc.set_defaults(func=cmd_discover)
+    val = inv_sub.add_parser("validate", help="check an inventory file and say what is wrong")
+    val.add_argument("file")
+    val.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    inv = load(Path(args.file))
+    print(f"{args.file}: valid ({len(inv.control_plane)} control-plane hosts)")
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from hakit import discover
+    dest = Path(args.output)
+    if dest.exists() and not args.force:
+        raise ConfigError(f"{dest} exists; pass --force to overwrite it")
+    doc = discover.discover(Path(os.path.expanduser(args.kubeconfig)), args.context)
+    discover.write(doc, dest)
+    print(f"wrote {dest}: {len(doc['control_plane']['hosts'])} control-plane hosts; "
+          f"fill in access and monitoring, then `hakit check --inventory {dest}`")
+    return 0
 
 
 def _inventory_path(args: argparse.Namespace) -> Path:
@@ -90,8 +124,9 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
         if args.disruptive:
             argv.append("--disruptive")
         code = pytest.main(argv + list(args.pytest_args))
-        if json_path.exists() and getattr(args, "keep_json", None):
-            shutil.copy(json_path, args.keep_json)
+        if json_path.exists() and getattr(args, "json", None):
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(json_path, args.json)
         return _exit_code(int(code), json_path)
 
 
@@ -120,7 +155,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     extra = [f"--hakit-html={out / 'audit.html'}", f"--html={out / 'pytest.html'}", "--self-contained-html",
              f"--junitxml={out / 'junit.xml'}"]
-    args.keep_json = out / "results.json"
+    args.json = out / "results.json"
     code = run_checks(args, extra)
     latest = Path(args.reports) / "latest"
     if latest.is_symlink() or latest.exists():

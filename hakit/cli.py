@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hakit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_lab_commands(sub)
-    from hakit.checkcli import add_check_commands
+    from hakit.checkcli import add_check_commands, add_inventory_commands
     add_check_commands(sub)
+    add_inventory_commands(sub)
     return parser
 
 

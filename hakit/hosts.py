@@ -32,7 +32,12 @@ def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped
 
 
 def check_reachable(host, name: str) -> None:  # type: ignore[no-untyped-def]
-    result = host.run("true")
+    """One round trip, so a wrong key or a dead host is one clear line, not a traceback."""
+    try:
+        result = host.run("true")
+    except RuntimeError as e:  # testinfra raises on ssh's own failures (exit 255)
+        stderr = getattr(e.args[0], "stderr", "") if e.args else ""
+        raise UnreachableError(f"host {name}: ssh failed: {(stderr or str(e)).strip().splitlines()[-1][:160]}") from None
     if result.rc != 0:
         raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
 

@@ -18,7 +18,7 @@ def run_checks(inventory: Path, tmp_path: Path, *ids: str) -> tuple[int, dict[st
     out = tmp_path / f"results-{'-'.join(ids)}.json"
     out.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
-    argv += [a for i in ids for a in ("--check", i)] + ["--", f"--hakit-json={out}"]
+    argv += [a for i in ids for a in ("--check", i)] + ["--json", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     results = {r["check"]["id"]: r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
     assert results, proc.stdout[-2000:] + proc.stderr[-2000:]

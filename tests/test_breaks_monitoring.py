@@ -56,3 +56,17 @@ def test_mon005_sees_critical_alerts_routed_to_a_null_receiver(lab: Lab, tmp_pat
 
     assert_breaks(lab, tmp_path, "MON-005", lambda: file_changed(conf, null_route, after=lambda: _reload(lab, 9093)),
                   "receiver 'null', which has no integration")
+
+
+def test_mon006_names_the_rule_that_fails_to_evaluate(lab: Lab, tmp_path: Path) -> None:
+    rules = lab.paths.etc("mon", "prometheus", "rules", "ha-alerts.yaml")
+
+    def with_broken_rule(text: str) -> str:
+        doc = yaml.safe_load(text)
+        # valid PromQL that fails at evaluation: both sides have three etcd series
+        doc["groups"][0]["rules"].append({"alert": "HakitBrokenRule", "expr": 'up{job="etcd"} + on() up{job="etcd"}'})
+        return yaml.safe_dump(doc)
+
+    assert_breaks(lab, tmp_path, "MON-006",
+                  lambda: file_changed(rules, with_broken_rule, after=lambda: _reload(lab, 9090)), "HakitBrokenRule",
+                  within=30)
