@@ -56,3 +56,23 @@ def backups_aged(lab: Lab, hours: float) -> Iterator[None]:
 
 def test_etcd008_sees_a_stale_backup(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-008", lambda: backups_aged(lab, 30), "h old; the SLO is 24 h")
+
+
+@contextmanager
+def partitioned(lab: Lab, host: str) -> Iterator[None]:
+    h = lab.host(host)
+    h.partition()
+    try:
+        yield
+    finally:
+        h.heal()
+
+
+def test_etcd003_sees_a_member_cut_off_from_its_leader(lab: Lab, tmp_path: Path) -> None:
+    """cp3 partitioned from its peers (hakit still reaches it): it loses its leader."""
+    assert_breaks(lab, tmp_path, "ETCD-003", lambda: partitioned(lab, "cp3"), "disagree", within=30)
+
+
+def test_etcd004_sees_a_member_whose_revision_stays_behind(lab: Lab, tmp_path: Path) -> None:
+    """The apiservers keep writing (leases) through the majority; cp3 cannot apply them."""
+    assert_breaks(lab, tmp_path, "ETCD-004", lambda: partitioned(lab, "cp3"), "revisions still differ", within=30)
