@@ -27,7 +27,7 @@ SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"
 
 
 def add_check_commands(sub: argparse._SubParsersAction) -> None:
-    for name, helptext in (("check", "run the HA checks (read-only unless --disruptive)"),
+    for name, helptext in (("check", "run the read-only HA checks"),
                            ("audit", "run the checks and write every report under reports/")):
         p = sub.add_parser(name, help=helptext, description=f"{helptext}. {SELECT_HELP}. "
                            "Arguments after `--` go to pytest.")
@@ -35,7 +35,6 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--property", action="append", default=[], choices=list(PROPERTIES), metavar="NAME",
                        help="only checks of this HA property (repeatable)")
         p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
-        p.add_argument("--disruptive", action="store_true", help="also run the disruptive checks the inventory allows")
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
         if name == "check":
             p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
@@ -121,8 +120,6 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
         argv = [str(CHECKS_DIR), "-p", "fixtures.plugin", f"--inventory={inv_path}", f"--hakit-json={json_path}",
                 f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider", *extra]
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
-        if args.disruptive:
-            argv.append("--disruptive")
         code = pytest.main(argv + list(args.pytest_args))
         if json_path.exists() and getattr(args, "json", None):
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -151,12 +148,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = Path(args.reports) / f"audit-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.reports) / f"audit-{stamp}"  # made by the first report written into it
     extra = [f"--hakit-html={out / 'audit.html'}", f"--html={out / 'pytest.html'}", "--self-contained-html",
              f"--junitxml={out / 'junit.xml'}"]
     args.json = out / "results.json"
     code = run_checks(args, extra)
+    if not out.is_dir():
+        return code
     latest = Path(args.reports) / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()

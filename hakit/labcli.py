@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 from hakit.errors import LabError, PreconditionError
@@ -73,7 +74,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {msg}", flush=True)
 
-    lab.up(progress, timeout=args.timeout)
+    try:
+        lab.up(progress, timeout=args.timeout)
+    except (LabError, KeyboardInterrupt):
+        print(f"lab left as it is for inspection (logs: {paths.root}/hosts/*/log/); "
+              "`hakit lab down` removes it", file=sys.stderr)
+        raise
     print(_status_table(lab))
     print(f"\nlab ready in {time.monotonic() - started:.1f}s. Next: eval \"$(hakit lab env)\"; hakit audit")
     return 0

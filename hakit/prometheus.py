@@ -25,14 +25,16 @@ class _Api:
             raise UnreachableError(f"{self.url}{path}: HTTP {r.status_code} {r.text.strip()[:120]}")
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
 
-
-class Prometheus(_Api):
     def ready(self) -> bool:
+        """Both serve /-/ready: 200 once they can do their job."""
         try:
             self.get("/-/ready")
         except UnreachableError:
             return False
         return True
+
+
+class Prometheus(_Api):
 
     def targets(self) -> list[dict[str, Any]]:
         return self.get("/api/v1/targets", state="active")["data"]["activeTargets"]
@@ -50,12 +52,6 @@ class Prometheus(_Api):
 
 
 class Alertmanager(_Api):
-    def ready(self) -> bool:
-        try:
-            self.get("/-/ready")
-        except UnreachableError:
-            return False
-        return True
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         return self.get("/api/v2/alerts", **filters)

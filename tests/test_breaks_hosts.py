@@ -16,13 +16,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
-@contextmanager
-def restarted(lab: Lab, host: str, component: str) -> Iterator[None]:
-    lab.host(host).stop(component)
-    lab.host(host).start(component)
-    yield
-
-
 def test_host002_sees_a_skewed_clock(lab: Lab, tmp_path: Path) -> None:
     """cp2's sshd hands every session a clock 30 s ahead (libfaketime), as a host
     whose NTP broke would show it to anything that logs in."""

@@ -40,6 +40,7 @@ def test_link_down_on_the_vip_holder_moves_the_vip_within_the_vrrp_bound(lab: La
     host = lab.host(holder)
     host.link_down()
     start = time.monotonic()
+    assert not host.link_is_up
     try:
         new = wait.until(lambda: [h for h in lab.vip_holders() if h != holder], 15, "another host to take the VIP",
                          interval=0.1)
@@ -47,7 +48,21 @@ def test_link_down_on_the_vip_holder_moves_the_vip_within_the_vrrp_bound(lab: La
         assert len(new) == 1 and took < 5, f"{new} after {took:.1f} s"
     finally:
         host.link_up()
+    assert host.link_is_up
     wait.until(lambda: lab.vip_holders() == [holder], 30, f"the VIP to return to {holder} (it has the top priority)")
+
+
+def test_sigkilled_keepalived_on_the_holder_loses_the_vip_to_a_peer(lab: Lab) -> None:
+    """SIGKILL sends no priority-0 advert: peers wait out 3 adverts (≈ 3 s) before taking over."""
+    [holder] = lab.vip_holders()
+    host = lab.host(holder)
+    host.kill("keepalived")
+    try:
+        assert not host.is_running("keepalived")
+        wait.until(lambda: [h for h in lab.vip_holders() if h != holder], 15, "a peer to take the VIP", interval=0.1)
+    finally:
+        host.start("keepalived")
+    wait.until(lambda: lab.vip_holders() == [holder], 30, f"the VIP to return to {holder}")
 
 
 def test_crash_kills_every_process_of_a_host_and_restart_all_brings_it_back(lab: Lab) -> None:

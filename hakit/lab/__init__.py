@@ -17,12 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubernetes.client.exceptions import ApiException
+
 from hakit import wait
 from hakit.errors import HakitError, LabError
 from hakit.lab import binaries, bootstrap, net, procs
 from hakit.lab.components import Component, components
 from hakit.lab.health import probe
 from hakit.lab.paths import LabPaths, default_root
+from hakit.lab.procs import EXIT_MARKER
 from hakit.lab.provision import provision
 from hakit.lab.topology import BULK, WORKER, Host, LabSpec
 
@@ -176,11 +179,14 @@ class Lab:
         self._wait("the VIP to be held by exactly one host", lambda: len(self.vip_holders()) == 1, deadline)
         progress("registering nodes, RBAC, control-plane mirror pods and CoreDNS")
         api = self.api()
-        bootstrap.rbac(api)
-        bootstrap.nodes(api, self.spec)
-        for host in self.spec.control_plane_hosts:
-            bootstrap.mirror_pods(api, host, [c for c in self.components if c.host == host.name])
-        bootstrap.coredns(api)
+        try:
+            bootstrap.rbac(api)
+            bootstrap.nodes(api, self.spec)
+            for host in self.spec.control_plane_hosts:
+                bootstrap.mirror_pods(api, host, [c for c in self.components if c.host == host.name])
+            bootstrap.coredns(api)
+        except ApiException as e:
+            raise LabError(f"registering the lab's API objects failed: HTTP {e.status} {e.reason}") from None
         kubelets = [h for h in self.spec.hosts if h.role in ("control-plane", WORKER, BULK)]
         self._start_layer(["kube-controller-manager", "kube-scheduler"], self.spec.control_plane_hosts,
                           progress, deadline)
@@ -205,19 +211,24 @@ class Lab:
 
         def ready() -> bool:
             statuses = [self._component_status(c) for c in todo]
-            dead = [s for s in statuses if s.pid is None]
-            if dead:  # a crashed component will not heal by waiting: say why at once
-                s = dead[0]
-                raise LabError(f"{s.host}/{s.component} exited: {self._last_log_line(s.host, s.component)}")
+            for s in statuses:  # a crash-looping component will not heal by waiting: say why at once
+                why = self._exit_reason(s.host, s.component)
+                if s.pid is None or why:
+                    raise LabError(f"{s.host}/{s.component} exited: {why or 'no output'}")
             return all(s.healthy for s in statuses)
 
         self._wait(f"{', '.join(names)} to be healthy", ready, deadline,
                    lambda: "; ".join(f"{s.host}/{s.component}: {s.detail}" for s in map(self._component_status, todo)
                                      if not s.healthy))
 
-    def _last_log_line(self, host: str, component: str) -> str:
-        lines = self.paths.log(host, component).read_text(errors="replace").strip().splitlines()
-        return lines[-1][:300] if lines else "(no output)"
+    def _exit_reason(self, host: str, component: str) -> str | None:
+        """The last line a component printed before its supervisor saw it exit, if it did."""
+        text = self.paths.log(host, component).read_text(errors="replace")
+        lines = text[text.rfind("--- hakit: starting"):].splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith(EXIT_MARKER):
+                return lines[i - 1][:300] if i > 1 else line
+        return None
 
     def _wait(self, what: str, ready: Callable[[], bool], deadline: float,
               why: Callable[[], str] | None = None) -> None:

@@ -54,10 +54,6 @@ def destroy(spec: LabSpec) -> None:
     sh("ip", "link", "delete", spec.bridge, check=False)
 
 
-def bridge_exists(spec: LabSpec) -> bool:
-    return sh("ip", "link", "show", spec.bridge, check=False).returncode == 0
-
-
 def netns_pids(netns: str) -> list[int]:
     out = sh("ip", "netns", "pids", netns, check=False).stdout
     return [int(p) for p in out.split()]

@@ -4,6 +4,7 @@ certificates, service-account keys, and kubeconfigs that embed them."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import subprocess
 from dataclasses import dataclass
@@ -102,5 +103,8 @@ def write_kubeconfig(path: Path, server: str, ca: Path, user: CertPair, user_nam
 
 
 def _is_ip(s: str) -> bool:
-    parts = s.split(".")
-    return len(parts) == 4 and all(p.isdigit() for p in parts)
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return True

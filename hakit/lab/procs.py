@@ -23,7 +23,8 @@ _state_lock = threading.Lock()
 # a component that stays down until started, a fault hook's meaning of "down".
 # Each host also gets its own UTS namespace, so hostnames (and with them
 # leader-election identities) are the host's, as on separate machines.
-SUPERVISOR = ('hostname "$0" && while :; do "$@"; echo "--- hakit: exited with $?, restarting in 1 s"; '
+EXIT_MARKER = "--- hakit: exited with"
+SUPERVISOR = ('hostname "$0" && while :; do "$@"; echo "' + EXIT_MARKER + ' $?, restarting in 1 s"; '
               'sleep 1; done')
 
 
