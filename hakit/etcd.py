@@ -66,29 +66,32 @@ class EtcdClient:
                             errors=tuple(d.get("errors", [])))
 
     def members(self) -> list[Member]:
+        d = self._first("/v3/cluster/member/list", {"linearizable": True})
+        return [Member(id=str(m.get("ID", "")), name=m.get("name", ""), peer_urls=tuple(m.get("peerURLs", [])),
+                       client_urls=tuple(m.get("clientURLs", [])), is_learner=bool(m.get("isLearner")))
+                for m in d.get("members", [])]
+
+    def remove_member(self, member_id: str) -> None:
+        """`etcdctl member remove`: the first endpoint that answers carries it out."""
+        self._first("/v3/cluster/member/remove", {"ID": member_id})
+
+    def add_member(self, peer_urls: list[str]) -> str:
+        """`etcdctl member add`; returns the new member's id."""
+        return str(self._first("/v3/cluster/member/add", {"peerURLs": peer_urls})["member"]["ID"])
+
+    def _first(self, path: str, body: dict) -> dict:
         last: Exception | None = None
         for ep in self.endpoints:
             try:
-                d = self._post(ep, "/v3/cluster/member/list", {"linearizable": True})
+                return self._post(ep, path, body)
             except UnreachableError as e:
                 last = e
-                continue
-            return [Member(id=str(m.get("ID", "")), name=m.get("name", ""), peer_urls=tuple(m.get("peerURLs", [])),
-                           client_urls=tuple(m.get("clientURLs", [])), is_learner=bool(m.get("isLearner")))
-                    for m in d.get("members", [])]
         raise last or UnreachableError("etcd: no endpoints")
 
     def alarms(self) -> list[tuple[str, str]]:
         """(member id, alarm) pairs: NOSPACE, CORRUPT."""
-        last: Exception | None = None
-        for ep in self.endpoints:
-            try:
-                d = self._post(ep, "/v3/maintenance/alarm", {"action": "GET"})
-            except UnreachableError as e:
-                last = e
-                continue
-            return [(str(a.get("memberID", "")), a.get("alarm", "")) for a in d.get("alarms", []) or []]
-        raise last or UnreachableError("etcd: no endpoints")
+        d = self._first("/v3/maintenance/alarm", {"action": "GET"})
+        return [(str(a.get("memberID", "")), a.get("alarm", "")) for a in d.get("alarms", []) or []]
 
     def health(self, endpoint: str) -> tuple[bool, str]:
         """etcd's own /health: true only when the member has a leader and can serve."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ import pytest
 import yaml
 from breaking import assert_breaks, file_changed, stopped
 
+from hakit.etcd import EtcdClient
+from hakit.inventory import load
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -76,3 +79,27 @@ def test_etcd003_sees_a_member_cut_off_from_its_leader(lab: Lab, tmp_path: Path)
 def test_etcd004_sees_a_member_whose_revision_stays_behind(lab: Lab, tmp_path: Path) -> None:
     """The apiservers keep writing (leases) through the majority; cp3 cannot apply them."""
     assert_breaks(lab, tmp_path, "ETCD-004", lambda: partitioned(lab, "cp3"), "revisions still differ", within=30)
+
+
+@contextmanager
+def member_removed(lab: Lab, host: str) -> Iterator[None]:
+    """`etcdctl member remove`; the restore is the member-replacement procedure:
+    stop, wipe the data dir, `member add`, start with --initial-cluster-state=existing."""
+    inv = load(lab.paths.inventory)
+    etcd = EtcdClient([e for e in inv.etcd.endpoints if lab.spec.host(host).address not in e],
+                      inv.etcd.ca, inv.etcd.cert, inv.etcd.key)
+    [member] = [m for m in etcd.members() if m.name == host]
+    etcd.remove_member(member.id)
+    try:
+        yield
+    finally:
+        lab.host(host).stop("etcd")
+        shutil.rmtree(lab.paths.etcd_data(host), ignore_errors=True)
+        peer = f"https://{lab.spec.host(host).address}:2380"
+        if not any(peer in m.peer_urls for m in etcd.members()):
+            etcd.add_member([peer])
+        lab.host(host).start("etcd", extra_args=("--initial-cluster-state=existing",))
+
+
+def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "ETCD-001", lambda: member_removed(lab, "cp3"), "etcd has 2 members")

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubernetes.client.exceptions import ApiException
@@ -71,11 +71,15 @@ class LabHost:
     def is_running(self, component: str) -> bool:
         return self.pid(component) is not None
 
-    def start(self, component: str) -> int:
-        """Start a component (a no-op when it already runs)."""
+    def start(self, component: str, extra_args: tuple[str, ...] = ()) -> int:
+        """Start a component (a no-op when it already runs); extra_args override its
+        flags, e.g. --initial-cluster-state=existing for an etcd member re-added."""
         pid = self.pid(component)
-        return pid if pid else procs.start(self._component(component), self.spec.netns, self.lab.paths,
-                                           self.lab.state)
+        if pid:
+            return pid
+        comp = self._component(component)
+        return procs.start(replace(comp, argv=comp.argv + extra_args), self.spec.netns, self.lab.paths,
+                           self.lab.state)
 
     def stop(self, component: str, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM), as `systemctl stop` would do."""
