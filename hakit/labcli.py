@@ -46,6 +46,9 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     dn.add_argument("--prefix", help="also clean namespaces with this prefix when the state file is gone")
     dn.set_defaults(func=cmd_down)
     lab_sub.add_parser("doctor", help="what is missing and how to install it").set_defaults(func=cmd_doctor)
+    sub.add_parser("repair", help="undo every fault a crashed or killed run left on the lab (from its journal)",
+                   description="Reads the fault journal and undoes each fault injected but never restored: "
+                   "the start of every fault run does the same.").set_defaults(func=cmd_repair)
 
 
 def _require_root() -> None:
@@ -119,3 +122,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 0
     print(table(("MISSING", "FIX"), [(m.program, m.fix) for m in gaps]))
     return 4
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from hakit.faults import repair
+    undone = repair(Lab.load())
+    print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
+    return 0

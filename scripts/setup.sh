@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(keepalived haproxy prometheus prometheus-alertmanager openssh-server openssh-client
-      iproute2 iptables curl openssl util-linux python3-venv faketime)
+      iproute2 iptables curl openssl util-linux procps python3-venv faketime)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

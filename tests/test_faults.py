@@ -1,0 +1,116 @@
+"""Faults are always undone: on success, exception, SIGTERM, and (through the
+journal and `hakit repair`) after a SIGKILL. The guard refuses what would cost
+quorum, the last apiserver or the VIP, and then touches nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hakit import wait
+from hakit.faults import FaultRefused, LinkDown, StopComponent, journal
+from hakit.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab) -> None:
+    with StopComponent(lab, "cp3", "kube-scheduler"):
+        assert not lab.host("cp3").is_running("kube-scheduler")
+        assert [e.fault for e in journal(lab).pending()] == ["stop kube-scheduler on cp3"]
+    assert lab.host("cp3").is_running("kube-scheduler")
+    assert journal(lab).pending() == []
+
+
+def test_an_exception_inside_the_block_still_restores(lab: Lab) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with StopComponent(lab, "cp2", "kube-scheduler"):
+            raise RuntimeError("boom")
+    assert lab.host("cp2").is_running("kube-scheduler") and journal(lab).pending() == []
+
+
+def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
+    """A separate process that injects a fault, says so, then waits to be signalled."""
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from hakit.faults import StopComponent
+        from hakit.lab import Lab
+        with StopComponent(Lab.load(Path({str(lab.paths.root)!r})), "cp3", "kube-scheduler"):
+            print("injected", flush=True)
+            time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "injected"
+    return proc
+
+
+def test_sigterm_restores_before_exiting(lab: Lab) -> None:
+    proc = _hold_fault(lab)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert lab.host("cp3").is_running("kube-scheduler") and journal(lab).pending() == []
+
+
+def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab) -> None:
+    proc = _hold_fault(lab)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.5)
+    assert not lab.host("cp3").is_running("kube-scheduler"), "SIGKILL gave the fault no chance to restore"
+    assert [e.fault for e in journal(lab).pending()] == ["stop kube-scheduler on cp3"]
+    with pytest.raises(FaultRefused, match="still in effect"):
+        with StopComponent(lab, "cp1", "kube-scheduler"):
+            pass
+    env_dir = {"HAKIT_LAB_DIR": str(lab.paths.root), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "hakit.cli", "repair"], capture_output=True, text=True, env=env_dir)
+    assert out.returncode == 0 and "undone: stop kube-scheduler on cp3" in out.stdout, out.stderr
+    assert lab.host("cp3").is_running("kube-scheduler") and journal(lab).pending() == []
+
+
+def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab) -> None:
+    lab.host("cp3").stop("etcd")  # already one member down, outside any fault
+    try:
+        wait.until(lambda: not any(s.healthy for s in lab.status() if s.host == "cp3" and s.component == "etcd"),
+                   10, "cp3's etcd down")
+        with pytest.raises(FaultRefused, match="2 of 3 etcd members are healthy; one fewer loses quorum"):
+            with StopComponent(lab, "cp2", "etcd"):
+                pass
+        assert lab.host("cp2").is_running("etcd") and journal(lab).pending() == []
+    finally:
+        lab.host("cp3").start("etcd")
+
+
+def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab) -> None:
+    for name in ("cp2", "cp3"):
+        lab.host(name).stop("kube-apiserver")
+    try:
+        wait.until(lambda: [s.host for s in lab.status() if s.component == "kube-apiserver" and s.healthy] == ["cp1"],
+                   30, "only cp1's apiserver serving")
+        with pytest.raises(FaultRefused, match="last serving apiserver"):
+            with StopComponent(lab, "cp1", "kube-apiserver"):
+                pass
+        assert lab.host("cp1").is_running("kube-apiserver") and journal(lab).pending() == []
+    finally:
+        for name in ("cp2", "cp3"):
+            lab.host(name).start("kube-apiserver")
+
+
+def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: Lab) -> None:
+    [holder] = lab.vip_holders()
+    others = [h.name for h in lab.control_planes if h.name != holder]
+    for name in others:
+        lab.host(name).stop("keepalived")
+    try:
+        with pytest.raises(FaultRefused, match="no other host runs keepalived to take the VIP"):
+            with LinkDown(lab, holder):
+                pass
+        assert lab.host(holder).link_is_up and journal(lab).pending() == []
+    finally:
+        for name in others:
+            lab.host(name).start("keepalived")
