@@ -6,7 +6,7 @@ setup:
 
 # Bring up the local HA lab (if it is not up) and audit it; reports land in reports/.
 audit: setup
-	.venv/bin/hakit lab status >/dev/null 2>&1 || .venv/bin/hakit lab up
+	.venv/bin/hakit lab status >/dev/null 2>&1 || { .venv/bin/hakit lab down && .venv/bin/hakit lab up; }
 	.venv/bin/hakit audit
 
 # The kit's own tests: unit tests, then integration tests on a lab they bring up.
