@@ -7,6 +7,7 @@ import socket
 import requests
 import urllib3
 
+from hakit import http
 from hakit.lab.components import Component
 
 # kcm and scheduler serve self-signed certificates (as on kubeadm clusters).
@@ -27,8 +28,10 @@ def probe(comp: Component, ca_file: str, timeout: float = 2.0) -> tuple[bool, st
             return False, f"{target[0]}:{target[1]}: {e.strerror or e}"
     url = target[0]
     verify: str | bool = ca_file if comp.name == "kube-apiserver" else False
+    s = http.session()
+    s.verify = verify
     try:
-        r = requests.get(url, timeout=timeout, verify=verify)
+        r = s.get(url, timeout=timeout)
     except requests.RequestException as e:
         return False, f"{url}: {type(e).__name__}"
     if r.status_code != 200:
