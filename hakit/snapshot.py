@@ -39,6 +39,19 @@ class Snapshot:
                 return
 
     @functools.cached_property
+    def version(self) -> str:
+        self.requests += 1
+        try:
+            return client.VersionApi(self.api).get_code().git_version
+        except (ApiException, HTTPError) as e:
+            raise UnreachableError(f"API /version: {type(e).__name__}") from None
+
+    def facts(self) -> dict[str, object]:
+        """What the report's header says about the cluster (from data already listed)."""
+        return {"kubernetes_version": self.version, "nodes": len(self.nodes),
+                "control_plane_nodes": sum(is_control_plane(n) for n in self.nodes)}
+
+    @functools.cached_property
     def nodes(self) -> list[client.V1Node]:
         return list(self._pages(self.core.list_node))
 

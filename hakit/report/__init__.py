@@ -5,6 +5,7 @@ JSON schema, version 1 (`schema: "hakit.results/v1"`):
   kit_version, cluster, inventory, started, finished (unix seconds), duration,
   verdicts: {property: pass|degraded|fail|unknown},
   summary: {pass, fail, warn, skip, error: counts},
+  cluster_facts: {kubernetes_version, nodes, control_plane_nodes} (when the API answered),
   kubernetes_api_requests: how many API requests the checks made (all LISTs, paginated),
   results: [{check: {id, title, property, severity, remediation, runbook},
              outcome, message, duration, nodeid,
