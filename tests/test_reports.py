@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,6 @@ def test_audit_writes_every_report(lab: Lab, tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-m", "hakit.cli", "report", str(latest / "results.json"), "-o",
                            str(rerendered)], capture_output=True).returncode == 0
     assert rerendered.read_text().count("class=\"check") == html.count("class=\"check")
-    import json
     doc = json.loads((latest / "results.json").read_text())
     assert doc["cluster_facts"]["nodes"] >= 6 and doc["cluster_facts"]["control_plane_nodes"] == 3
     assert doc["kubernetes_api_requests"] < 20, "one LIST per kind, not one call per object"
