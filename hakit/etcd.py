@@ -88,6 +88,10 @@ class EtcdClient:
                 last = e
         raise last or UnreachableError("etcd: no endpoints")
 
+    def disarm(self, member_id: str, alarm: str) -> None:
+        """`etcdctl alarm disarm` for one member's alarm."""
+        self._first("/v3/maintenance/alarm", {"action": "DEACTIVATE", "memberID": member_id, "alarm": alarm})
+
     def alarms(self) -> list[tuple[str, str]]:
         """(member id, alarm) pairs: NOSPACE, CORRUPT."""
         d = self._first("/v3/maintenance/alarm", {"action": "GET"})

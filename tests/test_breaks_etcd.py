@@ -13,6 +13,8 @@ import pytest
 import yaml
 from breaking import assert_breaks, file_changed, stopped
 
+from hakit import wait
+from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient
 from hakit.inventory import load
 from hakit.lab import Lab
@@ -81,13 +83,19 @@ def test_etcd004_sees_a_member_whose_revision_stays_behind(lab: Lab, tmp_path: P
     assert_breaks(lab, tmp_path, "ETCD-004", lambda: partitioned(lab, "cp3"), "revisions still differ", within=30)
 
 
+def _etcd(lab: Lab, without: str | None = None) -> EtcdClient:
+    """A client of the lab's etcd, optionally not talking to one host's member."""
+    inv = load(lab.paths.inventory)
+    skip = lab.spec.host(without).address if without else None
+    return EtcdClient([e for e in inv.etcd.endpoints if not skip or skip not in e], inv.etcd.ca, inv.etcd.cert,
+                      inv.etcd.key)
+
+
 @contextmanager
 def member_removed(lab: Lab, host: str) -> Iterator[None]:
     """`etcdctl member remove`; the restore is the member-replacement procedure:
     stop, wipe the data dir, `member add`, start with --initial-cluster-state=existing."""
-    inv = load(lab.paths.inventory)
-    etcd = EtcdClient([e for e in inv.etcd.endpoints if lab.spec.host(host).address not in e],
-                      inv.etcd.ca, inv.etcd.cert, inv.etcd.key)
+    etcd = _etcd(lab, without=host)
     [member] = [m for m in etcd.members() if m.name == host]
     etcd.remove_member(member.id)
     try:
@@ -103,3 +111,56 @@ def member_removed(lab: Lab, host: str) -> Iterator[None]:
 
 def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-001", lambda: member_removed(lab, "cp3"), "etcd has 2 members")
+
+
+@contextmanager
+def plaintext_client_port(lab: Lab, host: str) -> Iterator[None]:
+    """The member restarted to also serve and advertise clients over plain HTTP."""
+    addr = lab.spec.host(host).address
+    h = lab.host(host)
+    h.stop("etcd")
+    h.start("etcd", extra_args=(
+        f"--listen-client-urls=https://127.0.0.1:2379,https://{addr}:2379,http://{addr}:23790",
+        f"--advertise-client-urls=https://{addr}:2379,http://{addr}:23790"))
+    try:
+        yield
+    finally:
+        h.stop("etcd")
+        h.start("etcd")
+
+
+def test_etcd009_names_the_plaintext_client_url(lab: Lab, tmp_path: Path) -> None:
+    addr = lab.spec.host("cp3").address
+    assert_breaks(lab, tmp_path, "ETCD-009", lambda: plaintext_client_port(lab, "cp3"), f"http://{addr}:23790",
+                  within=60)
+
+
+@contextmanager
+def nospace_alarm(lab: Lab, host: str) -> Iterator[None]:
+    """One member restarted with a quota its database already exceeds: the next write
+    raises NOSPACE cluster-wide (etcd turns read-only), as a full disk of history would.
+    Restore: the normal quota back, then `etcdctl alarm disarm`."""
+    h = lab.host(host)
+    h.stop("etcd")
+    h.start("etcd", extra_args=("--quota-backend-bytes=4096",))
+    try:
+        wait.until(lambda: any(a == "NOSPACE" for _, a in _etcd(lab).alarms()), 60, "the NOSPACE alarm")
+        yield
+    finally:
+        h.stop("etcd")
+        h.start("etcd")
+        etcd, endpoint = _etcd(lab), f"https://{lab.spec.host(host).address}:2379"
+
+        def answers() -> bool:  # /health stays false while an alarm is raised: ask for status
+            try:
+                return bool(etcd.status(endpoint))
+            except UnreachableError:
+                return False
+
+        wait.until(answers, 60, f"{host}'s etcd to answer with its normal quota")
+        for member, alarm in etcd.alarms():
+            etcd.disarm(member, alarm)
+
+
+def test_etcd005_names_the_nospace_alarm(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "ETCD-005", lambda: nospace_alarm(lab, "cp3"), "NOSPACE on member", within=30)
