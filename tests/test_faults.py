@@ -13,7 +13,7 @@ import time
 import pytest
 
 from hakit import wait
-from hakit.faults import FaultRefused, LinkDown, StopComponent, journal
+from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -114,3 +114,9 @@ def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: La
     finally:
         for name in others:
             lab.host(name).start("keepalived")
+
+
+def test_partition_fault_is_healed_on_exit(lab: Lab) -> None:
+    with Partition(lab, "cp3"):
+        assert lab.host("cp3").is_partitioned
+    assert not lab.host("cp3").is_partitioned and journal(lab).pending() == []
