@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,3 +56,22 @@ def expiring_apiserver_cert(lab: Lab) -> Iterator[None]:
 
 def test_host005_names_the_expiring_certificate(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "HOST-005", lambda: expiring_apiserver_cert(lab), "cp2:apiserver.crt expires in")
+
+
+@contextmanager
+def swap_on(path: Path) -> Iterator[None]:
+    """A real 16 MiB swap file, switched on for the machine (so for every lab host,
+    which share its kernel) and off again whatever happens."""
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=16", "status=none"], check=True)
+    path.chmod(0o600)
+    subprocess.run(["mkswap", str(path)], check=True, capture_output=True)
+    subprocess.run(["swapon", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["swapoff", str(path)], check=False)
+        path.unlink(missing_ok=True)
+
+
+def test_host001_sees_swap_on(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "HOST-001", lambda: swap_on(tmp_path / "swapfile"), "swap is on: cp1")
