@@ -31,5 +31,7 @@ if ! .venv/bin/python -c 'import hakit, pytest_html, testinfra, kubernetes' 2>/d
   touch .venv/.installed
 fi
 
+# sudo resets PATH (secure_path): look where Go's own installer puts it too.
+[ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "[setup] Go is required to build the lab's binaries" >&2; exit 4; }
 bash hakit/lab/build/build.sh
