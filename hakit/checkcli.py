@@ -36,6 +36,9 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                        help="only checks of this HA property (repeatable)")
         p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
+        p.add_argument("--disruptive", action="store_true",
+                       help="also run the disruptive checks the inventory's disruptive.allowed permits: they stop, "
+                       "kill or cut things on purpose, measure the failover, and restore (see `hakit repair`)")
         if name == "check":
             p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
@@ -120,6 +123,7 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
         argv = [str(CHECKS_DIR), "-p", "fixtures.plugin", f"--inventory={inv_path}", f"--hakit-json={json_path}",
                 f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider", *extra]
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
+        argv += ["--hakit-disruptive"] if args.disruptive else []
         code = pytest.main(argv + list(args.pytest_args))
         if json_path.exists() and getattr(args, "json", None):
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

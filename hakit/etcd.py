@@ -3,6 +3,7 @@ etcdctl on the machine it runs from: just the client certificate."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,16 @@ class EtcdClient:
                 last = e
         raise last or UnreachableError("etcd: no endpoints")
 
+    def put(self, endpoint: str, key: str, value: str) -> int:
+        """A write through one member; returns the revision it created."""
+        d = self._post(endpoint, "/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+        return int(d.get("header", {}).get("revision", 0))
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every key under prefix (hakit's own probe keys)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        self._first("/v3/kv/deleterange", {"key": _b64(prefix), "range_end": _b64(end)})
+
     def disarm(self, member_id: str, alarm: str) -> None:
         """`etcdctl alarm disarm` for one member's alarm."""
         self._first("/v3/maintenance/alarm", {"action": "DEACTIVATE", "memberID": member_id, "alarm": alarm})
@@ -105,6 +116,10 @@ class EtcdClient:
         except (requests.RequestException, ValueError) as e:
             return False, f"{type(e).__name__}: {_short(e)}"
         return d.get("health") == "true", d.get("reason", "") or f"HTTP {r.status_code}"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _short(e: Exception) -> str:

@@ -23,7 +23,10 @@ def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped
         return testinfra.get_host(f"ansible://{name}", ansible_inventory=inv.ansible_inventory)
     if inv.ssh is None:
         raise ConfigError("access: neither access.ssh nor access.ansible is set; host checks need one")
-    kwargs = {}
+    # One multiplexed connection per host: a fault's 100 ms probes cost a round trip, not
+    # a handshake. Keepalives end it within ~3 s when the host's link goes down.
+    kwargs = {"controlpath": f"/tmp/hakit-ssh-{inv.ssh.user}@{address}-{inv.ssh.port}",
+              "ssh_extra_args": "-o ServerAliveInterval=1 -o ServerAliveCountMax=3"}
     if inv.ssh.config:
         kwargs["ssh_config"] = inv.ssh.config
     if inv.ssh.key:
@@ -31,15 +34,32 @@ def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped
     return testinfra.get_host(f"ssh://{inv.ssh.user}@{address}:{inv.ssh.port}", **kwargs)
 
 
-def check_reachable(host, name: str) -> None:  # type: ignore[no-untyped-def]
-    """One round trip, so a wrong key or a dead host is one clear line, not a traceback."""
+def run(host, name: str, command: str):  # type: ignore[no-untyped-def]
+    """host.run(command), with SSH's own failures (exit 255) as one UnreachableError line."""
     try:
-        result = host.run("true")
-    except RuntimeError as e:  # testinfra raises on ssh's own failures (exit 255)
+        result = host.run(command)
+    except RuntimeError as e:  # testinfra raises on ssh's own failures
         stderr = getattr(e.args[0], "stderr", "") if e.args else ""
         raise UnreachableError(f"host {name}: ssh failed: {(stderr or str(e)).strip().splitlines()[-1][:160]}") from None
+    if result.rc == 255:
+        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
+    return result
+
+
+def check_reachable(host, name: str) -> None:  # type: ignore[no-untyped-def]
+    """One round trip, so a wrong key or a dead host is one clear line, not a traceback."""
+    result = run(host, name, "true")
     if result.rc != 0:
         raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
+
+
+def interface_with(ip_addr_output: str, address: str) -> str | None:
+    """The interface that carries address, from `ip -o -4 addr show` output."""
+    for line in ip_addr_output.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[2] == "inet" and fields[3].split("/")[0] == address:
+            return fields[1].split("@")[0]
+    return None
 
 
 def ipv4_addresses(ip_addr_output: str) -> list[str]:
@@ -56,6 +76,7 @@ class VrrpInstance:
     track_scripts: tuple[str, ...]
     nopreempt: bool
     vips: tuple[str, ...]
+    advert_int: float = 1.0
 
 
 def parse_keepalived(conf: str) -> list[VrrpInstance]:
@@ -73,6 +94,7 @@ def parse_keepalived(conf: str) -> list[VrrpInstance]:
             auth_pass=(a.group(1) if (a := re.search(r"\bauth_pass\s+(\S+)", body)) else None),
             track_scripts=tuple(_block(body, track_block.end()).split()) if track_block else (),
             nopreempt=bool(re.search(r"^\s*nopreempt\b", body, re.M)),
+            advert_int=float(a.group(1)) if (a := re.search(r"\badvert_int\s+([\d.]+)", body)) else 1.0,
             vips=tuple(re.findall(r"(\d+\.\d+\.\d+\.\d+)", _block(body, vips_block.end()))) if vips_block else ()))
     return out
 

@@ -7,6 +7,7 @@ so a user fixes a file in one go rather than one error per run.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ class Inventory:
     thresholds: dict[str, float]
     critical_workloads: list[CriticalWorkload]
     disruptive_allowed: list[str]
+    fault_journal: Path
+    fault_control: str | None   # command template that acts on a component; None: kubeadm's systemd/static pods
 
     def host_path(self, what: str, host: str) -> str:
         return self.host_paths[what].replace("{host}", host)
@@ -204,9 +207,14 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     for name in allowed:
         if name not in DISRUPTIVE_CHECKS:
             r.errors.append(f"disruptive.allowed: unknown {name!r}; expected some of {', '.join(DISRUPTIVE_CHECKS)}")
+    control = r.get("disruptive.control", str, None)
+    if control is not None and not {"{action}", "{component}"} <= set(re.findall(r"\{\w+\}", control)):
+        r.errors.append("disruptive.control: expected a command template with {action} and {component}")
+    name = r.get("cluster.name", str, source.stem)
+    journal = Path(os.path.expanduser(r.get("disruptive.journal", str, f"~/.local/state/hakit/faults/{name}.jsonl")))
     host_paths = {**DEFAULT_HOST_PATHS, **(r.get("control_plane.paths", dict, {}) or {})}
     inv = Inventory(
-        source=source, name=r.get("cluster.name", str, source.stem), kubeconfig=kubeconfig or Path(),
+        source=source, name=name, kubeconfig=kubeconfig or Path(),
         context=r.get("cluster.context", str, None), vip=r.get("api.vip", str, expect="the API VIP address") or "",
         port=r.get("api.port", int, 6443), apiserver_port=r.get("api.apiserver_port", int, 6443),
         haproxy_stats=r.get("api.haproxy_stats", str, None),
@@ -214,7 +222,8 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
         alertmanager_url=r.get("monitoring.alertmanager", str, None), slo=slo, thresholds=thresholds,
-        critical_workloads=workloads, disruptive_allowed=list(allowed))
+        critical_workloads=workloads, disruptive_allowed=list(allowed),
+        fault_journal=journal if journal.is_absolute() else source.parent / journal, fault_control=control)
     if r.errors:
         raise ConfigError(f"inventory {source}: " + "; ".join(r.errors))
     return inv

@@ -9,6 +9,7 @@ import time
 
 from hakit.errors import LabError, PreconditionError
 from hakit.lab import Lab, binaries, down, free_subnet
+from hakit.lab.ctl import ACTIONS, ctl
 from hakit.lab.paths import LabPaths, default_root
 from hakit.lab.topology import LabSpec
 from hakit.table import table
@@ -46,6 +47,15 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     dn.add_argument("--prefix", help="also clean namespaces with this prefix when the state file is gone")
     dn.set_defaults(func=cmd_down)
     lab_sub.add_parser("doctor", help="what is missing and how to install it").set_defaults(func=cmd_doctor)
+    ctl = lab_sub.add_parser(
+        "ctl", help="stop, start or kill one lab component: the lab's systemctl",
+        description="What `systemctl` or a parked static-pod manifest does on a real host, for a lab host. "
+        "hakit's fault layer runs it over SSH on the host (the lab inventory's disruptive.control). "
+        "`kubelet` means the host's kwok. is-active exits 0 when the component runs, 3 when not.")
+    ctl.add_argument("action", choices=ACTIONS)
+    ctl.add_argument("host", help="lab host name, e.g. cp2")
+    ctl.add_argument("component", help="e.g. etcd, kube-apiserver, keepalived, haproxy, kubelet")
+    ctl.set_defaults(func=cmd_ctl)
     sub.add_parser("repair", help="undo every fault a crashed or killed run left on the lab (from its journal)",
                    description="Reads the fault journal and undoes each fault injected but never restored: "
                    "the start of every fault run does the same.").set_defaults(func=cmd_repair)
@@ -122,6 +132,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 0
     print(table(("MISSING", "FIX"), [(m.program, m.fix) for m in gaps]))
     return 4
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    return ctl(args.action, args.host, args.component)
 
 
 def cmd_repair(args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ class Check:
     severity: Severity
     remediation: str
     runbook: str | None = None
+    disruptive: str | None = None   # the inventory's disruptive.allowed name that permits it
 
     def __post_init__(self) -> None:
         if self.property not in PROPERTIES:
@@ -62,15 +63,22 @@ class Check:
 
 
 def check(id: str, title: str, *, property: str, remediation: str, severity: str = "critical",
-          runbook: str | None = None) -> Callable[[F], F]:
+          runbook: str | None = None, disruptive: str | None = None) -> Callable[[F], F]:
     """Declare a pytest function as an HA check:
 
     >>> @check("ETCD-003", "etcd has exactly one leader", property="etcd",
     ...        remediation="...", runbook="etcd-replace-member")
     ... def test_one_leader(etcd_statuses, evidence): ...
+
+    A disruptive check names what it breaks (one of inventory.DISRUPTIVE_CHECKS); it
+    runs only under --disruptive and only when the inventory allows that name.
     """
-    record = Check(id, title, property, Severity(severity), " ".join(remediation.split()), runbook)
-    return pytest.mark.hakit_check(record)  # type: ignore[return-value]
+    record = Check(id, title, property, Severity(severity), " ".join(remediation.split()), runbook, disruptive)
+
+    def mark(fn: F) -> F:
+        fn = pytest.mark.hakit_check(record)(fn)
+        return pytest.mark.disruptive(fn) if disruptive else fn
+    return mark
 
 
 @dataclass
@@ -82,14 +90,35 @@ class Measurement:
 
 
 @dataclass
+class Event:
+    at: float       # seconds after the fault was injected (negative: before it)
+    what: str
+    ok: bool | None = None   # a milestone reached (True) or the harm seen (False); None: neutral
+
+
+@dataclass
 class Evidence:
-    """What a check measured; shown beside its verdict in every report."""
+    """What a check measured; shown beside its verdict in every report. A disruptive
+    check also keeps a timeline: the fault at t0, then detection and each recovery."""
 
     measurements: list[Measurement] = field(default_factory=list)
+    timeline: list[Event] = field(default_factory=list)
+    t0: float | None = None   # time.monotonic() of the fault
 
     def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None) -> Any:
         self.measurements.append(Measurement(name, value, expected, ok))
         return value
+
+    def fault(self, what: str, at: float) -> None:
+        """The fault happened at `at` (time.monotonic()): the timeline's zero."""
+        self.t0 = at
+        self.timeline.append(Event(0.0, what, False))
+
+    def event(self, what: str, at: float, ok: bool | None = None) -> float:
+        """A milestone at monotonic time `at`; returns its seconds after the fault."""
+        since = round(at - (self.t0 if self.t0 is not None else at), 3)
+        self.timeline.append(Event(since, what, ok))
+        return since
 
 
 @dataclass
@@ -100,6 +129,7 @@ class Result:
     duration: float
     evidence: list[Measurement]
     nodeid: str
+    timeline: list[Event] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

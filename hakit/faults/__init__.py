@@ -1,40 +1,39 @@
 """Faults as context managers named by what they break; leaving the block is the
 rollback, and it runs on success, failure, exception, Ctrl-C and SIGTERM.
 
-    with StopComponent(lab, "cp3", "etcd"):
+    control = ClusterControl(inventory)
+    with StopComponent(control, "cp3", "etcd"):
         ...   # measure while cp3's etcd is down
 
-Before injecting, a fault passes the guard (the lab is healthy, nothing else is
-broken, and this fault cannot cost quorum, the last apiserver or the VIP) and is
-written to the journal; `repair()` undoes whatever a SIGKILL left behind.
+Before injecting, a fault passes the guard (the cluster is healthy, nothing else is
+broken, and this fault cannot cost quorum, the last apiserver, the VIP or a PDB) and
+is written to the journal; `repair()` undoes whatever a SIGKILL left behind.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from types import FrameType, TracebackType
 
 from hakit.errors import PreconditionError
+from hakit.faults.control import ClusterControl, Health
 from hakit.faults.journal import Journal
-from hakit.lab import Lab
 
 
 class FaultRefused(PreconditionError):
     """The guard said no; nothing was touched."""
 
 
-def journal(lab: Lab) -> Journal:
-    return Journal(lab.paths.root / "faults.jsonl")
+def journal(control: ClusterControl) -> Journal:
+    return Journal(control.inv.fault_journal)
 
 
-# How to undo each kind of fault, from its journal record alone (a later process may do it).
-UNDO: dict[str, Callable[[Lab, dict], object]] = {
-    "start": lambda lab, u: lab.host(u["host"]).start(u["component"]),
-    "link_up": lambda lab, u: lab.host(u["host"]).link_up(),
-    "heal": lambda lab, u: lab.host(u["host"]).heal(),
-}
+def undo(control: ClusterControl, how: dict) -> None:
+    """Undo a fault from its journal record alone (a later process may do it)."""
+    args = {k: v for k, v in how.items() if k != "kind"}
+    getattr(control, how["kind"])(**args)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -44,9 +43,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 class Fault(ABC):
     """Base: subclasses say what they break (describe, undo) and how (inject)."""
 
-    def __init__(self, lab: Lab, host: str) -> None:
-        self.lab, self.host = lab, host
+    def __init__(self, control: ClusterControl, host: str) -> None:
+        self.control, self.host = control, host
         self._entry_id: str | None = None
+        self.injected_at = 0.0
         self._old_handler: object = None
 
     @abstractmethod
@@ -58,25 +58,30 @@ class Fault(ABC):
     @abstractmethod
     def inject(self) -> None: ...
 
-    def cost_guard(self) -> None:
+    def cost_guard(self, health: list[Health]) -> None:
         """Refuse when this fault would cost what cannot be lost (subclasses say what)."""
+
+    def refuse(self, why: str) -> FaultRefused:
+        return FaultRefused(f"refusing to {self.describe()}: {why}")
 
     def guard(self) -> None:
         """One fault at a time; nothing it would cost that cannot be lost; and no fault on a
         sick cluster, where it would measure nothing and might break it further."""
-        pending = journal(self.lab).pending()
+        pending = journal(self.control).pending()
         if pending:
-            raise FaultRefused(f"refusing to {self.describe()}: {pending[0].fault} is still in effect "
-                               "(one fault at a time; `hakit repair` undoes leftovers)")
-        self.cost_guard()
-        sick = [f"{s.host}/{s.component}" for s in self.lab.status() if not s.healthy]
+            raise self.refuse(f"{pending[0].fault} is still in effect "
+                              "(one fault at a time; `hakit repair` undoes leftovers)")
+        health = self.control.health()
+        self.cost_guard(health)
+        sick = [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in health if not h.ok]
         if sick:
-            raise FaultRefused(f"refusing to {self.describe()}: the lab is not healthy ({', '.join(sick)})")
+            raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
 
     def __enter__(self) -> Fault:
         self.guard()
         self._old_handler = signal.signal(signal.SIGTERM, _interrupt)
-        self._entry_id = journal(self.lab).injecting(self.describe(), self.undo()).id
+        self._entry_id = journal(self.control).injecting(self.describe(), self.undo()).id
+        self.injected_at = time.monotonic()   # a disruptive check's t0
         try:
             self.inject()
         except BaseException:
@@ -90,16 +95,17 @@ class Fault(ABC):
 
     def _rollback(self) -> None:
         try:
-            u = self.undo()
-            UNDO[u["kind"]](self.lab, u)
-            journal(self.lab).restored(self._entry_id or "")
+            undo(self.control, self.undo())
+            journal(self.control).restored(self._entry_id or "")
         finally:
             signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]
 
 
 class StopComponent(Fault):
-    def __init__(self, lab: Lab, host: str, component: str) -> None:
-        super().__init__(lab, host)
+    """`systemctl stop` for a unit, a parked manifest for a static pod; started again on exit."""
+
+    def __init__(self, control: ClusterControl, host: str, component: str) -> None:
+        super().__init__(control, host)
         self.component = component
 
     def describe(self) -> str:
@@ -109,38 +115,63 @@ class StopComponent(Fault):
         return {"kind": "start", "host": self.host, "component": self.component}
 
     def inject(self) -> None:
-        self.lab.host(self.host).stop(self.component)
+        self.control.stop(self.host, self.component)
 
-    def cost_guard(self) -> None:
+    def cost_guard(self, health: list[Health]) -> None:
         if self.component == "etcd":
-            members = [s for s in self.lab.status() if s.component == "etcd"]
-            healthy = sum(s.healthy for s in members)
-            if healthy - 1 < len(members) // 2 + 1:
-                raise FaultRefused(f"refusing to {self.describe()}: {healthy} of {len(members)} etcd members "
-                                   "are healthy; one fewer loses quorum")
+            members = [h for h in health if h.component == "etcd health" and h.detail != "not an etcd member"]
+            ok = sum(h.ok for h in members)
+            if ok - 1 < len(members) // 2 + 1:
+                raise self.refuse(f"{ok} of {len(members)} etcd members are healthy; one fewer loses quorum")
         if self.component == "kube-apiserver":
-            serving = [s.host for s in self.lab.status() if s.component == "kube-apiserver" and s.healthy]
+            serving = [h.host for h in health if h.component == "kube-apiserver /readyz" and h.ok]
             if serving == [self.host]:
-                raise FaultRefused(f"refusing to {self.describe()}: it is the last serving apiserver")
+                raise self.refuse("it is the last serving apiserver")
         if self.component in ("keepalived", "haproxy"):
-            _require_vip_standby(self)
+            _require_vip_standby(self, health)
+        if self.component == "kubelet":
+            from hakit.faults.nodes import require_node_can_go
+            require_node_can_go(self)
+
+
+class KillComponent(StopComponent):
+    """SIGKILL: no goodbye (keepalived sends no priority-0 advert, a leader releases no Lease)."""
+
+    def describe(self) -> str:
+        return f"kill {self.component} on {self.host}"
+
+    def inject(self) -> None:
+        self.control.kill(self.host, self.component)
 
 
 class LinkDown(Fault):
+    """The host's link goes down for `seconds` and comes back by itself: a restore
+    cannot travel over a link that is down."""
+
+    def __init__(self, control: ClusterControl, host: str, seconds: float) -> None:
+        super().__init__(control, host)
+        self.seconds = seconds
+
     def describe(self) -> str:
-        return f"take {self.host}'s link down"
+        return f"take {self.host}'s link down for {self.seconds:g}s"
 
     def undo(self) -> dict:
-        return {"kind": "link_up", "host": self.host}
+        return {"kind": "wait_answering", "host": self.host, "timeout": self.seconds + 60}
 
     def inject(self) -> None:
-        self.lab.host(self.host).link_down()
+        self.control.link_down(self.host, self.seconds)
 
-    def cost_guard(self) -> None:
-        _require_vip_standby(self)
+    def cost_guard(self, health: list[Health]) -> None:
+        _require_vip_standby(self, health)
 
 
 class Partition(Fault):
+    """Traffic to and from the other control-plane hosts dropped; the runner still reaches it."""
+
+    def __init__(self, control: ClusterControl, host: str, seconds: float = 300) -> None:
+        super().__init__(control, host)
+        self.seconds = seconds
+
     def describe(self) -> str:
         return f"partition {self.host} from its peers"
 
@@ -148,25 +179,24 @@ class Partition(Fault):
         return {"kind": "heal", "host": self.host}
 
     def inject(self) -> None:
-        self.lab.host(self.host).partition()
+        self.control.partition(self.host, self.seconds)
 
-    def cost_guard(self) -> None:
-        _require_vip_standby(self)
+    def cost_guard(self, health: list[Health]) -> None:
+        _require_vip_standby(self, health)
 
 
-def _require_vip_standby(fault: Fault) -> None:
+def _require_vip_standby(fault: Fault, health: list[Health]) -> None:
     """The VIP may only be put at risk when another host can take it."""
-    standby = [s.host for s in fault.lab.status()
-               if s.component == "keepalived" and s.healthy and s.host != fault.host]
+    standby = [h.host for h in health if h.component == "keepalived" and h.ok and h.host != fault.host]
     if not standby:
-        raise FaultRefused(f"refusing to {fault.describe()}: no other host runs keepalived to take the VIP")
+        raise fault.refuse("no other host runs keepalived to take the VIP")
 
 
-def repair(lab: Lab) -> list[str]:
+def repair(control: ClusterControl) -> list[str]:
     """Undo every fault the journal says is still in effect; returns what was undone."""
-    j, done = journal(lab), []
+    j, done = journal(control), []
     for entry in j.pending():
-        UNDO[entry.undo["kind"]](lab, entry.undo)
+        undo(control, entry.undo)
         j.restored(entry.id)
         done.append(entry.fault)
     return done

@@ -17,11 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kubernetes.client.exceptions import ApiException
-
 from hakit import wait
 from hakit.errors import HakitError, LabError
-from hakit.lab import binaries, bootstrap, net, procs
+from hakit.lab import binaries, net, procs
 from hakit.lab.components import Component, components
 from hakit.lab.health import probe
 from hakit.lab.paths import LabPaths, default_root
@@ -182,6 +180,8 @@ class Lab:
         self._start_layer(["haproxy", "keepalived"], self.spec.control_plane_hosts, progress, deadline)
         self._wait("the VIP to be held by exactly one host", lambda: len(self.vip_holders()) == 1, deadline)
         progress("registering nodes, RBAC, control-plane mirror pods and CoreDNS")
+        from kubernetes.client.exceptions import ApiException  # here: `hakit.lab.ctl` must start fast
+        from hakit.lab import bootstrap
         api = self.api()
         try:
             bootstrap.rbac(api)
@@ -194,7 +194,7 @@ class Lab:
         kubelets = [h for h in self.spec.hosts if h.role in ("control-plane", WORKER, BULK)]
         self._start_layer(["kube-controller-manager", "kube-scheduler"], self.spec.control_plane_hosts,
                           progress, deadline)
-        self._start_layer(["kwok"], kubelets, progress, deadline)
+        self._start_layer(["sshd", "kwok"], kubelets, progress, deadline)
         self._start_layer(["pager", "alertmanager", "kube-state-metrics"], [self.spec.monitoring_host],
                           progress, deadline)
         self._start_layer(["prometheus"], [self.spec.monitoring_host], progress, deadline)

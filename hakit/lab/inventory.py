@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import sys
+
 import yaml
 
 from hakit.inventory import DISRUPTIVE_CHECKS, SCHEMA_VERSION
@@ -37,7 +39,12 @@ def write(lab: Lab) -> None:
         "monitoring": {"prometheus": f"http://{mon.address}:{PROMETHEUS_PORT}",
                        "alertmanager": f"http://{mon.address}:{ALERTMANAGER_PORT}"},
         "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]},
-        "disruptive": {"allowed": list(DISRUPTIVE_CHECKS)},
+        "disruptive": {
+            "allowed": list(DISRUPTIVE_CHECKS),
+            "journal": str(paths.root / "faults.jsonl"),
+            # The lab's systemctl, run over SSH on the host like any fault on a real cluster.
+            "control": f"HAKIT_LAB_DIR={paths.root} {sys.executable} -m hakit.lab.ctl {{action}} {{host}} {{component}}",
+        },
     }
     paths.inventory.write_text("# Written by `hakit lab up`: the lab described as any cluster would be.\n"
                                + yaml.safe_dump(doc, sort_keys=False))

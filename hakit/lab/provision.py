@@ -53,6 +53,8 @@ def provision(spec: LabSpec, paths: LabPaths) -> None:
             kwok = pki.issue(ca, paths.host_pki(host.name), "kwok", f"hakit:kwok:{host.name}",
                              orgs=("hakit:kwok",), client=True)
             pki.write_kubeconfig(paths.kubernetes(host.name) / "kubelet.conf", vip_url, ca.cert, kwok, "kwok")
+        if "sshd" in host.components():
+            _sshd(paths, host)
     _monitoring_host(spec, paths, ca)
 
 
@@ -69,7 +71,7 @@ def _ssh_keys(spec: LabSpec, paths: LabPaths) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hakit-lab",
                     "-f", str(paths.ssh_key)], check=True)
     lines = []
-    for host in spec.control_plane_hosts:
+    for host in spec.control_plane_hosts + spec.worker_hosts:
         lines += [f"Host {host.name} {host.address}", f"  HostName {host.address}", "  User root",
                   f"  IdentityFile {paths.ssh_key}", "  IdentitiesOnly yes", "  StrictHostKeyChecking no",
                   "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", "  ConnectTimeout 5", ""]
@@ -111,7 +113,12 @@ def _control_plane_host(spec: LabSpec, paths: LabPaths, host: Host, ca: pki.Cert
     render("haproxy.cfg.j2", paths.etc(name, "haproxy", "haproxy.cfg"), host=host,
            stats_socket=run / "haproxy.sock", pidfile=run / "haproxy.pid", lb_port=LB_PORT,
            apiserver_port=APISERVER_PORT, stats_port=HAPROXY_STATS_PORT, backends=spec.control_plane_hosts)
-    ssh = paths.etc(name, "ssh")
+
+
+def _sshd(paths: LabPaths, host: Host) -> None:
+    """A host key, the lab's key authorized for root, and an sshd bound to the host's address."""
+    run, ssh = paths.run(host.name), paths.etc(host.name, "ssh")
+    run.mkdir(parents=True, exist_ok=True)
     ssh.mkdir(parents=True, exist_ok=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "ssh_host_ed25519_key")],
                    check=True)

@@ -51,6 +51,8 @@ class Host:
                     "kube-controller-manager", "kube-scheduler", "kwok"]
         if self.role == MONITORING:
             return ["pager", "alertmanager", "prometheus", "kube-state-metrics"]
+        if self.role == WORKER:
+            return ["sshd", "kwok"]   # hakit reaches a node over SSH to stop its "kubelet"
         return ["kwok"]
 
 

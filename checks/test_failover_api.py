@@ -1,0 +1,143 @@
+"""Disruptive: the API endpoint survives losing its VIP holder or one apiserver.
+
+Each check breaks one thing on purpose, measures with 100 ms probes, restores, and
+keeps the timeline: VIP holders seen over SSH on every host, and a client loop
+that asks the apiserver's /readyz through the VIP the whole time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+
+import pytest
+
+from fixtures.disruption import Inject
+from hakit import hosts, wait
+from hakit.faults import Fault, KillComponent, LinkDown, StopComponent
+from hakit.faults.control import ClusterControl
+from hakit.http import session
+from hakit.inventory import Inventory
+from hakit.measure import Watch
+from hakit.model import Evidence, check
+
+VIP_REMEDIATION = """Every control-plane host must run keepalived with the same virtual_router_id
+and VIP, a distinct priority, and a track script that follows haproxy; check that VRRP
+adverts (IP protocol 112) pass between the hosts, and run `hakit runbook run vip-recover`."""
+
+
+def api_answers(inv: Inventory) -> Callable[[], bool]:
+    s = session()
+
+    def probe() -> bool:
+        return s.get(f"{inv.vip_url}/readyz", verify=False, timeout=1).status_code == 200
+    return probe
+
+
+def sole_holder(control: ClusterControl, inv: Inventory) -> str:
+    holders = [h.name for h in inv.control_plane if control.holds(h.name, inv.vip)]
+    assert len(holders) == 1, f"before the fault the VIP must have exactly one holder; it has {holders or 'none'}"
+    return holders[0]
+
+
+def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, evidence: Evidence,
+                 fault_on: Callable[[str], Fault]) -> tuple[str, float]:
+    """Fault the VIP holder; measure until another host holds the VIP and the API answers
+    through it; restore; see exactly one holder again. Returns (new holder, seconds)."""
+    slo = inv.slo["vip_failover_seconds"]
+    old = sole_holder(control, inv)
+    with ExitStack() as stack:
+        holds = {h.name: stack.enter_context(Watch(f"VIP on {h.name}", lambda n=h.name: control.holds(n, inv.vip)))
+                 for h in inv.control_plane}
+        api = stack.enter_context(Watch("API through the VIP", api_answers(inv)))
+        with inject(fault_on(old)) as fault:
+            t0 = fault.injected_at
+            moved = wait.until(lambda: min(((t, n) for n, w in holds.items() if n != old
+                                            if (t := w.first(lambda v: v is True, t0))), default=None),
+                               slo * 3, f"another host to take the VIP from {old}", interval=0.05)
+            new = moved[1]
+            evidence.event(f"VIP held by {new}", moved[0], True)
+            back = api.wait(lambda v: v is True, moved[0], slo * 3, "the API to answer through the VIP")
+            evidence.event("API answers through the VIP", back, True)
+            if (lost := api.outage(after=t0)) and lost[0] < back:
+                evidence.event("first failed API request", lost[0], False)
+        restored = time.monotonic()
+        wait.until(lambda: sum(w.latest is True for w in holds.values()) == 1, slo * 3,
+                   "exactly one VIP holder after the restore", interval=0.1)
+        time.sleep(8)   # a preempting holder takes the VIP back once its track script has risen
+        final = [n for n, w in holds.items() if w.latest is True]
+        evidence.event(f"after restore: VIP on {', '.join(final)}", time.monotonic(), len(final) == 1)
+        failed, total = api.failures(after=t0)
+        second = api.outage(after=restored)
+    failover = moved[0] - t0
+    evidence.record("VIP failover", f"{failover:.2f} s ({old} → {new})", f"≤ {slo:g} s (slo.vip_failover_seconds)",
+                    failover <= slo)
+    evidence.record("API requests through the VIP that failed", f"{failed} of {total}")
+    evidence.record("after restore", f"VIP {'returned to' if final == [old] else 'stayed on'} {', '.join(final)}"
+                    + (f"; {second[1] - second[0] + 0.1:.1f} s of API errors while it moved" if second else ""))
+    assert len(final) == 1, f"after restoring {old}, the VIP is held by {final or 'nobody'}: split brain or no holder"
+    assert failover <= slo, f"the VIP took {failover:.1f} s to move from {old} to {new}; the SLO is {slo:g} s"
+    return new, failover
+
+
+@check("VIP-D01", "The VIP moves to another host within the SLO when keepalived stops on its holder",
+       property="api-endpoint", disruptive="vip-failover", runbook="vip-recover", remediation=VIP_REMEDIATION)
+def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
+                                              evidence: Evidence) -> None:
+    """A stopped keepalived sends a priority-0 advert: a backup should take over at once."""
+    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "keepalived"))
+
+
+@check("VIP-D02", "The VIP moves within the SLO when haproxy stops on its holder (the track script works)",
+       property="api-endpoint", disruptive="vip-failover", runbook="vip-recover", remediation="""A keepalived
+       whose track script does not follow haproxy keeps the VIP on a host that cannot serve it. Give the
+       vrrp_instance a track_script that checks haproxy (kubeadm's HA guide: check_apiserver.sh) with a
+       negative weight larger than the priority gap to the next host.""")
+def test_vip_fails_over_when_haproxy_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
+                                           evidence: Evidence) -> None:
+    """keepalived itself is fine here; only its track script can tell that the VIP leads nowhere."""
+    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "haproxy"))
+
+
+@check("VIP-D03", "The VIP moves within the VRRP bound and the SLO when its holder's link goes down",
+       property="api-endpoint", disruptive="vip-failover", runbook="vip-recover", remediation=VIP_REMEDIATION)
+def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, control: ClusterControl,
+                                                        inject: Inject, evidence: Evidence) -> None:
+    """A dead host says nothing: the backups must notice the missing adverts themselves."""
+    seconds = inventory.slo["vip_failover_seconds"] + 10
+    new, failover = vip_failover(inventory, control, inject, evidence, lambda h: LinkDown(control, h, seconds))
+    vrrp = hosts.parse_keepalived(control.read(new, inventory.host_path("keepalived_conf", new)))
+    mine = next((v for v in vrrp if inventory.vip in v.vips), None)
+    if mine is None or mine.priority is None:
+        pytest.skip(f"{new}'s keepalived.conf has no vrrp_instance with the VIP and a priority")
+    # RFC 3768: a backup declares the master down after 3 adverts plus a skew that favours higher priorities.
+    bound = 3 * mine.advert_int + (256 - mine.priority) / 256 * mine.advert_int
+    evidence.record("VRRP master-down bound", f"{bound:.2f} s (advert_int {mine.advert_int:g}, priority "
+                    f"{mine.priority} on {new})", "failover within it plus the 100 ms polling", failover <= bound + 0.3)
+
+
+@check("API-D01", "Requests through the VIP keep succeeding while one apiserver is stopped",
+       property="api-endpoint", disruptive="control-plane-failover", runbook="control-plane-restart",
+       remediation="""haproxy must health-check each apiserver (option httpchk GET /readyz, `check`
+       on every server line) so a stopped apiserver leaves the pool within seconds; clients then
+       see no errors.""")
+def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: ClusterControl, inject: Inject,
+                                            evidence: Evidence) -> None:
+    """An apiserver upgrade or crash must not be an outage: the load balancer routes around it."""
+    slo = inventory.slo["vip_failover_seconds"]
+    victim = sole_holder(control, inventory)   # the VIP holder's haproxy sees its local apiserver go
+    with Watch("API through the VIP", api_answers(inventory)) as api:
+        with inject(StopComponent(control, victim, "kube-apiserver")) as fault:
+            t0 = fault.injected_at
+            time.sleep(max(5.0, slo))   # long enough for every health check to notice
+            failed, total = api.failures(after=t0)
+            lost = api.outage(after=t0)
+    window = (lost[1] - lost[0] + 0.1) if lost else 0.0
+    if lost:
+        evidence.event("first failed API request", lost[0], False)
+        evidence.event("last failed API request", lost[1], True)
+    evidence.record("API requests through the VIP that failed", f"{failed} of {total}")
+    evidence.record("error window", f"{window:.1f} s", f"≤ {slo:g} s (slo.vip_failover_seconds)", window <= slo)
+    assert window <= slo, (f"requests through the VIP failed for {window:.1f} s after stopping the apiserver on "
+                           f"{victim} ({failed} of {total}); haproxy did not take it out of the pool in time")

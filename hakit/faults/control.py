@@ -1,0 +1,222 @@
+"""How hakit acts on a cluster's hosts: over SSH (testinfra), as an operator would.
+
+A component is stopped, started or killed with a command template. The default
+is kubeadm's layout: keepalived, haproxy and kubelet are systemd units; etcd and
+the control-plane components are static pods, stopped by parking their manifest
+where the kubelet does not look and started by putting it back. An inventory can
+give its own template (`disruptive.control`); the lab's points at `hakit lab ctl`.
+
+Link and partition faults cut the very network an SSH session travels on, so on
+the host they are scheduled to heal themselves after a fixed time; the restore
+then waits for the host to answer again rather than trying to reach it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from hakit import hosts, kube, wait
+from hakit.errors import ConfigError, HakitError, UnreachableError
+from hakit.etcd import EtcdClient
+from hakit.http import session
+from hakit.inventory import Inventory
+
+CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                            "haproxy", "keepalived")
+ACTIONS = ("stop", "start", "kill", "is-active")
+SYSTEMD_UNITS = ("keepalived", "haproxy", "kubelet")
+MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
+
+
+def kubeadm_command(action: str, component: str) -> str:
+    """The shell command that performs action on a component of a kubeadm host."""
+    c = shlex.quote(component)
+    if component in SYSTEMD_UNITS:
+        return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
+                "kill": f"systemctl kill --signal=SIGKILL {c}",
+                "is-active": f"systemctl is-active --quiet {c}"}[action]
+    running = f"crictl ps -q --state running --name '^{component}$' | grep -q ."
+    return {
+        # The kubelet stops a static pod whose manifest leaves its directory; wait until it has.
+        "stop": f"mkdir -p {PARKED} && mv {MANIFESTS}/{c}.yaml {PARKED}/ && "
+                f"for i in $(seq 120); do {running} || exit 0; sleep 0.5; done; exit 1",
+        "start": f"if [ -f {PARKED}/{c}.yaml ]; then mv {PARKED}/{c}.yaml {MANIFESTS}/; fi",
+        "kill": f"pkill --signal KILL -x {c}",   # the kubelet restarts the container
+        "is-active": running,
+    }[action]
+
+
+def render(template: str | None, action: str, host: str, component: str) -> str:
+    if template is None:
+        return kubeadm_command(action, component)
+    return template.replace("{action}", action).replace("{host}", shlex.quote(host)) \
+                   .replace("{component}", shlex.quote(component))
+
+
+def self_healing(command: str, undo: str, seconds: float) -> str:
+    """Run command now and undo in `seconds`, detached from the SSH session that starts it,
+    so the undo happens even if the network (or hakit) never comes back."""
+    script = f"sleep 0.3; {command}; sleep {seconds:g}; {undo}"
+    return f"nohup setsid sh -c {shlex.quote(script)} >/dev/null 2>&1 &"
+
+
+def partition_script(peers: list[str]) -> str:
+    """iptables rules in a chain of hakit's own that drop traffic to and from peers."""
+    lines = [f"iptables -N {PARTITION_CHAIN} 2>/dev/null; iptables -F {PARTITION_CHAIN}"]
+    for peer in peers:
+        lines += [f"iptables -A {PARTITION_CHAIN} -s {peer} -j DROP", f"iptables -A {PARTITION_CHAIN} -d {peer} -j DROP"]
+    lines += [f"iptables -C {chain} -j {PARTITION_CHAIN} 2>/dev/null || iptables -I {chain} -j {PARTITION_CHAIN}"
+              for chain in ("INPUT", "OUTPUT")]
+    return "; ".join(lines)
+
+
+PARTITION_CHAIN = "HAKIT-PARTITION"
+HEAL = f"iptables -F {PARTITION_CHAIN} 2>/dev/null; true"
+
+
+@dataclass(frozen=True)
+class Health:
+    host: str
+    component: str
+    ok: bool
+    detail: str = ""
+
+
+class ClusterControl:
+    """Acts on the hosts of one inventory; every fault goes through here."""
+
+    def __init__(self, inv: Inventory) -> None:
+        if inv.ssh is None and not inv.ansible_inventory:
+            raise ConfigError("access: disruptive checks act on hosts and need access.ssh or access.ansible")
+        self.inv = inv
+        self.addresses = {h.name: h.address for h in inv.control_plane}
+        self._hosts: dict[str, Any] = {}
+        self._api: client.ApiClient | None = None
+
+    @property
+    def api(self) -> client.ApiClient:
+        if self._api is None:
+            self._api = kube.api_client(self.inv.kubeconfig, self.inv.context)
+        return self._api
+
+    def host(self, name: str) -> Any:
+        """A control-plane host of the inventory, or a node reached at its InternalIP."""
+        if name not in self.addresses:
+            self.addresses[name] = self._node_address(name)
+        if name not in self._hosts:
+            self._hosts[name] = hosts.connect(self.inv, name, self.addresses[name])
+        return self._hosts[name]
+
+    def _node_address(self, name: str) -> str:
+        try:
+            node = client.CoreV1Api(self.api).read_node(name)
+        except ApiException as e:
+            raise ConfigError(f"host {name}: not a control-plane host of the inventory, and no such node "
+                              f"(HTTP {e.status})") from None
+        for a in node.status.addresses or []:
+            if a.type == "InternalIP":
+                return a.address
+        raise ConfigError(f"node {name}: has no InternalIP to reach it at")
+
+    def run(self, host: str, command: str) -> Any:
+        return hosts.run(self.host(host), host, command)
+
+    def must(self, host: str, command: str, what: str) -> None:
+        result = self.run(host, command)
+        if result.rc != 0:
+            raise HakitError(f"{what} on {host} failed (exit {result.rc}): "
+                             f"{(result.stderr or result.stdout).strip()[:200] or 'no output'}")
+
+    def stop(self, host: str, component: str) -> None:
+        self.must(host, render(self.inv.fault_control, "stop", host, component), f"stopping {component}")
+
+    def start(self, host: str, component: str) -> None:
+        self.must(host, render(self.inv.fault_control, "start", host, component), f"starting {component}")
+
+    def kill(self, host: str, component: str) -> None:
+        self.must(host, render(self.inv.fault_control, "kill", host, component), f"killing {component}")
+
+    def is_active(self, host: str, component: str) -> bool:
+        return self.run(host, render(self.inv.fault_control, "is-active", host, component)).rc == 0
+
+    def holds(self, host: str, address: str) -> bool:
+        """Whether the host carries address (the VIP) on any interface."""
+        return address in hosts.ipv4_addresses(self.run(host, "ip -o -4 addr show").stdout)
+
+    def read(self, host: str, path: str) -> str:
+        result = self.run(host, f"cat {shlex.quote(path)}")
+        if result.rc != 0:
+            raise HakitError(f"host {host}: cannot read {path}: {result.stderr.strip()[:160]}")
+        return result.stdout
+
+    def interface(self, host: str) -> str:
+        out = self.run(host, "ip -o -4 addr show").stdout
+        iface = hosts.interface_with(out, self.addresses[host])
+        if iface is None:
+            raise HakitError(f"host {host}: no interface carries {self.addresses[host]}")
+        return iface
+
+    def link_down(self, host: str, seconds: float) -> None:
+        """The host's link goes down now and comes back by itself after `seconds`."""
+        dev = shlex.quote(self.interface(host))
+        self.must(host, self_healing(f"ip link set dev {dev} down", f"ip link set dev {dev} up", seconds),
+                  "scheduling a link fault")
+
+    def partition(self, host: str, seconds: float) -> None:
+        """Drop traffic between host and the other control-plane hosts; heals by itself
+        after `seconds` if heal() never comes."""
+        peers = [a for n, a in self.addresses.items() if n != host]
+        self.must(host, partition_script(peers) + "; " + self_healing("true", HEAL, seconds), "partitioning")
+
+    def heal(self, host: str) -> None:
+        self.must(host, HEAL, "healing a partition")
+
+    def wait_answering(self, host: str, timeout: float) -> None:
+        """Until the host answers over SSH again (after a self-healing link fault)."""
+        def answers() -> bool:
+            try:
+                return self.run(host, "true").rc == 0
+            except UnreachableError:
+                return False
+        wait.until(answers, timeout, f"{host} to answer over SSH again", interval=1.0)
+
+    def health(self) -> list[Health]:
+        """Every control-plane component, as the host's service manager sees it, plus each
+        apiserver's /readyz and each etcd member's health over the network."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            active = list(pool.map(self._active, [h.name for h in self.inv.control_plane]))
+            network = list(pool.map(self._serving, self.inv.control_plane))
+        return [h for group in active + network for h in group]
+
+    def _active(self, host: str) -> list[Health]:
+        """One SSH round trip per host: each component's is-active status, one per line."""
+        script = "; ".join(f"( {render(self.inv.fault_control, 'is-active', host, c)} ) >/dev/null 2>&1; echo $?"
+                           for c in CONTROL_PLANE_COMPONENTS)
+        try:
+            codes = self.run(host, script).stdout.split()
+        except UnreachableError as e:
+            return [Health(host, c, False, str(e)) for c in CONTROL_PLANE_COMPONENTS]
+        return [Health(host, c, code == "0", "" if code == "0" else "not running")
+                for c, code in zip(CONTROL_PLANE_COMPONENTS, codes)]
+
+    def _serving(self, h: Any) -> list[Health]:
+        try:
+            r = session().get(f"https://{h.address}:{self.inv.apiserver_port}/readyz", verify=False, timeout=3)
+            api = Health(h.name, "kube-apiserver /readyz", r.status_code == 200, f"HTTP {r.status_code}")
+        except OSError as e:
+            api = Health(h.name, "kube-apiserver /readyz", False, type(e).__name__)
+        endpoint = next((e for e in self._etcd().endpoints if f"//{h.address}:" in e), None)
+        ok, why = self._etcd().health(endpoint) if endpoint else (True, "not an etcd member")
+        return [api, Health(h.name, "etcd health", ok, why)]
+
+    def _etcd(self) -> EtcdClient:
+        e = self.inv.etcd
+        endpoints = e.endpoints if isinstance(e.endpoints, list) else [
+            f"https://{h.address}:2379" for h in self.inv.control_plane]
+        return EtcdClient(endpoints, e.ca, e.cert, e.key)
