@@ -45,6 +45,13 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         if name == "audit":
             p.add_argument("--reports", default="reports", help="directory for the reports (default reports/)")
         p.set_defaults(func=cmd_check if name == "check" else cmd_audit)
+    fix = sub.add_parser("repair", help="undo every fault a crashed or killed run left behind (from its journal)",
+                         description="Reads the inventory's fault journal (disruptive.journal) and undoes each "
+                         "fault injected but never restored: starts what was stopped, heals a partition, "
+                         "uncordons a node, removes a probe namespace, waits for a self-healing link. The first "
+                         "disruptive check of every run does the same.")
+    fix.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
+    fix.set_defaults(func=cmd_repair)
     rep = sub.add_parser("report", help="render the HTML audit report from a JSON results file")
     rep.add_argument("results", help="a results.json written by `hakit audit` (schema hakit.results/v1)")
     rep.add_argument("-o", "--output", help="HTML file to write (default: beside the JSON, audit.html)")
@@ -165,6 +172,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     latest.symlink_to(out.name)
     print(f"\nreports: {out}/ (audit.html, results.json, pytest.html, junit.xml); {latest} points at it")
     return code
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from hakit.faults import repair
+    from hakit.faults.control import ClusterControl
+    undone = repair(ClusterControl(load(_inventory_path(args))))
+    print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -56,9 +56,6 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     ctl.add_argument("host", help="lab host name, e.g. cp2")
     ctl.add_argument("component", help="e.g. etcd, kube-apiserver, keepalived, haproxy, kubelet")
     ctl.set_defaults(func=cmd_ctl)
-    sub.add_parser("repair", help="undo every fault a crashed or killed run left on the lab (from its journal)",
-                   description="Reads the fault journal and undoes each fault injected but never restored: "
-                   "the start of every fault run does the same.").set_defaults(func=cmd_repair)
 
 
 def _require_root() -> None:
@@ -136,10 +133,3 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     return ctl(args.action, args.host, args.component)
-
-
-def cmd_repair(args: argparse.Namespace) -> int:
-    from hakit.faults import repair
-    undone = repair(Lab.load())
-    print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
-    return 0

@@ -24,7 +24,8 @@ POLL = 0.1
 class Watch:
     def __init__(self, name: str, probe: Callable[[], Any], interval: float = POLL) -> None:
         self.name, self.probe, self.interval = name, probe, interval
-        self.samples: list[tuple[float, Any]] = []   # (time.monotonic(), value)
+        self.samples: list[tuple[float, Any]] = []   # (time.monotonic() the probe started, value)
+        self._ends: list[float] = []                 # when each probe returned: a failure may be slow
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {name}", daemon=True)
 
@@ -35,6 +36,7 @@ class Watch:
                 value = self.probe()
             except Exception as e:  # noqa: BLE001 - a failing probe is a sample, not a crash
                 value = e
+            self._ends.append(time.monotonic())
             self.samples.append((started, value))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
@@ -61,9 +63,9 @@ class Watch:
         return wait.until(lambda: self.first(predicate, after), timeout, what, interval=0.02)
 
     def outage(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[float, float] | None:
-        """(first bad sample, last bad sample) after `after`, or None when every sample was good."""
-        bad = [t for t, v in list(self.samples) if t >= after and _bad(v, ok)]
-        return (bad[0], bad[-1]) if bad else None
+        """(start of the first bad sample, end of the last) after `after`, or None when all were good."""
+        bad = [i for i, (t, v) in enumerate(list(self.samples)) if t >= after and _bad(v, ok)]
+        return (self.samples[bad[0]][0], self._ends[bad[-1]]) if bad else None
 
     def failures(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[int, int]:
         """(bad samples, all samples) after `after`."""

@@ -104,6 +104,7 @@ class Evidence:
     measurements: list[Measurement] = field(default_factory=list)
     timeline: list[Event] = field(default_factory=list)
     t0: float | None = None   # time.monotonic() of the fault
+    deadline: tuple[float, str] | None = None   # (seconds after the fault, "SLO name"): drawn on the chart
 
     def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None) -> Any:
         self.measurements.append(Measurement(name, value, expected, ok))
@@ -130,6 +131,7 @@ class Result:
     evidence: list[Measurement]
     nodeid: str
     timeline: list[Event] = field(default_factory=list)
+    deadline: tuple[float, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

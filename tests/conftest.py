@@ -55,6 +55,14 @@ def api(lab: Lab):  # type: ignore[no-untyped-def]
     return lab.api()
 
 
+@pytest.fixture(scope="session")
+def control(lab: Lab):  # type: ignore[no-untyped-def]
+    """The fault control of the lab, reached over SSH through its inventory like any cluster."""
+    from hakit.faults.control import ClusterControl
+    from hakit.inventory import load
+    return ClusterControl(load(lab.paths.inventory))
+
+
 @pytest.fixture
 def settled(lab: Lab) -> Iterator[None]:
     """A break test starts from, and leaves, a lab whose every component is healthy."""

@@ -12,36 +12,39 @@ import time
 
 import pytest
 
+from kubernetes import client
+
 from hakit import wait
 from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
+from hakit.faults.control import ClusterControl
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab) -> None:
-    with StopComponent(lab, "cp3", "kube-scheduler"):
+def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, control: ClusterControl) -> None:
+    with StopComponent(control, "cp3", "kube-scheduler"):
         assert not lab.host("cp3").is_running("kube-scheduler")
-        assert [e.fault for e in journal(lab).pending()] == ["stop kube-scheduler on cp3"]
+        assert [e.fault for e in journal(control).pending()] == ["stop kube-scheduler on cp3"]
     assert lab.host("cp3").is_running("kube-scheduler")
-    assert journal(lab).pending() == []
+    assert journal(control).pending() == []
 
 
-def test_an_exception_inside_the_block_still_restores(lab: Lab) -> None:
+def test_an_exception_inside_the_block_still_restores(lab: Lab, control: ClusterControl) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        with StopComponent(lab, "cp2", "kube-scheduler"):
+        with StopComponent(control, "cp2", "kube-scheduler"):
             raise RuntimeError("boom")
-    assert lab.host("cp2").is_running("kube-scheduler") and journal(lab).pending() == []
+    assert lab.host("cp2").is_running("kube-scheduler") and journal(control).pending() == []
 
 
 def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
     """A separate process that injects a fault, says so, then waits to be signalled."""
     script = textwrap.dedent(f"""
         import time
-        from pathlib import Path
         from hakit.faults import StopComponent
-        from hakit.lab import Lab
-        with StopComponent(Lab.load(Path({str(lab.paths.root)!r})), "cp3", "kube-scheduler"):
+        from hakit.faults.control import ClusterControl
+        from hakit.inventory import load
+        with StopComponent(ClusterControl(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
             print("injected", flush=True)
             time.sleep(120)
     """)
@@ -50,73 +53,115 @@ def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
     return proc
 
 
-def test_sigterm_restores_before_exiting(lab: Lab) -> None:
+def test_sigterm_restores_before_exiting(lab: Lab, control: ClusterControl) -> None:
     proc = _hold_fault(lab)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    assert lab.host("cp3").is_running("kube-scheduler") and journal(lab).pending() == []
+    assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab) -> None:
+def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab, control: ClusterControl) -> None:
     proc = _hold_fault(lab)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(0.5)
     assert not lab.host("cp3").is_running("kube-scheduler"), "SIGKILL gave the fault no chance to restore"
-    assert [e.fault for e in journal(lab).pending()] == ["stop kube-scheduler on cp3"]
+    assert [e.fault for e in journal(control).pending()] == ["stop kube-scheduler on cp3"]
     with pytest.raises(FaultRefused, match="still in effect"):
-        with StopComponent(lab, "cp1", "kube-scheduler"):
+        with StopComponent(control, "cp1", "kube-scheduler"):
             pass
     env_dir = {"HAKIT_LAB_DIR": str(lab.paths.root), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     out = subprocess.run([sys.executable, "-m", "hakit.cli", "repair"], capture_output=True, text=True, env=env_dir)
     assert out.returncode == 0 and "undone: stop kube-scheduler on cp3" in out.stdout, out.stderr
-    assert lab.host("cp3").is_running("kube-scheduler") and journal(lab).pending() == []
+    assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab) -> None:
+def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, control: ClusterControl) -> None:
+    lab.host("cp3").stop("kube-scheduler")
+    try:
+        with pytest.raises(FaultRefused, match=r"refusing to stop haproxy on cp1: the cluster is not healthy: "
+                                               r"cp3/kube-scheduler"):
+            with StopComponent(control, "cp1", "haproxy"):
+                pass
+        assert lab.host("cp1").is_running("haproxy") and journal(control).pending() == []
+    finally:
+        lab.host("cp3").start("kube-scheduler")
+
+
+def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, control: ClusterControl) -> None:
     lab.host("cp3").stop("etcd")  # already one member down, outside any fault
     try:
         wait.until(lambda: not any(s.healthy for s in lab.status() if s.host == "cp3" and s.component == "etcd"),
                    10, "cp3's etcd down")
         with pytest.raises(FaultRefused, match="2 of 3 etcd members are healthy; one fewer loses quorum"):
-            with StopComponent(lab, "cp2", "etcd"):
+            with StopComponent(control, "cp2", "etcd"):
                 pass
-        assert lab.host("cp2").is_running("etcd") and journal(lab).pending() == []
+        assert lab.host("cp2").is_running("etcd") and journal(control).pending() == []
     finally:
         lab.host("cp3").start("etcd")
 
 
-def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab) -> None:
+def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab, control: ClusterControl) -> None:
     for name in ("cp2", "cp3"):
         lab.host(name).stop("kube-apiserver")
     try:
         wait.until(lambda: [s.host for s in lab.status() if s.component == "kube-apiserver" and s.healthy] == ["cp1"],
                    30, "only cp1's apiserver serving")
         with pytest.raises(FaultRefused, match="last serving apiserver"):
-            with StopComponent(lab, "cp1", "kube-apiserver"):
+            with StopComponent(control, "cp1", "kube-apiserver"):
                 pass
-        assert lab.host("cp1").is_running("kube-apiserver") and journal(lab).pending() == []
+        assert lab.host("cp1").is_running("kube-apiserver") and journal(control).pending() == []
     finally:
         for name in ("cp2", "cp3"):
             lab.host(name).start("kube-apiserver")
 
 
-def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: Lab) -> None:
+def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: Lab, control: ClusterControl) -> None:
     [holder] = lab.vip_holders()
     others = [h.name for h in lab.control_planes if h.name != holder]
     for name in others:
         lab.host(name).stop("keepalived")
     try:
         with pytest.raises(FaultRefused, match="no other host runs keepalived to take the VIP"):
-            with LinkDown(lab, holder):
+            with LinkDown(control, holder, seconds=5):
                 pass
-        assert lab.host(holder).link_is_up and journal(lab).pending() == []
+        assert lab.host(holder).link_is_up and journal(control).pending() == []
     finally:
         for name in others:
             lab.host(name).start("keepalived")
 
 
-def test_partition_fault_is_healed_on_exit(lab: Lab) -> None:
-    with Partition(lab, "cp3"):
+def test_the_guard_refuses_to_lose_a_node_a_pdb_cannot_spare(lab: Lab, control: ClusterControl, api) -> None:
+    """One replica pinned to w2 behind minAvailable: 1 — losing w2 would break the PDB."""
+    ns = "hakit-test-pdb"
+    labels = {"app": "solo"}
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        apps.create_namespaced_deployment(ns, {"metadata": {"name": "solo"}, "spec": {
+            "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": "w2"},
+                "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}})
+        client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(ns, {
+            "metadata": {"name": "solo"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+        wait.until(lambda: any(p.status.phase == "Running" for p in core.list_namespaced_pod(ns).items), 60, "solo Running")
+        wait.until(lambda: client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("solo", ns).status
+                   .current_healthy == 1, 30, "the PDB to count the pod")
+        with pytest.raises(FaultRefused, match=f"PDB {ns}/solo: 1 of its pods on this node, 0 disruption"):
+            with StopComponent(control, "w2", "kubelet"):
+                pass
+        assert lab.host("w2").is_running("kwok") and journal(control).pending() == []
+    finally:
+        core.delete_namespace(ns)
+
+
+def test_a_link_fault_heals_itself_and_the_restore_waits_for_it(lab: Lab, control: ClusterControl) -> None:
+    with LinkDown(control, "cp3", seconds=3):
+        wait.until(lambda: not lab.host("cp3").link_is_up, 5, "cp3's link down")
+    assert lab.host("cp3").link_is_up and journal(control).pending() == []
+
+
+def test_partition_fault_is_healed_on_exit(lab: Lab, control: ClusterControl) -> None:
+    with Partition(control, "cp3"):
         assert lab.host("cp3").is_partitioned
-    assert not lab.host("cp3").is_partitioned and journal(lab).pending() == []
+    assert not lab.host("cp3").is_partitioned and journal(control).pending() == []

@@ -17,8 +17,10 @@ import time
 from abc import ABC, abstractmethod
 from types import FrameType, TracebackType
 
+from kubernetes import client
+
 from hakit.errors import PreconditionError
-from hakit.faults.control import ClusterControl, Health
+from hakit.faults.control import LINK_FAULT_DELAY, ClusterControl, Health
 from hakit.faults.journal import Journal
 
 
@@ -34,6 +36,11 @@ def undo(control: ClusterControl, how: dict) -> None:
     """Undo a fault from its journal record alone (a later process may do it)."""
     args = {k: v for k, v in how.items() if k != "kind"}
     getattr(control, how["kind"])(**args)
+
+
+# Undo kinds of what a check sets up rather than breaks: journaled and repaired like a
+# fault, but a fault may be injected while they are in place.
+SETUP_UNDO = ("delete_namespace",)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -67,7 +74,7 @@ class Fault(ABC):
     def guard(self) -> None:
         """One fault at a time; nothing it would cost that cannot be lost; and no fault on a
         sick cluster, where it would measure nothing and might break it further."""
-        pending = journal(self.control).pending()
+        pending = [e for e in journal(self.control).pending() if e.undo["kind"] not in SETUP_UNDO]
         if pending:
             raise self.refuse(f"{pending[0].fault} is still in effect "
                               "(one fault at a time; `hakit repair` undoes leftovers)")
@@ -159,7 +166,11 @@ class LinkDown(Fault):
         return {"kind": "wait_answering", "host": self.host, "timeout": self.seconds + 60}
 
     def inject(self) -> None:
+        # The link goes down a fixed delay after the remote command starts, somewhere inside
+        # the SSH round trip: take its middle, so t0 is right to about half a round trip.
+        before = time.monotonic()
         self.control.link_down(self.host, self.seconds)
+        self.injected_at = (before + time.monotonic()) / 2 + LINK_FAULT_DELAY
 
     def cost_guard(self, health: list[Health]) -> None:
         _require_vip_standby(self, health)
@@ -183,6 +194,40 @@ class Partition(Fault):
 
     def cost_guard(self, health: list[Health]) -> None:
         _require_vip_standby(self, health)
+
+
+class Cordon(Fault):
+    """The node takes no new pods (the first step of a drain); uncordoned on exit."""
+
+    def describe(self) -> str:
+        return f"cordon node {self.host}"
+
+    def undo(self) -> dict:
+        return {"kind": "uncordon", "host": self.host}
+
+    def inject(self) -> None:
+        self.control.cordon(self.host)
+
+
+class ProbeNamespace(Fault):
+    """A namespace for a check's own probe workload: removed on exit, or by `hakit repair`."""
+
+    def __init__(self, control: ClusterControl, namespace: str) -> None:
+        super().__init__(control, host="")
+        self.namespace = namespace
+
+    def describe(self) -> str:
+        return f"create namespace {self.namespace} for a probe workload"
+
+    def undo(self) -> dict:
+        return {"kind": "delete_namespace", "namespace": self.namespace}
+
+    def guard(self) -> None:
+        """Creating a namespace breaks nothing: no health gate."""
+
+    def inject(self) -> None:
+        client.CoreV1Api(self.control.api).create_namespace({"metadata": {"name": self.namespace,
+                                                                         "labels": {"hakit.io/probe": "true"}}})
 
 
 def _require_vip_standby(fault: Fault, health: list[Health]) -> None:

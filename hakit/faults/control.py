@@ -59,10 +59,13 @@ def render(template: str | None, action: str, host: str, component: str) -> str:
                    .replace("{component}", shlex.quote(component))
 
 
+LINK_FAULT_DELAY = 0.3   # lets the SSH session that schedules a link fault return first
+
+
 def self_healing(command: str, undo: str, seconds: float) -> str:
-    """Run command now and undo in `seconds`, detached from the SSH session that starts it,
-    so the undo happens even if the network (or hakit) never comes back."""
-    script = f"sleep 0.3; {command}; sleep {seconds:g}; {undo}"
+    """Run command shortly and undo it `seconds` later, detached from the SSH session that
+    starts it, so the undo happens even if the network (or hakit) never comes back."""
+    script = f"sleep {LINK_FAULT_DELAY}; {command}; sleep {seconds:g}; {undo}"
     return f"nohup setsid sh -c {shlex.quote(script)} >/dev/null 2>&1 &"
 
 
@@ -176,6 +179,20 @@ class ClusterControl:
 
     def heal(self, host: str) -> None:
         self.must(host, HEAL, "healing a partition")
+
+    def cordon(self, host: str) -> None:
+        client.CoreV1Api(self.api).patch_node(host, {"spec": {"unschedulable": True}})
+
+    def uncordon(self, host: str) -> None:
+        client.CoreV1Api(self.api).patch_node(host, {"spec": {"unschedulable": None}})
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove a namespace hakit made (its probe workload); gone already is fine."""
+        try:
+            client.CoreV1Api(self.api).delete_namespace(namespace, propagation_policy="Background")
+        except ApiException as e:
+            if e.status != 404:
+                raise
 
     def wait_answering(self, host: str, timeout: float) -> None:
         """Until the host answers over SSH again (after a self-healing link fault)."""

@@ -128,7 +128,12 @@ def stop(pid: int | None, timeout: float = 10.0, sig: signal.Signals = signal.SI
     while running() and time.monotonic() < deadline:
         time.sleep(0.05)
     if running():
-        signal_group(pid, signal.SIGKILL)
+        # The supervisor (the group's leader) may be gone and reaped by now: signal the
+        # group by its id, not through the leader's pid.
+        try:
+            os.killpg(pid, signal.SIGKILL) if leads else os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         while running():
             time.sleep(0.05)
     _reap(pid)

@@ -9,7 +9,9 @@ JSON schema, version 1 (`schema: "hakit.results/v1"`):
   kubernetes_api_requests: how many API requests the checks made (all LISTs, paginated),
   results: [{check: {id, title, property, severity, remediation, runbook},
              outcome, message, duration, nodeid,
-             evidence: [{name, value, expected, ok}]}]
+             evidence: [{name, value, expected, ok}],
+             timeline: [{at (seconds after the fault), what, ok}] (disruptive checks),
+             deadline: [seconds, "slo name"] or null}]
 """
 
 from __future__ import annotations

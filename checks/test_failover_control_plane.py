@@ -1,0 +1,70 @@
+"""Disruptive: another controller-manager or scheduler takes over when the leader dies.
+
+The leader is killed (SIGKILL: it releases nothing, as in a crash or a host loss),
+so the standby can only take the Lease once it expires: what is measured is the
+real leader-election timing of the cluster, lease duration and retry period included.
+"""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from fixtures.disruption import Inject
+from hakit.faults import KillComponent
+from hakit.faults.control import ClusterControl
+from hakit.inventory import Inventory
+from hakit.measure import Watch
+from hakit.model import Evidence, check
+
+REMEDIATION = """Run kube-controller-manager and kube-scheduler on every control-plane host with
+--leader-elect=true (kubeadm's default) and leader-election timings that fit the SLO (lease
+duration 15 s, renew deadline 10 s, retry period 2 s by default); a component that does not take
+over is restarted with `hakit runbook run control-plane-restart`."""
+
+
+def holder_host(identity: str | None) -> str | None:
+    """Leader-election identities are HOSTNAME_UUID; the hostname is the host's name."""
+    return identity.split("_", 1)[0] if identity else None
+
+
+def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+                    inject: Inject, evidence: Evidence) -> None:
+    leases = client.CoordinationV1Api(kube_api)
+    slo = inv.slo["controller_failover_seconds"]
+    evidence.deadline = (slo, "slo.controller_failover_seconds")
+
+    def holder() -> str | None:
+        lease = leases.read_namespaced_lease(component, "kube-system", _request_timeout=2)
+        return holder_host(lease.spec.holder_identity)
+
+    old = holder()
+    assert old in {h.name for h in inv.control_plane}, (
+        f"the {component} Lease is held by {old!r}, not by a control-plane host of the inventory")
+    with Watch(f"{component} Lease holder", holder) as lease:
+        with inject(KillComponent(control, old, component)) as fault:
+            new_at = lease.wait(lambda v: isinstance(v, str) and v != old, fault.injected_at, slo * 2,
+                                f"another {component} to take the Lease from {old}")
+            new = lease.latest
+            evidence.event(f"Lease taken by {new}", new_at, True)
+    takeover = new_at - fault.injected_at
+    evidence.record(f"{component} takeover", f"{takeover:.1f} s ({old} → {new})",
+                    f"≤ {slo:g} s (slo.controller_failover_seconds)", takeover <= slo)
+    assert takeover <= slo, f"another {component} took the Lease {takeover:.1f} s after {old}'s died; SLO {slo:g} s"
+
+
+@check("CP-D01", "Another kube-controller-manager takes the Lease within the SLO when the leader dies",
+       property="control-plane", disruptive="control-plane-failover", runbook="control-plane-restart",
+       remediation=REMEDIATION)
+def test_controller_manager_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+                                       inject: Inject, evidence: Evidence) -> None:
+    """Without a controller-manager nothing reconciles: no pod replaced, no node marked NotReady."""
+    leader_takeover("kube-controller-manager", inventory, kube_api, control, inject, evidence)
+
+
+@check("CP-D02", "Another kube-scheduler takes the Lease within the SLO when the leader dies",
+       property="control-plane", disruptive="control-plane-failover", runbook="control-plane-restart",
+       remediation=REMEDIATION)
+def test_scheduler_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+                              inject: Inject, evidence: Evidence) -> None:
+    """Without a scheduler, replaced pods stay Pending however many nodes are free."""
+    leader_takeover("kube-scheduler", inventory, kube_api, control, inject, evidence)

@@ -1,0 +1,115 @@
+"""Disruptive: etcd keeps quorum, and writes, when one member stops.
+
+A writer puts a probe key (under /hakit-probe/, removed afterwards) through the
+surviving members every 100 ms; status and health of every member are sampled at
+the same rate; after the restore the member must rejoin and catch up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from itertools import cycle
+
+import pytest
+
+from fixtures.disruption import Inject
+from hakit import wait
+from hakit.errors import UnreachableError
+from hakit.etcd import EtcdClient
+from hakit.faults import KillComponent, StopComponent
+from hakit.faults.control import ClusterControl
+from hakit.inventory import Inventory
+from hakit.measure import Watch
+from hakit.model import Evidence, check
+
+PROBE_PREFIX = "/hakit-probe/"
+REMEDIATION = """Run three (or five) etcd members on separate hosts with the kubeadm defaults
+(heartbeat 100 ms, election timeout 1000 ms); a member that cannot rejoin is replaced with
+`hakit runbook run etcd-replace-member`. Keep members' disks fast: slow fsyncs stretch elections."""
+
+
+@pytest.fixture
+def writes(etcd: EtcdClient) -> Iterator[None]:
+    """Probe keys live under one prefix and are always removed."""
+    yield
+    etcd.delete_prefix(PROBE_PREFIX)
+
+
+def host_of(inv: Inventory, endpoint: str) -> str:
+    return next(h.name for h in inv.control_plane if f"//{h.address}:" in endpoint)
+
+
+def stop_member(inv: Inventory, etcd: EtcdClient, control: ClusterControl, inject: Inject, evidence: Evidence,
+                leader: bool) -> None:
+    statuses = {ep: etcd.status(ep) for ep in etcd.endpoints}
+    leader_id = next(iter(statuses.values())).leader
+    victim = next(ep for ep, s in statuses.items() if (s.member_id == leader_id) == leader)
+    survivors = [ep for ep in etcd.endpoints if ep != victim]
+    slo = inv.slo["etcd_leader_election_seconds"]
+    evidence.deadline = (slo, "slo.etcd_leader_election_seconds") if leader else None
+    targets = cycle(survivors)
+    with ExitStack() as stack:
+        written = stack.enter_context(Watch(
+            "writes through the surviving members",
+            lambda: etcd.put(next(targets), f"{PROBE_PREFIX}write", str(time.time()))))
+        leaders = stack.enter_context(Watch("the survivors' leader", lambda: {etcd.status(ep).leader for ep in survivors}))
+        health = stack.enter_context(Watch(f"health of {host_of(inv, victim)}", lambda: etcd.health(victim)[0]))
+        # A follower is stopped as in maintenance; the leader is killed as in a crash (a stopping
+        # leader hands its leadership over first, which measures nothing).
+        fault = (KillComponent if leader else StopComponent)(control, host_of(inv, victim), "etcd")
+        with inject(fault):
+            t0 = fault.injected_at
+            down = health.wait(lambda v: v is False, t0, 30, f"health to report {victim} down")
+            evidence.event("health reports the member down", down, True)
+            if leader:
+                elected = leaders.wait(lambda v: len(v) == 1 and "0" not in v and leader_id not in v, t0, slo * 3,
+                                       "a new leader among the survivors")
+                evidence.event("new leader elected", elected, True)
+            time.sleep(2)   # writes keep going with one member down: sample them for a while
+            failed, total = written.failures(after=t0)
+            lost = written.outage(after=t0)
+            if lost:
+                evidence.event("first failed write", lost[0], False)
+                evidence.event("last failed write", lost[1], True)
+        rejoined = health.wait(lambda v: v is True, time.monotonic(), 60, f"{victim} to be healthy again")
+        evidence.event("member healthy again", rejoined, True)
+        caught_up = wait.until(lambda: _caught_up(etcd, victim, survivors), 60, f"{victim} to catch up")
+        evidence.event(f"revision caught up ({caught_up})", time.monotonic(), True)
+    evidence.record("writes that failed", f"{failed} of {total}",
+                    "none beyond the election" if leader else "none: a follower's loss costs no write", None)
+    if leader:
+        election = elected - t0
+        evidence.record("leader election", f"{election:.2f} s", f"≤ {slo:g} s (slo.etcd_leader_election_seconds)",
+                        election <= slo)
+        assert election <= slo, f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
+        window = (lost[1] - lost[0]) if lost else 0.0
+        assert window <= slo, f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"
+    else:
+        assert failed == 0, (f"{failed} of {total} writes failed while only a follower was down: "
+                             "the survivors did not keep quorum")
+
+
+def _caught_up(etcd: EtcdClient, victim: str, survivors: list[str]) -> str | None:
+    try:
+        mine, theirs = etcd.status(victim).revision, max(etcd.status(ep).revision for ep in survivors)
+    except UnreachableError:
+        return None
+    return f"revision {mine}" if mine >= theirs else None
+
+
+@check("ETCD-D01", "Writes continue and health reports the member down while an etcd follower is stopped",
+       property="etcd", disruptive="etcd-quorum", runbook="etcd-replace-member", remediation=REMEDIATION)
+def test_writes_continue_without_a_follower(inventory: Inventory, etcd: EtcdClient, control: ClusterControl,
+                                            inject: Inject, evidence: Evidence, writes: None) -> None:
+    """Losing a follower is the everyday failure of a 3-member etcd: it must cost nothing."""
+    stop_member(inventory, etcd, control, inject, evidence, leader=False)
+
+
+@check("ETCD-D02", "A new etcd leader is elected within the SLO when the leader dies, and writes resume",
+       property="etcd", disruptive="etcd-quorum", runbook="etcd-replace-member", remediation=REMEDIATION)
+def test_a_new_leader_is_elected(inventory: Inventory, etcd: EtcdClient, control: ClusterControl,
+                                 inject: Inject, evidence: Evidence, writes: None) -> None:
+    """Losing the leader in a crash costs one election: writes pause for about the election timeout."""
+    stop_member(inventory, etcd, control, inject, evidence, leader=True)

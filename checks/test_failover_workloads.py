@@ -1,0 +1,168 @@
+"""Disruptive: pods are rescheduled when a worker is lost, and a drain respects PDBs.
+
+The kit deploys its own probe workload in a namespace of its own (a Deployment
+spread across the workers, behind a PDB), breaks a worker that runs replicas of
+it, and measures until every replica is Running elsewhere. The namespace is
+journaled like a fault: removed on exit, or by `hakit repair` after a crash.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from fixtures.disruption import Inject
+from hakit import wait
+from hakit.faults import Cordon, ProbeNamespace, StopComponent
+from hakit.faults.control import ClusterControl
+from hakit.inventory import Inventory
+from hakit.measure import Watch
+from hakit.model import Evidence, check
+from hakit.snapshot import is_control_plane, node_is_ready
+
+REPLICAS = 3
+# The probe tolerates an unreachable node for 5 s, not the 300 s every pod gets by default:
+# what is measured is the control plane's part (detection, eviction, scheduling), not a default.
+TOLERATION_SECONDS = 5
+LABELS = {"app.kubernetes.io/name": "hakit-probe"}
+REMEDIATION = """Run kube-controller-manager with a --node-monitor-grace-period that fits the SLO
+(default 40 s) and give critical pods tolerations for node.kubernetes.io/unreachable and not-ready
+with a short tolerationSeconds (the default is 300 s); keep spare capacity on the other workers,
+and replace or return a lost node with `hakit runbook run node-drain-replace`."""
+
+
+def probe_deployment() -> dict:
+    tolerations = [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": TOLERATION_SECONDS} for t in ("unreachable", "not-ready")]
+    return {
+        "metadata": {"name": "hakit-probe", "labels": LABELS},
+        "spec": {"replicas": REPLICAS, "selector": {"matchLabels": LABELS},
+                 "template": {"metadata": {"labels": LABELS}, "spec": {
+                     "tolerations": tolerations, "terminationGracePeriodSeconds": 5,
+                     "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                    "whenUnsatisfiable": "ScheduleAnyway",
+                                                    "labelSelector": {"matchLabels": LABELS}}],
+                     "containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.10"}]}}}}
+
+
+@pytest.fixture
+def probe(control: ClusterControl) -> Iterator[str]:
+    """The probe workload, ready on the workers; yields its namespace."""
+    namespace = f"hakit-probe-{uuid.uuid4().hex[:6]}"
+    with ProbeNamespace(control, namespace):
+        client.AppsV1Api(control.api).create_namespaced_deployment(namespace, probe_deployment())
+        client.PolicyV1Api(control.api).create_namespaced_pod_disruption_budget(namespace, {
+            "metadata": {"name": "hakit-probe"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}})
+        wait.until(lambda: len(running(control, namespace)) == REPLICAS, 120,
+                   f"{REPLICAS} probe pods Running in {namespace}")
+        yield namespace
+
+
+def pods(control: ClusterControl, namespace: str) -> list[client.V1Pod]:
+    return client.CoreV1Api(control.api).list_namespaced_pod(namespace, _request_timeout=3).items
+
+
+def running(control: ClusterControl, namespace: str, avoid: str = "") -> list[client.V1Pod]:
+    """Probe pods Running and Ready, not terminating, and not on node `avoid`."""
+    return [p for p in pods(control, namespace)
+            if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.spec.node_name != avoid
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+
+def busiest_worker(control: ClusterControl, namespace: str) -> str:
+    nodes = {n.metadata.name: n for n in client.CoreV1Api(control.api).list_node().items}
+    placed = [p.spec.node_name for p in running(control, namespace)
+              if p.spec.node_name in nodes and not is_control_plane(nodes[p.spec.node_name])]
+    if not placed:
+        pytest.fail("no probe pod landed on a worker node: the cluster has no schedulable worker", pytrace=False)
+    return max(sorted(set(placed)), key=placed.count)
+
+
+@check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
+       property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation=REMEDIATION)
+def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: ClusterControl, probe: str,
+                                                   inject: Inject, evidence: Evidence) -> None:
+    """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
+    slo = inventory.slo["pod_rescheduling_seconds"]
+    evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
+    victim = busiest_worker(control, probe)
+    core = client.CoreV1Api(control.api)
+    with Watch(f"node {victim} Ready", lambda: node_is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
+            Watch("probe pods", lambda: pods(control, probe)) as seen:
+        with inject(StopComponent(control, victim, "kubelet")) as fault:
+            t0 = fault.injected_at
+            lost = ready.wait(lambda v: v is False, t0, slo * 2, f"node {victim} to be NotReady")
+            evidence.event(f"node {victim} NotReady", lost, True)
+            evicted = seen.wait(lambda ps: any(p.metadata.deletion_timestamp and p.spec.node_name == victim
+                                               for p in ps), t0, slo * 2, f"the pods on {victim} to be evicted")
+            evidence.event(f"pods on {victim} evicted", evicted, True)
+            replaced = wait.until(lambda: len(running(control, probe, avoid=victim)) == REPLICAS and time.monotonic(),
+                                  slo * 2, f"{REPLICAS} probe pods Running away from {victim}", interval=0.1)
+            evidence.event(f"{REPLICAS} replicas Running on other nodes", replaced, True)
+            stuck = [p.metadata.name for p in pods(control, probe)
+                     if p.metadata.deletion_timestamp and p.spec.node_name == victim]
+        wait.until(lambda: ready.latest is True, 120, f"node {victim} to be Ready again")
+        evidence.event(f"node {victim} Ready again", time.monotonic(), True)
+    took = replaced - t0
+    evidence.record("replicas Running elsewhere", f"{took:.1f} s after the node was lost",
+                    f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo)
+    evidence.record("detection", f"NotReady after {lost - t0:.1f} s; evicted after {evicted - t0:.1f} s "
+                    f"(probe tolerates unreachable for {TOLERATION_SECONDS} s; pods left at the default wait 300 s)")
+    evidence.record("stuck Terminating on the lost node",
+                    f"{len(stuck)} pod(s): {', '.join(stuck) or 'none'}; they go when its kubelet returns, or with "
+                    "`kubectl delete pod --force --grace-period=0` once the node is known to be dead")
+    assert took <= slo, (f"the probe's pods on {victim} were Running elsewhere {took:.1f} s after the node was "
+                         f"lost; the SLO is {slo:g} s (NotReady after {lost - t0:.1f} s)")
+
+
+@check("WL-D02", "A drain through the eviction API respects the PDB and the pods come back elsewhere",
+       property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation="""A drain
+       that hangs means a PDB allows no disruption (too few replicas, or minAvailable equal to replicas);
+       give every critical workload at least one replica more than its PDB requires.""")
+def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: ClusterControl, probe: str,
+                                            inject: Inject, evidence: Evidence) -> None:
+    """Maintenance is a drain: it must finish, and it must never take more than a PDB allows."""
+    slo = inventory.slo["pod_rescheduling_seconds"]
+    evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
+    node = busiest_worker(control, probe)
+    core = client.CoreV1Api(control.api)
+    with Watch("probe pods Running", lambda: len(running(control, probe))) as available:
+        with inject(Cordon(control, node)) as fault:
+            refused = 0
+            for pod in [p for p in pods(control, probe) if p.spec.node_name == node]:
+                refused += evict(core, pod, fault.injected_at + slo)
+            drained = wait.until(lambda: len(running(control, probe, avoid=node)) == REPLICAS and time.monotonic(),
+                                 slo, f"{REPLICAS} probe pods Running away from {node}", interval=0.1)
+            evidence.event(f"drained: {REPLICAS} replicas Running off {node}", drained, True)
+        fewest = min(v for _, v in available.samples if isinstance(v, int))
+    took = drained - fault.injected_at
+    evidence.record("drain", f"{took:.1f} s", f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo)
+    evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {REPLICAS - 1} (the PDB)",
+                    fewest >= REPLICAS - 1)
+    evidence.record("evictions the PDB refused (then retried)", refused)
+    assert fewest >= REPLICAS - 1, f"only {fewest} of {REPLICAS} probe pods ran during the drain: the PDB was not honoured"
+    assert took <= slo, f"the drain of {node} took {took:.1f} s; the SLO is {slo:g} s"
+
+
+def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
+    """Evict through the eviction API as `kubectl drain` does, retrying while a PDB says 429;
+    returns how many times it was refused."""
+    refused = 0
+    body = {"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace}}
+    while True:
+        try:
+            core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
+            return refused
+        except ApiException as e:
+            if e.status == 404:
+                return refused
+            if e.status != 429 or time.monotonic() > deadline:
+                raise
+            refused += 1
+            time.sleep(1)
