@@ -42,9 +42,10 @@ def sole_holder(control: ClusterControl, inv: Inventory) -> str:
 
 
 def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, evidence: Evidence,
-                 fault_on: Callable[[str], Fault]) -> tuple[str, float]:
+                 fault_on: Callable[[str], Fault], stuck: str) -> tuple[str, float]:
     """Fault the VIP holder; measure until another host holds the VIP and the API answers
-    through it; restore; see exactly one holder again. Returns (new holder, seconds)."""
+    through it; restore; see exactly one holder again. Returns (new holder, seconds).
+    `stuck` says what it means when the VIP does not move."""
     slo = inv.slo["vip_failover_seconds"]
     evidence.deadline = (slo, "slo.vip_failover_seconds")
     old = sole_holder(control, inv)
@@ -54,9 +55,14 @@ def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, eviden
         api = stack.enter_context(Watch("API through the VIP", api_answers(inv)))
         with inject(fault_on(old)) as fault:
             t0 = fault.injected_at
-            moved = wait.until(lambda: min(((t, n) for n, w in holds.items() if n != old
-                                            if (t := w.first(lambda v: v is True, t0))), default=None),
-                               slo * 3, f"another host to take the VIP from {old}", interval=0.05)
+            try:
+                moved = wait.until(lambda: min(((t, n) for n, w in holds.items() if n != old
+                                                if (t := w.first(lambda v: v is True, t0))), default=None),
+                                   slo * 3, f"another host to take the VIP from {old}", interval=0.05)
+            except wait.WaitTimeout:
+                now = ", ".join(n for n, w in holds.items() if w.latest is True) or "nobody"
+                pytest.fail(f"no other host took the VIP within {slo * 3:g} s of '{fault.describe()}' "
+                            f"(held by {now}): {stuck}", pytrace=False)
             new = moved[1]
             evidence.event(f"VIP held by {new}", moved[0], True)
             back = api.wait(lambda v: v is True, moved[0], slo * 3, "the API to answer through the VIP")
@@ -87,7 +93,8 @@ def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, eviden
 def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
                                               evidence: Evidence) -> None:
     """A stopped keepalived sends a priority-0 advert: a backup should take over at once."""
-    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "keepalived"))
+    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "keepalived"),
+                 "the backups never became master: are VRRP adverts between the hosts blocked?")
 
 
 @check("VIP-D02", "The VIP moves within the SLO when haproxy stops on its holder (the track script works)",
@@ -98,7 +105,8 @@ def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: Clu
 def test_vip_fails_over_when_haproxy_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
                                            evidence: Evidence) -> None:
     """keepalived itself is fine here; only its track script can tell that the VIP leads nowhere."""
-    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "haproxy"))
+    vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "haproxy"),
+                 "the holder's keepalived track script did not fail when haproxy stopped")
 
 
 @check("VIP-D03", "The VIP moves within the VRRP bound and the SLO when its holder's link goes down",
@@ -107,7 +115,8 @@ def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, co
                                                         inject: Inject, evidence: Evidence) -> None:
     """A dead host says nothing: the backups must notice the missing adverts themselves."""
     seconds = inventory.slo["vip_failover_seconds"] + 10
-    new, failover = vip_failover(inventory, control, inject, evidence, lambda h: LinkDown(control, h, seconds))
+    new, failover = vip_failover(inventory, control, inject, evidence, lambda h: LinkDown(control, h, seconds),
+                                 "no backup noticed the missing adverts: is keepalived running on the other hosts?")
     vrrp = hosts.parse_keepalived(control.read(new, inventory.host_path("keepalived_conf", new)))
     mine = next((v for v in vrrp if inventory.vip in v.vips), None)
     if mine is None or mine.priority is None:

@@ -17,6 +17,7 @@ import pytest
 from fixtures.disruption import Inject
 from hakit import wait
 from hakit.errors import UnreachableError
+from fixtures.targets import statuses
 from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
 from hakit.faults.control import ClusterControl
@@ -43,10 +44,12 @@ def host_of(inv: Inventory, endpoint: str) -> str:
 
 def stop_member(inv: Inventory, etcd: EtcdClient, control: ClusterControl, inject: Inject, evidence: Evidence,
                 leader: bool) -> None:
-    statuses = {ep: etcd.status(ep) for ep in etcd.endpoints}
-    leader_id = next(iter(statuses.values())).leader
-    victim = next(ep for ep, s in statuses.items() if (s.member_id == leader_id) == leader)
-    survivors = [ep for ep in etcd.endpoints if ep != victim]
+    now = statuses(etcd)   # now, not at the start of the run: an earlier check may have moved the leader
+    answering = {ep: s for ep, s in now.items() if not isinstance(s, str)}
+    assert answering, f"no etcd member answers: {now}"
+    leader_id = next(iter(answering.values())).leader
+    victim = next(ep for ep, s in answering.items() if (s.member_id == leader_id) == leader)
+    survivors = [ep for ep in answering if ep != victim]
     slo = inv.slo["etcd_leader_election_seconds"]
     evidence.deadline = (slo, "slo.etcd_leader_election_seconds") if leader else None
     targets = cycle(survivors)

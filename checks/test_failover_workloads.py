@@ -74,13 +74,22 @@ def running(control: ClusterControl, namespace: str, avoid: str = "") -> list[cl
             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
 
 
-def busiest_worker(control: ClusterControl, namespace: str) -> str:
-    nodes = {n.metadata.name: n for n in client.CoreV1Api(control.api).list_node().items}
-    placed = [p.spec.node_name for p in running(control, namespace)
-              if p.spec.node_name in nodes and not is_control_plane(nodes[p.spec.node_name])]
+def victim_worker(control: ClusterControl, namespace: str, inv: Inventory) -> str:
+    """The worker to lose: one running a critical workload's pod if any (does that workload
+    survive losing its node?), else the one running the most probe replicas."""
+    core = client.CoreV1Api(control.api)
+    nodes = {n.metadata.name: n for n in core.list_node().items}
+    workers = {name for name, n in nodes.items() if not is_control_plane(n)}
+    placed = [p.spec.node_name for p in running(control, namespace) if p.spec.node_name in workers]
     if not placed:
         pytest.fail("no probe pod landed on a worker node: the cluster has no schedulable worker", pytrace=False)
-    return max(sorted(set(placed)), key=placed.count)
+    critical = set()
+    for w in inv.critical_workloads:
+        obj = (client.AppsV1Api(control.api).read_namespaced_deployment if w.kind == "Deployment"
+               else client.AppsV1Api(control.api).read_namespaced_stateful_set)(w.name, w.namespace)
+        selector = ",".join(f"{k}={v}" for k, v in (obj.spec.selector.match_labels or {}).items())
+        critical |= {p.spec.node_name for p in core.list_namespaced_pod(w.namespace, label_selector=selector).items}
+    return max(sorted(set(placed)), key=lambda n: (n in critical, placed.count(n)))
 
 
 @check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
@@ -90,7 +99,7 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
     """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
     slo = inventory.slo["pod_rescheduling_seconds"]
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    victim = busiest_worker(control, probe)
+    victim = victim_worker(control, probe, inventory)
     core = client.CoreV1Api(control.api)
     with Watch(f"node {victim} Ready", lambda: node_is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
             Watch("probe pods", lambda: pods(control, probe)) as seen:
@@ -129,7 +138,7 @@ def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: Clus
     """Maintenance is a drain: it must finish, and it must never take more than a PDB allows."""
     slo = inventory.slo["pod_rescheduling_seconds"]
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    node = busiest_worker(control, probe)
+    node = victim_worker(control, probe, inventory)
     core = client.CoreV1Api(control.api)
     with Watch("probe pods Running", lambda: len(running(control, probe))) as available:
         with inject(Cordon(control, node)) as fault:

@@ -39,6 +39,9 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--disruptive", action="store_true",
                        help="also run the disruptive checks the inventory's disruptive.allowed permits: they stop, "
                        "kill or cut things on purpose, measure the failover, and restore (see `hakit repair`)")
+        p.add_argument("--silence", action="store_true",
+                       help="with --disruptive: silence in Alertmanager exactly the alerts the alert-delivery checks "
+                       "expect, so on-call is not paged; they still verify the alerts reached Alertmanager")
         if name == "check":
             p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
@@ -131,6 +134,7 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
                 f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider", *extra]
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
         argv += ["--hakit-disruptive"] if args.disruptive else []
+        argv += ["--hakit-silence"] if args.silence else []
         code = pytest.main(argv + list(args.pytest_args))
         if json_path.exists() and getattr(args, "json", None):
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,16 @@
-"""Read-only clients for Prometheus and Alertmanager HTTP APIs."""
+"""Clients for the Prometheus and Alertmanager HTTP APIs, and for a test receiver.
+Everything here reads, except Alertmanager silences, which the opt-in silence of a
+disruptive audit creates and always expires."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
+import yaml
 
 from hakit import http
 from hakit.errors import UnreachableError
@@ -17,8 +23,11 @@ class _Api:
         self.timeout = timeout
 
     def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params or None)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            r = self.session.get(f"{self.url}{path}", params=params or None, timeout=self.timeout)
+            r = self.session.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
             raise UnreachableError(f"{self.url}: {type(e).__name__}") from None
         if r.status_code != 200:
@@ -50,6 +59,10 @@ class Prometheus(_Api):
     def query(self, expr: str) -> list[dict[str, Any]]:
         return self.get("/api/v1/query", query=expr)["data"]["result"]
 
+    def config(self) -> dict[str, Any]:
+        """The loaded configuration (global scrape and evaluation intervals among it)."""
+        return yaml.safe_load(self.get("/api/v1/status/config")["data"]["yaml"]) or {}
+
 
 class Alertmanager(_Api):
 
@@ -59,3 +72,29 @@ class Alertmanager(_Api):
     def status(self) -> dict[str, Any]:
         """Includes the loaded config (as YAML text) and cluster peers."""
         return self.get("/api/v2/status")
+
+    def silences(self) -> list[dict[str, Any]]:
+        return self.get("/api/v2/silences")
+
+    def silence(self, matchers: dict[str, str], hours: float, comment: str) -> str:
+        """A silence for exactly these label values; returns its id."""
+        now = time.time()
+        body = {"matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
+                "startsAt": _iso(now), "endsAt": _iso(now + hours * 3600), "createdBy": "hakit", "comment": comment}
+        return self._call("POST", "/api/v2/silences", json=body)["silenceID"]
+
+    def expire(self, silence_id: str) -> None:
+        self._call("DELETE", f"/api/v2/silence/{silence_id}")
+
+
+class Receiver(_Api):
+    """A test receiver's log (hakit.lab.pager's GET /notifications): what was paged, and when."""
+
+    def notifications(self) -> list[tuple[float, dict[str, Any]]]:
+        """(received at, Alertmanager's webhook payload), oldest first."""
+        docs = [json.loads(line) for line in self.get("").splitlines() if line.strip()]
+        return [(d["received_at"], d["notification"]) for d in docs]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -14,10 +14,11 @@ from hakit import wait
 from hakit.lab import Lab
 
 
-def run_checks(inventory: Path, tmp_path: Path, *ids: str) -> tuple[int, dict[str, dict]]:
+def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = False) -> tuple[int, dict[str, dict]]:
     out = tmp_path / f"results-{'-'.join(ids)}.json"
     out.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
+    argv += ["--disruptive"] if disruptive else []
     argv += [a for i in ids for a in ("--check", i)] + ["--json", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     results = {r["check"]["id"]: r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
@@ -26,12 +27,12 @@ def run_checks(inventory: Path, tmp_path: Path, *ids: str) -> tuple[int, dict[st
 
 
 def assert_breaks(lab: Lab, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
-                  cause: str, within: float = 30, inventory: Path | None = None) -> None:
+                  cause: str, within: float = 30, inventory: Path | None = None, disruptive: bool = False) -> None:
     """Healthy → pass; broken → fails (within `within` s) naming `cause`; restored → pass again."""
     inv = inventory or lab.paths.inventory
 
     def outcome() -> dict:
-        return run_checks(inv, tmp_path, check_id)[1][check_id]
+        return run_checks(inv, tmp_path, check_id, disruptive=disruptive)[1][check_id]
 
     wait.until(lambda: outcome()["outcome"] == "pass", 90,
                f"{check_id} to pass on the healthy lab (an earlier test may still be settling)")
@@ -39,7 +40,7 @@ def assert_breaks(lab: Lab, tmp_path: Path, check_id: str, breaker: Callable[[],
         failed = wait.until(lambda: (r := outcome())["outcome"] in ("fail", "warn") and r, within,
                             f"{check_id} to see the break")
         assert cause in failed["message"], failed["message"]
-        assert run_checks(inv, tmp_path, check_id)[0] == 1, "a failing check must exit 1"
+        assert run_checks(inv, tmp_path, check_id, disruptive=disruptive)[0] == 1, "a failing check must exit 1"
     wait.until(lambda: outcome()["outcome"] == "pass", 120, f"{check_id} to pass again after restore")
 
 

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from kubernetes import client
+
+from hakit import wait
 from hakit.errors import ConfigError
-from hakit.hosts import ipv4_addresses, parse_enddate, parse_keepalived
+from hakit.faults.control import kubeadm_command, partition_script, render, self_healing
+from hakit.faults.nodes import pdb_shortfalls
+from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 from hakit.inventory import load
 from hakit.lab.topology import LabSpec
+from hakit.measure import Watch
 from hakit.model import Check, Measurement, Outcome, Result, Severity, Verdict, verdict
 from hakit.table import table
 
@@ -137,3 +143,69 @@ def test_lab_topology_addresses() -> None:
 
 def test_table_aligns_columns() -> None:
     assert table(("A", "BB"), [("xyz", "1")]) == "A    BB\nxyz  1"
+
+
+def test_inventory_journal_default_and_control_template(tmp_path: Path) -> None:
+    inv_file = tmp_path / "inv.yaml"
+    base = "cluster: {name: prod, kubeconfig: /dev/null}\napi: {vip: 1.2.3.4}\n" \
+           "control_plane: {hosts: [{name: a, address: 1.1.1.1}]}\n"
+    inv_file.write_text(base)
+    inv = load(inv_file)
+    assert inv.fault_journal == Path.home() / ".local/state/hakit/faults/prod.jsonl" and inv.fault_control is None
+    inv_file.write_text(base + "disruptive: {control: 'ctl {component}'}\n")
+    with pytest.raises(ConfigError, match=r"disruptive.control: expected a command template with \{action\}"):
+        load(inv_file)
+
+
+def test_kubeadm_commands_use_systemd_for_units_and_manifests_for_static_pods() -> None:
+    assert kubeadm_command("stop", "keepalived") == "systemctl stop keepalived"
+    assert kubeadm_command("kill", "haproxy") == "systemctl kill --signal=SIGKILL haproxy"
+    stop = kubeadm_command("stop", "etcd")
+    assert stop.startswith("mkdir -p /etc/kubernetes/hakit-parked && mv /etc/kubernetes/manifests/etcd.yaml ")
+    assert "crictl ps -q --state running --name '^etcd$'" in stop
+    assert kubeadm_command("start", "kube-apiserver") == (
+        "if [ -f /etc/kubernetes/hakit-parked/kube-apiserver.yaml ]; then mv "
+        "/etc/kubernetes/hakit-parked/kube-apiserver.yaml /etc/kubernetes/manifests/; fi")
+
+
+def test_a_control_template_is_filled_and_quoted() -> None:
+    assert render("ctl {action} {host} {component}", "is-active", "cp 1", "etcd") == "ctl is-active 'cp 1' etcd"
+    assert render(None, "stop", "cp1", "kubelet") == "systemctl stop kubelet"
+
+
+def test_link_faults_heal_themselves_detached_from_ssh() -> None:
+    cmd = self_healing("ip link set dev eth0 down", "ip link set dev eth0 up", 20)
+    assert cmd == ("nohup setsid sh -c 'sleep 0.3; ip link set dev eth0 down; sleep 20; ip link set dev eth0 up' "
+                   ">/dev/null 2>&1 &")
+    script = partition_script(["10.0.0.12"])
+    assert "iptables -A HAKIT-PARTITION -s 10.0.0.12 -j DROP" in script
+    assert "iptables -C INPUT -j HAKIT-PARTITION 2>/dev/null || iptables -I INPUT -j HAKIT-PARTITION" in script
+
+
+def test_interface_with_finds_the_device_carrying_an_address() -> None:
+    out = "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0@if9    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0"
+    assert interface_with(out, "10.0.0.11") == "eth0" and interface_with(out, "10.0.0.99") is None
+
+
+def _pdb(name: str, labels: dict[str, str], allowed: int) -> client.V1PodDisruptionBudget:
+    return client.V1PodDisruptionBudget(
+        metadata=client.V1ObjectMeta(name=name, namespace="ns"),
+        spec=client.V1PodDisruptionBudgetSpec(selector=client.V1LabelSelector(match_labels=labels)),
+        status=client.V1PodDisruptionBudgetStatus(disruptions_allowed=allowed, current_healthy=1,
+                                                  desired_healthy=1, expected_pods=1))
+
+
+def test_pdb_shortfalls_name_budgets_that_cannot_lose_a_nodes_pods() -> None:
+    pods = [client.V1Pod(metadata=client.V1ObjectMeta(name=f"p{i}", namespace="ns", labels={"app": app}))
+            for i, app in enumerate(["a", "a", "b"])]
+    short = pdb_shortfalls([_pdb("a", {"app": "a"}, 1), _pdb("b", {"app": "b"}, 1), _pdb("c", {"app": "c"}, 0)], pods)
+    assert short == ["PDB ns/a: 2 of its pods on this node, 1 disruption(s) allowed"]
+
+
+def test_watch_outage_spans_from_the_first_bad_probe_to_the_end_of_the_last() -> None:
+    values = iter([True, False, RuntimeError("down"), True, True])
+    with Watch("probe", lambda: next(values, True), interval=0.01) as w:
+        wait.until(lambda: len(w.samples) >= 5, 5, "five samples")
+    start, end = w.outage()  # type: ignore[misc]
+    assert start == w.samples[1][0] and end >= w.samples[2][0]
+    assert w.failures()[0] == 2 and w.first(lambda v: v is True, after=w.samples[2][0]) == w.samples[3][0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from abc import ABC, abstractmethod
 from types import FrameType, TracebackType
 
@@ -22,6 +23,7 @@ from kubernetes import client
 from hakit.errors import PreconditionError
 from hakit.faults.control import LINK_FAULT_DELAY, ClusterControl, Health
 from hakit.faults.journal import Journal
+from hakit.prometheus import Alertmanager
 
 
 class FaultRefused(PreconditionError):
@@ -40,7 +42,7 @@ def undo(control: ClusterControl, how: dict) -> None:
 
 # Undo kinds of what a check sets up rather than breaks: journaled and repaired like a
 # fault, but a fault may be injected while they are in place.
-SETUP_UNDO = ("delete_namespace",)
+SETUP_UNDO = ("delete_namespace", "expire_silences")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -126,8 +128,8 @@ class StopComponent(Fault):
 
     def cost_guard(self, health: list[Health]) -> None:
         if self.component == "etcd":
-            members = [h for h in health if h.component == "etcd health" and h.detail != "not an etcd member"]
-            ok = sum(h.ok for h in members)
+            members = self.control.etcd_members()
+            ok = sum(healthy for _, healthy in members)
             if ok - 1 < len(members) // 2 + 1:
                 raise self.refuse(f"{ok} of {len(members)} etcd members are healthy; one fewer loses quorum")
         if self.component == "kube-apiserver":
@@ -228,6 +230,28 @@ class ProbeNamespace(Fault):
     def inject(self) -> None:
         client.CoreV1Api(self.control.api).create_namespace({"metadata": {"name": self.namespace,
                                                                          "labels": {"hakit.io/probe": "true"}}})
+
+
+class Silence(Fault):
+    """An Alertmanager silence for exactly the alerts a disruptive check expects, so on-call
+    is not paged while the check still sees them arrive; expired on exit or by `hakit repair`."""
+
+    def __init__(self, control: ClusterControl, alertmanager_url: str, matchers: dict[str, str]) -> None:
+        super().__init__(control, host="")
+        self.url, self.matchers = alertmanager_url, matchers
+        self.comment = f"hakit disruptive check {uuid.uuid4().hex[:8]}: expected alerts, not an incident"
+
+    def describe(self) -> str:
+        return "silence " + ", ".join(f'{k}="{v}"' for k, v in self.matchers.items()) + " in Alertmanager"
+
+    def undo(self) -> dict:
+        return {"kind": "expire_silences", "url": self.url, "comment": self.comment}
+
+    def guard(self) -> None:
+        """A silence breaks nothing: no health gate."""
+
+    def inject(self) -> None:
+        Alertmanager(self.url).silence(self.matchers, hours=1, comment=self.comment)
 
 
 def _require_vip_standby(fault: Fault, health: list[Health]) -> None:

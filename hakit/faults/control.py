@@ -26,6 +26,7 @@ from hakit.errors import ConfigError, HakitError, UnreachableError
 from hakit.etcd import EtcdClient
 from hakit.http import session
 from hakit.inventory import Inventory
+from hakit.prometheus import Alertmanager
 
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                             "haproxy", "keepalived")
@@ -194,6 +195,13 @@ class ClusterControl:
             if e.status != 404:
                 raise
 
+    def expire_silences(self, url: str, comment: str) -> None:
+        """Expire the Alertmanager silences hakit created with this comment (one run's)."""
+        am = Alertmanager(url)
+        for s in am.silences():
+            if s.get("createdBy") == "hakit" and s.get("comment") == comment and s["status"]["state"] != "expired":
+                am.expire(s["id"])
+
     def wait_answering(self, host: str, timeout: float) -> None:
         """Until the host answers over SSH again (after a self-healing link fault)."""
         def answers() -> bool:
@@ -231,6 +239,11 @@ class ClusterControl:
         endpoint = next((e for e in self._etcd().endpoints if f"//{h.address}:" in e), None)
         ok, why = self._etcd().health(endpoint) if endpoint else (True, "not an etcd member")
         return [api, Health(h.name, "etcd health", ok, why)]
+
+    def etcd_members(self) -> list[tuple[str, bool]]:
+        """(name, healthy) for every member etcd itself lists: what quorum is counted over."""
+        etcd = self._etcd()
+        return [(m.name, any(etcd.health(url)[0] for url in m.client_urls)) for m in etcd.members()]
 
     def _etcd(self) -> EtcdClient:
         e = self.inv.etcd

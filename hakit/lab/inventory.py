@@ -9,7 +9,8 @@ import sys
 import yaml
 
 from hakit.inventory import DISRUPTIVE_CHECKS, SCHEMA_VERSION
-from hakit.lab.topology import APISERVER_PORT, HAPROXY_STATS_PORT, ALERTMANAGER_PORT, ETCD_CLIENT_PORT, LB_PORT, PROMETHEUS_PORT
+from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_CLIENT_PORT, HAPROXY_STATS_PORT, LB_PORT,
+                                PAGER_PORT, PROMETHEUS_PORT)
 
 if TYPE_CHECKING:
     from hakit.lab import Lab
@@ -37,7 +38,8 @@ def write(lab: Lab) -> None:
                  "key": str(paths.host_pki(first) / "etcd" / "healthcheck-client.key"),
                  "backup_dir": str(paths.backups)},
         "monitoring": {"prometheus": f"http://{mon.address}:{PROMETHEUS_PORT}",
-                       "alertmanager": f"http://{mon.address}:{ALERTMANAGER_PORT}"},
+                       "alertmanager": f"http://{mon.address}:{ALERTMANAGER_PORT}",
+                       "receiver": f"http://{mon.address}:{PAGER_PORT}/notifications"},
         "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]},
         "disruptive": {
             "allowed": list(DISRUPTIVE_CHECKS),

@@ -1,5 +1,8 @@
-"""The lab's pager: an Alertmanager webhook receiver that appends every
-notification it gets to a file, one JSON document per line.
+"""A test pager: an Alertmanager webhook receiver that appends every notification
+it gets to a file, one JSON document per line, and serves them back at
+GET /notifications, so a check can see what a human would have been paged with
+and when. The lab runs one; on a real cluster, run it anywhere Alertmanager can
+reach, add it as a receiver, and name it in the inventory (monitoring.receiver).
 
     python -m hakit.lab.pager ADDRESS:PORT FILE
 """
@@ -29,6 +32,14 @@ def serve(address: str, out: Path) -> None:
             self.end_headers()
 
         def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/notifications":
+                body = out.read_bytes() if out.exists() else b""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             self.send_response(200 if self.path == "/healthz" else 404)
             self.end_headers()
 

@@ -1,0 +1,168 @@
+"""Disruptive: when an HA component fails, the right alert reaches a human in bounded
+time, and clears when it is fixed.
+
+Each scenario injects a fault and follows the alert through every stage, sampled
+every 100 ms: pending and firing in Prometheus, active in Alertmanager, delivered
+to the receiver (a test receiver named in the inventory, e.g. hakit.lab.pager),
+then, after the restore, resolved. The delays are compared with the SLO and with
+the lower bound the rule's `for:` sets. With --silence (hakit audit --disruptive
+--silence) the expected alerts are silenced for the check's duration: they must
+still reach Alertmanager (suppressed), and the receiver must not be paged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from fixtures.disruption import Inject
+from hakit import wait
+from hakit.faults import Fault, Silence, StopComponent
+from hakit.faults.control import ClusterControl
+from hakit.inventory import Inventory
+from hakit.measure import Watch
+from hakit.model import Evidence, check
+from hakit.prometheus import Alertmanager, Prometheus, Receiver
+from hakit.snapshot import is_control_plane
+
+REMEDIATION = """Load hakit/rules/ha-alerts.yaml into Prometheus, scrape every HA component, and route
+its alerts in Alertmanager to a receiver a human watches; keep `for:` plus scrape and evaluation
+intervals plus group_wait inside the alert-delivery SLO. A missing stage names where the chain breaks."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    alert: str
+    labels: Callable[[str], dict[str, str]]   # the alert's labels that identify the fault's target
+    target: Callable[[Inventory, ClusterControl], str]
+    fault: Callable[[ClusterControl, str], Fault]
+
+
+def last_control_plane(inv: Inventory, control: ClusterControl) -> str:
+    return inv.control_plane[-1].name
+
+
+def first_worker(inv: Inventory, control: ClusterControl) -> str:
+    nodes = client.CoreV1Api(control.api).list_node().items
+    workers = sorted(n.metadata.name for n in nodes if not is_control_plane(n))
+    if not workers:
+        pytest.skip("the cluster has no worker node to lose")
+    return workers[0]
+
+
+SCENARIOS = [
+    Scenario("etcd member stopped", "etcdMembersDown", lambda h: {"job": "etcd"}, last_control_plane,
+             lambda c, h: StopComponent(c, h, "etcd")),
+    Scenario("worker lost", "KubeNodeNotReady", lambda h: {"node": h}, first_worker,
+             lambda c, h: StopComponent(c, h, "kubelet")),
+    Scenario("apiserver stopped", "TargetDown", lambda h: {"job": "apiserver"}, last_control_plane,
+             lambda c, h: StopComponent(c, h, "kube-apiserver")),
+]
+
+
+def matches(alert: dict[str, Any], name: str, labels: dict[str, str]) -> bool:
+    return alert["labels"].get("alertname") == name and all(alert["labels"].get(k) == v for k, v in labels.items())
+
+
+def seconds(duration: str) -> float:
+    """Prometheus durations as configured: 5s, 1m, 1m30s, 2h."""
+    total, number = 0.0, ""
+    for ch in duration:
+        if ch.isdigit() or ch == ".":
+            number += ch
+        else:
+            total += float(number or 0) * {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(ch, 0)
+            number = ""
+    return total
+
+
+@pytest.fixture
+def receiver(inventory: Inventory) -> Receiver | None:
+    return Receiver(inventory.receiver_url) if inventory.receiver_url else None
+
+
+@check("MON-D01", "A lost HA component's alert reaches the receiver within the SLO and resolves after the fix",
+       property="monitoring", disruptive="alert-delivery", remediation=REMEDIATION)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.alert for s in SCENARIOS])
+def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory, control: ClusterControl,
+                                        prometheus: Prometheus, alertmanager: Alertmanager,
+                                        receiver: Receiver | None, inject: Inject, evidence: Evidence,
+                                        pytestconfig: pytest.Config) -> None:
+    """An alert rule nobody receives is not monitoring: follow one alert from fault to pager and back."""
+    slo = inventory.slo["alert_delivery_seconds"]
+    evidence.deadline = (slo, "slo.alert_delivery_seconds")
+    host = scenario.target(inventory, control)
+    labels = scenario.labels(host)
+    rule = next((r for r in prometheus.rules() if r.get("name") == scenario.alert), None)
+    assert rule, f"Prometheus has no rule {scenario.alert}: load hakit/rules/ha-alerts.yaml"
+    bound = float(rule.get("duration", 0))
+    cfg = prometheus.config().get("global", {})
+    upper = bound + seconds(cfg.get("scrape_interval", "1m")) + seconds(cfg.get("evaluation_interval", "1m"))
+    silenced = pytestconfig.getoption("--hakit-silence")
+    since = time.time()
+
+    def in_prometheus() -> str | None:
+        states = [a["state"] for a in prometheus.alerts() if matches(a, scenario.alert, labels)]
+        return "firing" if "firing" in states else "pending" if states else None
+
+    def in_alertmanager() -> str | None:
+        found = [a["status"]["state"] for a in alertmanager.alerts(filter=f'alertname="{scenario.alert}"')
+                 if matches(a, scenario.alert, labels)]
+        return found[0] if found else None
+
+    def paged() -> set[str]:
+        """Statuses (firing, resolved) the receiver got for this alert since the check began."""
+        return {n["status"] for at, n in receiver.notifications() if at >= since  # type: ignore[union-attr]
+                for a in n.get("alerts", []) if matches(a, scenario.alert, labels) and a["status"] == n["status"]}
+
+    with ExitStack() as stack:
+        if silenced:
+            stack.enter_context(Silence(control, alertmanager.url, {"alertname": scenario.alert, **labels}))
+        prom = stack.enter_context(Watch("alert in Prometheus", in_prometheus))
+        am = stack.enter_context(Watch("alert in Alertmanager", in_alertmanager))
+        pager = stack.enter_context(Watch("receiver", paged if receiver else lambda: set()))
+        with inject(scenario.fault(control, host)) as fault:
+            t0 = fault.injected_at
+            wait_for = slo * 2
+            pending = prom.wait(lambda v: v in ("pending", "firing"), t0, wait_for, f"{scenario.alert} pending")
+            evidence.event(f"{scenario.alert} pending in Prometheus", pending, True)
+            firing = prom.wait(lambda v: v == "firing", t0, wait_for, f"{scenario.alert} firing")
+            evidence.event(f"{scenario.alert} firing", firing, True)
+            arrived = am.wait(lambda v: v in ("active", "suppressed"), t0, wait_for,
+                              f"{scenario.alert} in Alertmanager")
+            evidence.event(f"in Alertmanager ({am.latest})", arrived, True)
+            if receiver and not silenced:
+                delivered = pager.wait(lambda v: "firing" in v, t0, wait_for, f"{scenario.alert} at the receiver")
+                evidence.event("delivered to the receiver", delivered, True)
+        restored = time.monotonic()
+        resolved = prom.wait(lambda v: v is None, restored, wait_for, f"{scenario.alert} to resolve")
+        evidence.event("resolved in Prometheus", resolved, True)
+        if receiver and not silenced:
+            cleared = pager.wait(lambda v: "resolved" in v, restored, wait_for, "the resolved notification")
+            evidence.event("resolved notification delivered", cleared, True)
+        if silenced:
+            time.sleep(2)   # a page would have come within group_wait
+            assert "firing" not in pager.latest, f"{scenario.alert} paged the receiver despite hakit's silence"
+    firing_s = firing - t0
+    evidence.record("firing", f"{firing_s:.1f} s after the fault",
+                    f"≥ {bound:g} s (the rule's for:), expected by ~{upper:g} s", firing_s >= bound)
+    assert firing_s >= bound, f"{scenario.alert} fired {firing_s:.1f} s after the fault, before its for: of {bound:g} s"
+    if receiver and not silenced:
+        took = delivered - t0
+        evidence.record("delivered", f"{took:.1f} s after the fault", f"≤ {slo:g} s (slo.alert_delivery_seconds)",
+                        took <= slo)
+        assert took <= slo, f"{scenario.alert} reached the receiver {took:.1f} s after the fault; the SLO is {slo:g} s"
+    else:
+        took = arrived - t0
+        evidence.record("in Alertmanager", f"{took:.1f} s after the fault" + (" (silenced: nobody paged)" if silenced
+                        else " (no monitoring.receiver in the inventory to time delivery)"),
+                        f"≤ {slo:g} s (slo.alert_delivery_seconds)", took <= slo)
+        assert took <= slo, f"{scenario.alert} reached Alertmanager {took:.1f} s after the fault; SLO {slo:g} s"
+    evidence.record("resolved", f"{resolved - restored:.1f} s after the restore")

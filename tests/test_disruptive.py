@@ -1,0 +1,39 @@
+"""The disruptive suite on the lab: every check passes, each report carries its
+timeline, and link-down failover lands inside the VRRP bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hakit.faults import journal
+from hakit.faults.control import ClusterControl
+from hakit.inventory import DISRUPTIVE_CHECKS
+from hakit.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, control: ClusterControl,
+                                                                    tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hakit.cli", "audit", "--disruptive", "--inventory",
+                           str(lab.paths.inventory), "--reports", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1200)
+    doc = json.loads((tmp_path / "latest" / "results.json").read_text())
+    disruptive = [r for r in doc["results"] if r["check"]["disruptive"]]
+    failed = {r["check"]["id"]: r["message"] for r in doc["results"] if r["outcome"] != "pass"}
+    assert proc.returncode == 0 and not failed, (failed, proc.stdout[-3000:])
+    assert {r["check"]["disruptive"] for r in disruptive} == set(DISRUPTIVE_CHECKS)
+    assert len(disruptive) == 13   # MON-D01 runs once per scenario
+    html = (tmp_path / "latest" / "audit.html").read_text()
+    for r in disruptive:
+        assert r["timeline"][0]["at"] == 0.0 and len(r["timeline"]) >= 3, r
+        assert f'aria-label="timeline of {r["check"]["id"]}"' in html
+    [link] = [r for r in disruptive if r["check"]["id"] == "VIP-D03"]
+    bound = next(m for m in link["evidence"] if m["name"] == "VRRP master-down bound")
+    assert bound["ok"], (bound, link["evidence"])
+    assert journal(control).pending() == []
