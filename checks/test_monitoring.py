@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from hakit.errors import UnreachableError
+from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 from hakit.prometheus import Alertmanager, Prometheus
 
@@ -122,3 +123,22 @@ def test_rules_evaluate(prometheus: Prometheus, evidence: Evidence) -> None:
     evidence.record("rules evaluated", len(rules))
     evidence.record("rules in error", broken or "none", expected="none")
     assert not broken, f"alert rules failing to evaluate: {'; '.join(broken)}"
+
+
+@check("MON-007", "Alertmanager runs clustered and sees all its peers", property="monitoring",
+       remediation="""Run at least two Alertmanagers with --cluster.listen-address and --cluster.peer pointing
+at each other (TCP and UDP 9094 open between them), and list every one under Prometheus'
+alerting.alertmanagers; a peer missing from /api/v2/status is down or cut off, and while it is,
+silences and notification deduplication are not shared.""")
+def test_alertmanager_peers(alertmanager: Alertmanager, inventory: Inventory, evidence: Evidence) -> None:
+    """A single Alertmanager is a single point of failure between every alert and the pager."""
+    cluster = alertmanager.status().get("cluster", {})
+    peers = sorted(p.get("address", "?") for p in cluster.get("peers") or [])
+    expected = inventory.alertmanager_peers or 2
+    evidence.record("cluster status", cluster.get("status", "unknown"), "ready")
+    evidence.record("peers", peers or "none", f"{expected} (monitoring.alertmanager_peers)", len(peers) >= expected)
+    assert cluster.get("status") != "disabled", (
+        "Alertmanager runs unclustered (no --cluster.listen-address): one instance, one point of failure")
+    assert len(peers) >= expected, (f"Alertmanager sees {len(peers)} of {expected} cluster peers "
+                                    f"({', '.join(peers) or 'none'}): a peer is down or cut off")
+    assert cluster.get("status") == "ready", f"the Alertmanager cluster is {cluster.get('status')}, not ready"

@@ -89,6 +89,7 @@ class Inventory:
     prometheus_url: str | None
     alertmanager_url: str | None
     receiver_url: str | None    # a test receiver's GET /notifications (hakit.lab.pager), to time delivery
+    alertmanager_peers: int | None   # how many clustered Alertmanagers there should be
     slo: dict[str, float]
     thresholds: dict[str, float]
     critical_workloads: list[CriticalWorkload]
@@ -223,7 +224,8 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
         alertmanager_url=r.get("monitoring.alertmanager", str, None),
-        receiver_url=r.get("monitoring.receiver", str, None), slo=slo, thresholds=thresholds,
+        receiver_url=r.get("monitoring.receiver", str, None),
+        alertmanager_peers=r.get("monitoring.alertmanager_peers", int, None), slo=slo, thresholds=thresholds,
         critical_workloads=workloads, disruptive_allowed=list(allowed),
         fault_journal=journal if journal.is_absolute() else source.parent / journal, fault_control=control)
     if r.errors:

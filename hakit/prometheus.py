@@ -5,6 +5,7 @@ disruptive audit creates and always expires."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -94,6 +95,12 @@ class Receiver(_Api):
         """(received at, Alertmanager's webhook payload), oldest first."""
         docs = [json.loads(line) for line in self.get("").splitlines() if line.strip()]
         return [(d["received_at"], d["notification"]) for d in docs]
+
+
+def duration_seconds(duration: str) -> float:
+    """A Prometheus duration as configured (500ms, 5s, 1m30s, 2h) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(ms|s|m|h|d|w|y)", duration))
 
 
 def _iso(t: float) -> str:

@@ -70,3 +70,8 @@ def test_mon006_names_the_rule_that_fails_to_evaluate(lab: Lab, tmp_path: Path) 
     assert_breaks(lab, tmp_path, "MON-006",
                   lambda: file_changed(rules, with_broken_rule, after=lambda: _reload(lab, 9090)), "HakitBrokenRule",
                   within=30)
+
+
+def test_mon007_sees_a_missing_alertmanager_peer(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "MON-007", lambda: stopped(lab, "am2/alertmanager"),
+                  "Alertmanager sees 1 of 2 cluster peers", within=90)

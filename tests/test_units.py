@@ -17,6 +17,7 @@ from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_kee
 from hakit.inventory import load
 from hakit.lab.topology import LabSpec
 from hakit.measure import Watch
+from hakit.prometheus import duration_seconds
 from hakit.model import Check, Measurement, Outcome, Result, Severity, Verdict, verdict
 from hakit.table import table
 
@@ -209,3 +210,8 @@ def test_watch_outage_spans_from_the_first_bad_probe_to_the_end_of_the_last() ->
     start, end = w.outage()  # type: ignore[misc]
     assert start == w.samples[1][0] and end >= w.samples[2][0]
     assert w.failures()[0] == 2 and w.first(lambda v: v is True, after=w.samples[2][0]) == w.samples[3][0]
+
+
+@pytest.mark.parametrize("text, seconds", [("5s", 5), ("1m", 60), ("1m30s", 90), ("2h", 7200), ("500ms", 0.5)])
+def test_prometheus_durations(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == seconds

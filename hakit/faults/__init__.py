@@ -56,6 +56,7 @@ class Fault(ABC):
         self.control, self.host = control, host
         self._entry_id: str | None = None
         self.injected_at = 0.0
+        self.restored_at = 0.0
         self._old_handler: object = None
 
     @abstractmethod
@@ -105,6 +106,7 @@ class Fault(ABC):
     def _rollback(self) -> None:
         try:
             undo(self.control, self.undo())
+            self.restored_at = time.monotonic()
             journal(self.control).restored(self._entry_id or "")
         finally:
             signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]

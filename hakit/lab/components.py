@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from hakit.lab import binaries
 from hakit.lab.paths import LabPaths
 from hakit.lab.provision import SERVICE_CIDR
-from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
+from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
                                 ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT,
                                 PROMETHEUS_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
 
@@ -154,10 +154,14 @@ def _prometheus(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
 
 
 def _alertmanager(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
+    """Clustered with the lab's other Alertmanager, as an HA pair gossips silences and
+    deduplicates notifications."""
+    peers = [f"--cluster.peer={h.address}:{ALERTMANAGER_CLUSTER_PORT}" for h in spec.alertmanager_hosts if h != host]
     argv = (binaries.path("prometheus-alertmanager"),
             f"--config.file={paths.etc(host.name, 'alertmanager', 'alertmanager.yml')}",
             f"--storage.path={paths.host(host.name) / 'var' / 'lib' / 'alertmanager'}",
-            f"--web.listen-address={host.address}:{ALERTMANAGER_PORT}", "--cluster.listen-address=")
+            f"--web.listen-address={host.address}:{ALERTMANAGER_PORT}",
+            f"--cluster.listen-address={host.address}:{ALERTMANAGER_CLUSTER_PORT}", *peers)
     return Component(host.name, "alertmanager", argv,
                      ("http", f"http://{host.address}:{ALERTMANAGER_PORT}/-/ready"))
 

@@ -39,7 +39,8 @@ def write(lab: Lab) -> None:
                  "backup_dir": str(paths.backups)},
         "monitoring": {"prometheus": f"http://{mon.address}:{PROMETHEUS_PORT}",
                        "alertmanager": f"http://{mon.address}:{ALERTMANAGER_PORT}",
-                       "receiver": f"http://{mon.address}:{PAGER_PORT}/notifications"},
+                       "receiver": f"http://{mon.address}:{PAGER_PORT}/notifications",
+                       "alertmanager_peers": len(spec.alertmanager_hosts)},
         "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]},
         "disruptive": {
             "allowed": list(DISRUPTIVE_CHECKS),

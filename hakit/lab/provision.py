@@ -140,11 +140,12 @@ def _monitoring_host(spec: LabSpec, paths: LabPaths, ca: pki.CertPair) -> None:
     shutil.copy2(RULES_FILE, rules)
     render("prometheus.yml.j2", paths.etc(mon.name, "prometheus", "prometheus.yml"),
            scrape_interval="5s", evaluation_interval="5s", cluster="hakit-lab",
-           alertmanager=f"{mon.address}:{ALERTMANAGER_PORT}", rule_files=[rules],
+           alertmanagers=[f"{h.address}:{ALERTMANAGER_PORT}" for h in spec.alertmanager_hosts], rule_files=[rules],
            control_planes=spec.control_plane_hosts, etcd_metrics_port=ETCD_METRICS_PORT,
            tls_jobs=[("apiserver", APISERVER_PORT), ("kube-controller-manager", KCM_PORT),
                      ("kube-scheduler", SCHEDULER_PORT)],
            ca_file=hp / "ca.crt", client_cert=prom.cert, client_key=prom.key,
            haproxy_stats_port=HAPROXY_STATS_PORT, ksm=f"{mon.address}:{KSM_PORT}")
-    render("alertmanager.yml.j2", paths.etc(mon.name, "alertmanager", "alertmanager.yml"),
-           pager=f"{mon.address}:{PAGER_PORT}")
+    for am in spec.alertmanager_hosts:
+        render("alertmanager.yml.j2", paths.etc(am.name, "alertmanager", "alertmanager.yml"),
+               pager=f"{mon.address}:{PAGER_PORT}")

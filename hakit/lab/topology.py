@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 CONTROL_PLANE = "control-plane"
 WORKER = "worker"
 MONITORING = "monitoring"
+ALERTING = "alerting"       # a second Alertmanager, clustered with the monitoring host's
 BULK = "bulk"
 
 # Ports, as a kubeadm HA cluster with the kubeadm HA guide's load balancer uses them.
@@ -26,6 +27,7 @@ HAPROXY_STATS_PORT = 8404
 SSH_PORT = 22
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094
 PAGER_PORT = 9095
 KSM_PORT = 8080
 
@@ -51,6 +53,8 @@ class Host:
                     "kube-controller-manager", "kube-scheduler", "kwok"]
         if self.role == MONITORING:
             return ["pager", "alertmanager", "prometheus", "kube-state-metrics"]
+        if self.role == ALERTING:
+            return ["alertmanager"]
         if self.role == WORKER:
             return ["sshd", "kwok"]   # hakit reaches a node over SSH to stop its "kubelet"
         return ["kwok"]
@@ -79,6 +83,7 @@ class LabSpec:
         if self.bulk_nodes:
             hosts.append(self._host("bulk", BULK, base + 30))
         hosts.append(self._host("mon", MONITORING, base + 40))
+        hosts.append(self._host("am2", ALERTING, base + 41))
         object.__setattr__(self, "hosts", tuple(hosts))
 
     def _host(self, name: str, role: str, addr: ipaddress.IPv4Address) -> Host:
@@ -109,6 +114,11 @@ class LabSpec:
     @property
     def monitoring_host(self) -> Host:
         return next(h for h in self.hosts if h.role == MONITORING)
+
+    @property
+    def alertmanager_hosts(self) -> list[Host]:
+        """Where the clustered Alertmanagers run: the monitoring host first."""
+        return [h for h in self.hosts if "alertmanager" in h.components()]
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

@@ -1,0 +1,69 @@
+"""Alert delivery end to end (MON-D01) beyond the audit: the opt-in silence is
+created, keeps the pager quiet and is always removed, also when the run is
+interrupted; and a receiver that never gets the page fails the check there."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from breaking import run_checks, stopped
+from hakit import wait
+from hakit.faults import journal
+from hakit.faults.control import ClusterControl
+from hakit.inventory import load
+from hakit.lab import Lab
+from hakit.prometheus import Alertmanager
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+ONE_SCENARIO = ("-k", "TargetDown")   # the quickest: about 70 s to firing
+
+
+def hakit_silences(lab: Lab) -> list[dict]:
+    am = Alertmanager(load(lab.paths.inventory).alertmanager_url or "")
+    return [s for s in am.silences() if s.get("createdBy") == "hakit" and s["status"]["state"] != "expired"]
+
+
+def test_with_silence_the_alert_reaches_alertmanager_and_nobody_is_paged(lab: Lab, control: ClusterControl,
+                                                                         tmp_path: Path) -> None:
+    code, results = run_checks(lab.paths.inventory, tmp_path, "MON-D01", disruptive=True, options=("--silence",),
+                               pytest_args=ONE_SCENARIO)
+    r = results["MON-D01"]
+    assert code == 0 and r["outcome"] == "pass", r["message"]
+    assert {"name": "state in Alertmanager", "value": "suppressed", "expected": "suppressed (hakit's silence)",
+            "ok": True} in r["evidence"], r["evidence"]
+    assert any("silenced: nobody paged" in str(m["value"]) for m in r["evidence"]), r["evidence"]
+    assert hakit_silences(lab) == [] and journal(control).pending() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupted_run_leaves_no_silence(lab: Lab, control: ClusterControl, sig: signal.Signals) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "check", "--inventory", str(lab.paths.inventory),
+                             "--disruptive", "--silence", "--check", "MON-D01", "--", *ONE_SCENARIO],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait.until(lambda: hakit_silences(lab), 120, "hakit's silence in Alertmanager")
+        time.sleep(3)   # into the fault
+    finally:
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+    if sig == signal.SIGKILL:
+        assert hakit_silences(lab), "SIGKILL gave the run no chance to expire its silence"
+        subprocess.run([sys.executable, "-m", "hakit.cli", "repair", "--inventory", str(lab.paths.inventory)],
+                       check=True, timeout=300)
+    assert hakit_silences(lab) == [] and journal(control).pending() == []
+
+
+def test_a_receiver_that_never_gets_the_page_fails_the_check_there(lab: Lab, tmp_path: Path) -> None:
+    with stopped(lab, "mon/pager"):
+        code, results = run_checks(lab.paths.inventory, tmp_path, "MON-D01", disruptive=True,
+                                   pytest_args=ONE_SCENARIO)
+    r = results["MON-D01"]
+    assert code == 1 and r["outcome"] == "fail", r
+    assert "TargetDown delivered to the receiver not within the 120 s SLO" in r["message"], r["message"]
+    assert "TargetDown in Alertmanager at" in r["message"], r["message"]
