@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     from hakit.checkcli import add_check_commands, add_inventory_commands
     add_check_commands(sub)
     add_inventory_commands(sub)
+    from hakit.runbook.cli import add_runbook_commands
+    add_runbook_commands(sub)
     return parser
 
 

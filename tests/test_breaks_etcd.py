@@ -56,7 +56,8 @@ def backups_aged(lab: Lab, hours: float) -> Iterator[None]:
         yield
     finally:
         for p, t in times.items():
-            os.utime(p, (t, t))
+            if p.exists():   # a runbook under test may have rotated it away
+                os.utime(p, (t, t))
 
 
 def test_etcd008_sees_a_stale_backup(lab: Lab, tmp_path: Path) -> None:

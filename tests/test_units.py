@@ -215,3 +215,15 @@ def test_watch_outage_spans_from_the_first_bad_probe_to_the_end_of_the_last() ->
 @pytest.mark.parametrize("text, seconds", [("5s", 5), ("1m", 60), ("1m30s", 90), ("2h", 7200), ("500ms", 0.5)])
 def test_prometheus_durations(text: str, seconds: float) -> None:
     assert duration_seconds(text) == seconds
+
+
+def test_runbook_parameters_are_checked_in_one_line() -> None:
+    from hakit.runbook import get
+    rb = get("control-plane-restart")
+    with pytest.raises(ConfigError, match="parameter host is required"):
+        rb.resolve({"component": "etcd"})
+    with pytest.raises(ConfigError, match=r"component='kubelet'; expected one of kube-apiserver"):
+        rb.resolve({"host": "cp1", "component": "kubelet"})
+    with pytest.raises(ConfigError, match="unknown parameter\\(s\\) colour"):
+        rb.resolve({"host": "cp1", "component": "etcd", "colour": "red"})
+    assert get("etcd-backup").resolve({}) == {"keep": "7", "dir": ""}

@@ -1,0 +1,182 @@
+"""Running a runbook: one confirmed step at a time, every step journaled, resumable.
+
+The journal is a JSON-lines file per run under the state directory
+($HAKIT_RUNBOOK_DIR, default ~/.local/state/hakit/runbooks): the run's header
+(runbook, fingerprint, parameters), then each step's start and end with its
+output, the values it kept and timestamps, then the closing checks. `resume`
+replays it: finished steps are not repeated, and a runbook whose procedure has
+changed since is refused rather than resumed silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hakit.errors import EXIT_CHECK_FAILED, ConfigError, HakitError, PreconditionError
+from hakit.inventory import Inventory
+from hakit.runbook import Context, Runbook, Step
+
+Confirm = Callable[[str], bool]
+Print = Callable[[str], None]
+
+
+class StepFailed(HakitError):
+    """A step (or the closing checks) failed: the property is not repaired."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("HAKIT_RUNBOOK_DIR", Path.home() / ".local/state/hakit/runbooks"))
+
+
+class RunJournal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, event: str, **fields: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"event": event, "at": time.time(), **fields}, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())   # a SIGKILL may follow: resume must know this step's fate
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            raise ConfigError(f"no run journal at {self.path}")
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue   # a line torn by a crash: its step is treated as not done
+        return out
+
+
+def render(rb: Runbook, ctx: Context, markdown: bool = False) -> str:
+    """The procedure with every command resolved: what `show` and `--dry-run` print."""
+    lines = [f"# {rb.name}: {rb.title}", "", rb.summary, ""] if markdown else [f"{rb.name}: {rb.title}", rb.summary, ""]
+    if ctx.params:
+        lines += [("Parameters: " if not markdown else "**Parameters:** ") +
+                  ", ".join(f"{k}={v}" for k, v in ctx.params.items()), ""]
+    for i, step in enumerate(rb.steps, 1):
+        kind = "changes" if step.changes else "probe"
+        try:
+            detail = step.show(ctx)
+        except (HakitError, KeyError) as e:   # a value an earlier step finds at run time
+            detail = f"(resolved when run: {e})"
+        if markdown:
+            lines += [f"{i}. **{step.text}** _({kind})_", "", "   ```sh", f"   {detail}", "   ```"]
+            if step.undo_text:
+                lines += [f"   Undo: {step.undo_text}"]
+            lines.append("")
+        else:
+            lines += [f"[{i}/{len(rb.steps)}] {step.text} ({kind})", f"    $ {detail}"]
+            if step.undo_text:
+                lines.append(f"    undo: {step.undo_text}")
+    final = ", ".join(rb.checks) or "none"
+    lines += ["", f"{'**Then**' if markdown else 'Then'}: the checks {final} must pass."]
+    return "\n".join(lines)
+
+
+def start(rb: Runbook, inv: Inventory, params: dict[str, str], yes: bool, confirm: Confirm, out: Print) -> str:
+    run_id = f"{rb.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:4]}"
+    journal = RunJournal(state_dir() / f"{run_id}.jsonl")
+    journal.write("start", run=run_id, runbook=rb.name, fingerprint=rb.fingerprint, params=params,
+                  inventory=str(inv.source))
+    out(f"run {run_id} (journal {journal.path}); `hakit runbook resume {run_id}` continues it if interrupted")
+    execute(rb, Context(inv, params), journal, set(), yes, confirm, out)
+    return run_id
+
+
+def resume(run_id: str, books: dict[str, Runbook], inv_loader: Callable[[str], Inventory], yes: bool,
+           confirm: Confirm, out: Print) -> None:
+    journal = RunJournal(state_dir() / f"{run_id}.jsonl")
+    records = journal.records()
+    head = records[0]
+    if any(r["event"] == "end" and r["status"] == "succeeded" for r in records):
+        raise PreconditionError(f"run {run_id} already succeeded; nothing to resume")
+    rb = books.get(head["runbook"])
+    if rb is None or rb.fingerprint != head["fingerprint"]:
+        raise PreconditionError(f"run {run_id}: runbook {head['runbook']} has changed since the run began "
+                                "(fingerprint differs); start a new run instead of resuming this one")
+    done = {r["step"] for r in records if r["event"] == "step" and r["status"] == "done"}
+    state = next((r["state"] for r in reversed(records) if r["event"] == "step" and "state" in r), {})
+    out(f"resuming {run_id}: {len(done)} of {len(rb.steps)} steps already done")
+    execute(rb, Context(inv_loader(head["inventory"]), head["params"], dict(state)), journal, done, yes, confirm, out)
+
+
+def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes: bool, confirm: Confirm,
+            out: Print) -> None:
+    for i, step in enumerate(rb.steps, 1):
+        head = f"[{i}/{len(rb.steps)}] {step.text}"
+        if step.id in done:
+            out(f"{head}: already done")
+            continue
+        out(f"{head}\n    $ {step.show(ctx)}")
+        if step.changes and not yes and not confirm("    run this step? [y/N] "):
+            journal.write("step", step=step.id, status="declined")
+            journal.write("end", status="aborted")
+            raise PreconditionError(f"stopped before step {i} ({step.id}): not confirmed. Nothing of it was "
+                                    f"done; `hakit runbook resume {journal.path.stem}` continues from here")
+        journal.write("step", step=step.id, status="started")
+        try:
+            output = step.do(ctx)
+            if step.verify:
+                step.verify(ctx)
+        except (HakitError, OSError, subprocess.SubprocessError) as e:
+            fail(rb, step, i, ctx, journal, str(e), yes, confirm, out)
+        journal.write("step", step=step.id, status="done", output=output, state=ctx.state)
+        if output:
+            out("    " + output.strip().replace("\n", "\n    "))
+    verify_with_checks(rb, ctx, journal, out)
+
+
+def fail(rb: Runbook, step: Step, i: int, ctx: Context, journal: RunJournal, why: str, yes: bool,
+         confirm: Confirm, out: Print) -> None:
+    journal.write("step", step=step.id, status="failed", error=why, state=ctx.state)
+    done = ", ".join(s.id for s in rb.steps[:i - 1]) or "none"
+    where = f"step {i} ({step.id}) failed: {why}. Done before it: {done}."
+    if step.undo and not yes and confirm(f"    undo this step ({step.undo_text})? [y/N] "):
+        step.undo(ctx)
+        journal.write("step", step=step.id, status="undone")
+        where += " Its undo ran."
+    elif step.undo:
+        where += f" Its undo, not run: {step.undo_text}."
+    journal.write("end", status="failed", error=why)
+    raise StepFailed(f"{where} Journal: {journal.path}")
+
+
+def verify_with_checks(rb: Runbook, ctx: Context, journal: RunJournal, out: Print) -> None:
+    """The run succeeded only if the checks of the property it repairs pass now."""
+    if not rb.checks:
+        journal.write("end", status="succeeded")
+        return
+    out(f"verifying: {', '.join(rb.checks)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.json"
+        argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(ctx.inventory.source),
+                "--json", str(results), *[a for c in rb.checks for a in ("--check", c)]]
+        subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        found = json.loads(results.read_text())["results"] if results.exists() else []
+    outcomes = {r["check"]["id"]: (r["outcome"], r["message"]) for r in found}
+    journal.write("checks", outcomes=outcomes)
+    bad = {c: o for c, o in outcomes.items() if o[0] != "pass"} or (
+        {c: ("missing", "did not run") for c in rb.checks if c not in outcomes})
+    for c, (outcome, message) in sorted(outcomes.items()):
+        out(f"    {outcome.upper():5} {c} {message}")
+    if bad:
+        journal.write("end", status="failed", error=f"checks not passing: {', '.join(bad)}")
+        raise StepFailed(f"every step ran, but {', '.join(f'{c} ({o[0]}: {o[1]})' for c, o in bad.items())}: "
+                         f"the property is not repaired. Journal: {journal.path}")
+    journal.write("end", status="succeeded")
+    out(f"{rb.name}: done, and {', '.join(rb.checks)} pass")

@@ -1,0 +1,95 @@
+"""control-plane-restart: restart a stuck kube-apiserver, kube-controller-manager,
+kube-scheduler or etcd on one host, and see it serve again.
+
+"Stuck" is a process that runs but does not serve (hung, wedged on a lost
+connection): its service manager thinks all is well, so nobody restarts it.
+The restart is what `systemctl restart` or a kubelet does to a static pod: stop
+(escalating to SIGKILL for a process that ignores SIGTERM), then start.
+"""
+
+from __future__ import annotations
+
+from hakit import wait
+from hakit.errors import HakitError
+from hakit.faults.control import render
+from hakit.runbook import Context, Param, Runbook, Step
+
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
+def where(ctx: Context) -> tuple[str, str]:
+    host, component = ctx.params["host"], ctx.params["component"]
+    if host not in {h.name for h in ctx.inventory.control_plane}:
+        raise HakitError(f"host={host}: not a control-plane host of the inventory")
+    return host, component
+
+
+def affordable(ctx: Context) -> str:
+    """A restart takes the component away for a moment: the rest must carry the cluster."""
+    host, component = where(ctx)
+    health = ctx.control.health()
+    if component == "etcd":
+        members = ctx.control.etcd_members()
+        others = sum(ok for name, ok in members if name != host)
+        if others < len(members) // 2 + 1:
+            raise HakitError(f"only {others} other etcd member(s) are healthy: restarting {host}'s would lose quorum")
+        return f"{others} other etcd members healthy: quorum holds during the restart"
+    if component == "kube-apiserver":
+        serving = [h.host for h in health if h.component == "kube-apiserver /readyz" and h.ok and h.host != host]
+        if not serving:
+            raise HakitError("no other apiserver serves: restarting this one is an outage; fix another first")
+        return f"other apiservers serve: {', '.join(serving)}"
+    return "leader election hands the work to another instance during the restart"
+
+
+def serving(ctx: Context) -> bool:
+    host, component = where(ctx)
+    if component == "kube-apiserver":
+        return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "kube-apiserver /readyz")
+    if component == "etcd":
+        return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "etcd health")
+    return ctx.control.is_active(host, component)
+
+
+def restart(ctx: Context) -> str:
+    host, component = where(ctx)
+    ctx.control.stop(host, component)
+    ctx.control.start(host, component)
+    return f"{component} on {host} stopped and started"
+
+
+def running(ctx: Context) -> None:
+    host, component = where(ctx)
+    if not ctx.control.is_active(host, component):
+        raise HakitError(f"{component} on {host} is not running after the start")
+
+
+def wait_serving(ctx: Context) -> str:
+    host, component = where(ctx)
+    wait.until(lambda: serving(ctx), 120, f"{component} on {host} to serve again", interval=1.0)
+    return f"{component} on {host} serves"
+
+
+def commands(ctx: Context) -> str:
+    host, component = where(ctx)
+    return "; ".join(render(ctx.inventory.fault_control, a, host, component) for a in ("stop", "start"))
+
+
+RUNBOOK = Runbook(
+    name="control-plane-restart",
+    title="Restart a stuck control-plane component on one host",
+    summary="For a component that runs but does not serve: check the others can carry the cluster, "
+            "restart it, and wait until it serves and the control-plane checks pass.",
+    params=[Param("host", "the control-plane host, as named in the inventory"),
+            Param("component", "what to restart", choices=COMPONENTS)],
+    steps=[
+        Step("look", "See whether it serves now", lambda ctx: "{} health on {}".format(*reversed(where(ctx))),
+             lambda ctx: "serving" if serving(ctx) else "not serving", changes=False),
+        Step("affordable", "Make sure the others carry the cluster while it restarts",
+             lambda ctx: "etcd member health / apiserver /readyz on the other hosts", affordable, changes=False),
+        Step("restart", "Restart it (stop, escalating to SIGKILL, then start)", commands, restart, verify=running),
+        Step("serving", "Wait until it serves again", lambda ctx: "poll its health every second, up to 120 s",
+             wait_serving, changes=False),
+    ],
+    checks=["API-002", "ETCD-002", "CP-001", "CP-002", "CP-003"],
+)

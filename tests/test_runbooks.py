@@ -1,0 +1,124 @@
+"""Runbooks on the lab: break the lab in the runbook's way, run it unattended, and
+see its checks pass; a dry run changes nothing; a SIGKILLed run resumes without
+repeating finished steps; a failing step stops the run and says where."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from breaking import run_checks
+from hakit import wait
+from hakit.lab import Lab, procs
+from test_breaks_etcd import backups_aged
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's run journals in a directory of its own."""
+    monkeypatch.setenv("HAKIT_RUNBOOK_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def runbook(lab: Lab, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "hakit.cli", "runbook", *args]
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+
+
+def journal(runs: Path) -> list[dict]:
+    [path] = runs.glob("*.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_etcd_backup_repairs_a_stale_backup(lab: Lab, tmp_path: Path, runs: Path) -> None:
+    with backups_aged(lab, 30):
+        assert run_checks(lab.paths.inventory, tmp_path, "ETCD-008")[1]["ETCD-008"]["outcome"] == "fail"
+        done = runbook(lab, "run", "etcd-backup", "--yes", "keep=2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "etcd-backup: done, and ETCD-008 pass" in done.stdout
+        assert len(list(lab.paths.backups.glob("*.db"))) <= 2
+    assert [r["status"] for r in journal(runs) if r["event"] == "end"] == ["succeeded"]
+
+
+def test_a_dry_run_and_show_change_nothing(lab: Lab, runs: Path) -> None:
+    before = sorted(lab.paths.backups.iterdir())
+    for args in (("run", "etcd-backup", "--dry-run"), ("show", "etcd-backup", "--markdown")):
+        out = runbook(lab, *args)
+        assert out.returncode == 0, out.stderr
+        assert "snapshot save" in out.stdout and "etcdutl snapshot status" in out.stdout
+    assert sorted(lab.paths.backups.iterdir()) == before and not runs.exists()
+
+
+def test_a_changing_step_is_never_run_unconfirmed_without_a_terminal(lab: Lab, runs: Path) -> None:
+    out = runbook(lab, "run", "etcd-backup")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "pass --yes to run unattended" in out.stderr and not runs.exists()
+
+
+@contextmanager
+def hung(lab: Lab, host: str, component: str) -> Iterator[None]:
+    """The component's processes frozen with SIGSTOP: running, not serving."""
+    pid = lab.host(host).pid(component)
+    procs.signal_group(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        procs.signal_group(pid, signal.SIGCONT)   # harmless when the runbook replaced it
+
+
+def test_control_plane_restart_revives_a_hung_apiserver(lab: Lab, tmp_path: Path, runs: Path) -> None:
+    with hung(lab, "cp2", "kube-apiserver"):
+        failed = wait.until(lambda: (r := run_checks(lab.paths.inventory, tmp_path, "API-002")[1]["API-002"])
+                            ["outcome"] == "fail" and r, 60, "API-002 to see the hung apiserver")
+        assert "cp2" in failed["message"], failed["message"]
+        done = runbook(lab, "run", "control-plane-restart", "--yes", "host=cp2", "component=kube-apiserver")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS  API-002" in done.stdout
+
+
+def test_a_killed_run_resumes_without_repeating_finished_steps(lab: Lab, runs: Path) -> None:
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "runbook", "run", "control-plane-restart", "--yes",
+                             "host=cp3", "component=kube-scheduler"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def restarted() -> bool:
+        return any(r.get("step") == "restart" and r.get("status") == "done" for r in journal(runs)) \
+            if any(runs.glob("*.jsonl")) else False
+    try:
+        wait.until(restarted, 120, "the restart step to be journaled done", interval=0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not any(r["event"] == "end" for r in journal(runs)), "killed before the end"
+    pid = lab.host("cp3").pid("kube-scheduler")
+    run_id = next(runs.glob("*.jsonl")).stem
+    out = runbook(lab, "resume", run_id, "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[3/4] Restart it (stop, escalating to SIGKILL, then start): already done" in out.stdout
+    assert lab.host("cp3").pid("kube-scheduler") == pid, "resume restarted the scheduler a second time"
+    starts = [r for r in journal(runs) if r.get("step") == "restart" and r.get("status") == "started"]
+    assert len(starts) == 1 and journal(runs)[-1] == {**journal(runs)[-1], "event": "end", "status": "succeeded"}
+
+
+def test_a_failing_step_stops_the_run_and_says_where(lab: Lab, runs: Path) -> None:
+    before = sorted(lab.paths.backups.iterdir())
+    out = runbook(lab, "run", "etcd-backup", "--yes", "dir=/proc/hakit-cannot-write-here")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "step 2 (save) failed" in out.stderr and "Done before it: pick-member." in out.stderr, out.stderr
+    assert "Its undo, not run: delete the partial snapshot file" in out.stderr
+    steps = [(r.get("step"), r.get("status")) for r in journal(runs) if r["event"] in ("step", "end")]
+    assert steps[-2:] == [("save", "failed"), (None, "failed")], steps
+    assert ("verify", "started") not in steps and sorted(lab.paths.backups.iterdir()) == before
