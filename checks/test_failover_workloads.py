@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from fixtures.disruption import Inject
 from hakit import wait
+from hakit.kube import evict
 from hakit.faults import Cordon, ProbeNamespace, StopComponent
 from hakit.faults.control import ClusterControl
 from hakit.inventory import Inventory
@@ -156,22 +156,3 @@ def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: Clus
     evidence.record("evictions the PDB refused (then retried)", refused)
     assert fewest >= REPLICAS - 1, f"only {fewest} of {REPLICAS} probe pods ran during the drain: the PDB was not honoured"
     assert took <= slo, f"the drain of {node} took {took:.1f} s; the SLO is {slo:g} s"
-
-
-def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
-    """Evict through the eviction API as `kubectl drain` does, retrying while a PDB says 429;
-    returns how many times it was refused."""
-    refused = 0
-    body = {"apiVersion": "policy/v1", "kind": "Eviction",
-            "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace}}
-    while True:
-        try:
-            core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
-            return refused
-        except ApiException as e:
-            if e.status == 404:
-                return refused
-            if e.status != 429 or time.monotonic() > deadline:
-                raise
-            refused += 1
-            time.sleep(1)

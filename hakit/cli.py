@@ -43,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse leaves KEY=VALUE parameters that follow an option (run NAME --yes k=v) unparsed.
+    if hasattr(args, "params") and all("=" in e and not e.startswith("-") for e in extra):
+        args.params += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or EXIT_OK)
     except HakitError as e:

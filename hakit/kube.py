@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from hakit.errors import ConfigError
@@ -21,3 +23,22 @@ def api_client(kubeconfig: Path | str, context: str | None = None, timeout: floa
     api = client.ApiClient(cfg)
     api.rest_client.pool_manager.connection_pool_kw["timeout"] = timeout
     return api
+
+
+def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
+    """Evict through the eviction API as `kubectl drain` does, retrying while a PDB answers
+    429 until `deadline` (time.monotonic()); returns how many times it was refused."""
+    refused = 0
+    body = {"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace}}
+    while True:
+        try:
+            core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
+            return refused
+        except ApiException as e:
+            if e.status == 404:
+                return refused
+            if e.status != 429 or time.monotonic() > deadline:
+                raise
+            refused += 1
+            time.sleep(1)

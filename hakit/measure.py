@@ -55,8 +55,10 @@ class Watch:
         return self.samples[-1][1]
 
     def first(self, predicate: Callable[[Any], bool], after: float = 0.0) -> float | None:
-        """The time of the first sample at or after `after` whose value satisfies predicate."""
-        return next((t for t, v in list(self.samples) if t >= after and predicate(v)), None)
+        """The time of the first sample at or after `after` whose value satisfies predicate
+        (a probe that failed observed nothing: predicate never sees its exception)."""
+        return next((t for t, v in list(self.samples)
+                     if t >= after and not isinstance(v, Exception) and predicate(v)), None)
 
     def wait(self, predicate: Callable[[Any], bool], after: float, timeout: float, what: str) -> float:
         """Block until a sample after `after` satisfies predicate; return its time."""

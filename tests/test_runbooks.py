@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from breaking import run_checks
+from breaking import run_checks, stopped
 from hakit import wait
 from hakit.lab import Lab, procs
 from test_breaks_etcd import backups_aged
@@ -122,3 +122,31 @@ def test_a_failing_step_stops_the_run_and_says_where(lab: Lab, runs: Path) -> No
     steps = [(r.get("step"), r.get("status")) for r in journal(runs) if r["event"] in ("step", "end")]
     assert steps[-2:] == [("save", "failed"), (None, "failed")], steps
     assert ("verify", "started") not in steps and sorted(lab.paths.backups.iterdir()) == before
+
+
+def test_vip_recover_brings_back_a_vip_nobody_holds(lab: Lab, tmp_path: Path, runs: Path) -> None:
+    with stopped(lab, *[f"{h.name}/keepalived" for h in lab.control_planes]):
+        failed = run_checks(lab.paths.inventory, tmp_path, "API-004")[1]["API-004"]
+        assert failed["outcome"] == "fail", failed
+        done = runbook(lab, "run", "vip-recover", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "nobody holds the VIP" in done.stdout and "PASS  API-004" in done.stdout
+
+
+def test_node_drain_replace_moves_the_pods_and_returns_the_node(lab: Lab, api, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                runs: Path) -> None:
+    """A lost worker: drain it, "repair" it (its kubelet back) while the runbook waits, uncordon."""
+    from kubernetes import client
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    with stopped(lab, "w2/kwok"):
+        wait.until(lambda: run_checks(lab.paths.inventory, tmp_path, "WL-001")[1]["WL-001"]["outcome"] == "fail",
+                   60, "WL-001 to see w2 NotReady")
+        proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "runbook", "run", "node-drain-replace", "--yes",
+                                 "node=w2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait.until(lambda: any(runs.glob("*.jsonl")) and any(
+            r.get("step") == "drain" and r.get("status") == "done" for r in journal(runs)), 180, "the drain")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    steps = [r.get("step") for r in journal(runs) if r.get("status") == "done"]
+    assert steps == ["look", "cordon", "drain", "back", "uncordon"]
+    assert not client.CoreV1Api(api).read_node("w2").spec.unschedulable and "PASS  WL-001" in out

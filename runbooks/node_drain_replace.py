@@ -1,0 +1,88 @@
+"""node-drain-replace: move the work off a node, replace or return it, and put it back
+into service.
+
+The drain goes through the eviction API, so every PodDisruptionBudget is honoured:
+an eviction a PDB refuses is retried until the budget allows it (or the time is
+up, which means a workload has no room to lose a replica). DaemonSet pods and the
+kubelet's own mirror pods stay, as with `kubectl drain --ignore-daemonsets`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kubernetes import client
+
+from hakit import wait
+from hakit.errors import HakitError
+from hakit.kube import evict
+from hakit.runbook import Context, Param, Runbook, Step
+from hakit.snapshot import node_is_ready
+
+
+def core(ctx: Context) -> client.CoreV1Api:
+    return client.CoreV1Api(ctx.control.api)
+
+
+def movable(ctx: Context) -> list[client.V1Pod]:
+    pods = core(ctx).list_pod_for_all_namespaces(field_selector=f"spec.nodeName={ctx.params['node']}").items
+    return [p for p in pods if p.metadata.deletion_timestamp is None
+            and not any(o.kind in ("DaemonSet", "Node") for o in p.metadata.owner_references or [])]
+
+
+def look(ctx: Context) -> str:
+    node = core(ctx).read_node(ctx.params["node"])
+    pods = movable(ctx)
+    return (f"{ctx.params['node']}: {'Ready' if node_is_ready(node) else 'NotReady'}, "
+            f"{'cordoned' if node.spec.unschedulable else 'schedulable'}, {len(pods)} pod(s) to move: "
+            + ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in pods))
+
+
+def cordon(ctx: Context) -> str:
+    ctx.control.cordon(ctx.params["node"])
+    return f"{ctx.params['node']} takes no new pods"
+
+
+def drain(ctx: Context) -> str:
+    deadline = time.monotonic() + float(ctx.params["timeout"])
+    refused = sum(evict(core(ctx), p, deadline) for p in movable(ctx))
+    try:
+        wait.until(lambda: not movable(ctx), max(deadline - time.monotonic(), 1), "the node to be empty")
+    except wait.WaitTimeout:
+        raise HakitError(f"still on {ctx.params['node']}: " + ", ".join(p.metadata.name for p in movable(ctx))) from None
+    return f"drained; PDBs refused {refused} eviction(s) before allowing them"
+
+
+def back(ctx: Context) -> str:
+    wait.until(lambda: node_is_ready(core(ctx).read_node(ctx.params["node"])), float(ctx.params["timeout"]),
+               f"{ctx.params['node']} (replaced or repaired) to be Ready", interval=2.0)
+    return f"{ctx.params['node']} is Ready"
+
+
+def uncordon(ctx: Context) -> str:
+    ctx.control.uncordon(ctx.params["node"])
+    return f"{ctx.params['node']} takes pods again"
+
+
+RUNBOOK = Runbook(
+    name="node-drain-replace",
+    title="Drain a node respecting PDBs, replace or return it, and uncordon it",
+    summary="For a node to repair or replace: cordon it, move its pods through the eviction API, wait until "
+            "the node (repaired, or its replacement with the same name) is Ready, and uncordon it.",
+    params=[Param("node", "the node's name"),
+            Param("timeout", "seconds to wait for the drain, and again for the node to be Ready", "300")],
+    steps=[
+        Step("look", "See the node and the pods that will move",
+             lambda ctx: f"GET node {ctx.params['node']}; its pods, less DaemonSet and mirror pods", look,
+             changes=False),
+        Step("cordon", "Cordon the node", lambda ctx: f"kubectl cordon {ctx.params['node']}", cordon,
+             undo=uncordon, undo_text="uncordon the node"),
+        Step("drain", "Evict its pods, retrying while a PDB says not yet",
+             lambda ctx: f"kubectl drain {ctx.params['node']} --ignore-daemonsets (eviction API)", drain),
+        Step("back", "Replace or repair the node; wait until it is Ready",
+             lambda ctx: f"wait for node {ctx.params['node']} Ready, up to {ctx.params['timeout']} s", back,
+             changes=False),
+        Step("uncordon", "Uncordon the node", lambda ctx: f"kubectl uncordon {ctx.params['node']}", uncordon),
+    ],
+    checks=["WL-001", "WL-002", "WL-003"],
+)
