@@ -79,7 +79,7 @@ def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, eviden
         second = api.outage(after=restored)
     failover = moved[0] - t0
     evidence.record("VIP failover", f"{failover:.2f} s ({old} → {new})", f"≤ {slo:g} s (slo.vip_failover_seconds)",
-                    failover <= slo)
+                    failover <= slo, seconds=failover)
     evidence.record("API requests through the VIP that failed", f"{failed} of {total}")
     evidence.record("after restore", f"VIP {'returned to' if final == [old] else 'stayed on'} {', '.join(final)}"
                     + (f"; {second[1] - second[0]:.1f} s of API errors while it moved" if second else ""))
@@ -148,6 +148,7 @@ def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: Clus
         evidence.event("first failed API request", lost[0], False)
         evidence.event("last failed API request", lost[1], True)
     evidence.record("API requests through the VIP that failed", f"{failed} of {total}")
-    evidence.record("error window", f"{window:.1f} s", f"≤ {slo:g} s (slo.vip_failover_seconds)", window <= slo)
+    evidence.record("error window", f"{window:.1f} s", f"≤ {slo:g} s (slo.vip_failover_seconds)", window <= slo,
+                    seconds=window)
     assert window <= slo, (f"requests through the VIP failed for {window:.1f} s after stopping the apiserver on "
                            f"{victim} ({failed} of {total}); haproxy did not take it out of the pool in time")

@@ -48,7 +48,7 @@ def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, 
             evidence.event(f"Lease taken by {new}", new_at, True)
     takeover = new_at - fault.injected_at
     evidence.record(f"{component} takeover", f"{takeover:.1f} s ({old} → {new})",
-                    f"≤ {slo:g} s (slo.controller_failover_seconds)", takeover <= slo)
+                    f"≤ {slo:g} s (slo.controller_failover_seconds)", takeover <= slo, seconds=takeover)
     assert takeover <= slo, f"another {component} took the Lease {takeover:.1f} s after {old}'s died; SLO {slo:g} s"
 
 

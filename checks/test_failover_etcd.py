@@ -85,7 +85,7 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: ClusterControl, injec
     if leader:
         election = elected - t0
         evidence.record("leader election", f"{election:.2f} s", f"≤ {slo:g} s (slo.etcd_leader_election_seconds)",
-                        election <= slo)
+                        election <= slo, seconds=election)
         assert election <= slo, f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
         window = (lost[1] - lost[0]) if lost else 0.0
         assert window <= slo, f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"

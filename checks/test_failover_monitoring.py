@@ -158,12 +158,12 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
     if receiver and not silenced:
         took = delivered - t0
         evidence.record("delivered", f"{took:.1f} s after the fault", f"≤ {slo:g} s (slo.alert_delivery_seconds)",
-                        took <= slo)
+                        took <= slo, seconds=took)
         assert took <= slo, f"{scenario.alert} reached the receiver {took:.1f} s after the fault; the SLO is {slo:g} s"
     else:
         took = arrived - t0
         evidence.record("in Alertmanager", f"{took:.1f} s after the fault" + (" (silenced: nobody paged)" if silenced
                         else " (no monitoring.receiver in the inventory to time delivery)"),
-                        f"≤ {slo:g} s (slo.alert_delivery_seconds)", took <= slo)
+                        f"≤ {slo:g} s (slo.alert_delivery_seconds)", took <= slo, seconds=took)
         assert took <= slo, f"{scenario.alert} reached Alertmanager {took:.1f} s after the fault; SLO {slo:g} s"
     evidence.record("resolved", f"{resolved - undone:.1f} s after the restore")

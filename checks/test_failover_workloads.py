@@ -119,7 +119,7 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
         evidence.event(f"node {victim} Ready again", time.monotonic(), True)
     took = replaced - t0
     evidence.record("replicas Running elsewhere", f"{took:.1f} s after the node was lost",
-                    f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo)
+                    f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo, seconds=took)
     evidence.record("detection", f"NotReady after {lost - t0:.1f} s; evicted after {evicted - t0:.1f} s "
                     f"(probe tolerates unreachable for {TOLERATION_SECONDS} s; pods left at the default wait 300 s)")
     evidence.record("stuck Terminating on the lost node",
@@ -150,7 +150,8 @@ def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: Clus
             evidence.event(f"drained: {REPLICAS} replicas Running off {node}", drained, True)
         fewest = min(v for _, v in available.samples if isinstance(v, int))
     took = drained - fault.injected_at
-    evidence.record("drain", f"{took:.1f} s", f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo)
+    evidence.record("drain", f"{took:.1f} s", f"≤ {slo:g} s (slo.pod_rescheduling_seconds)", took <= slo,
+                    seconds=took)
     evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {REPLICAS - 1} (the PDB)",
                     fewest >= REPLICAS - 1)
     evidence.record("evictions the PDB refused (then retried)", refused)

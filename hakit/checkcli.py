@@ -39,6 +39,10 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--disruptive", action="store_true",
                        help="also run the disruptive checks the inventory's disruptive.allowed permits: they stop, "
                        "kill or cut things on purpose, measure the failover, and restore (see `hakit repair`)")
+        p.add_argument("--metrics", metavar="PATH", help="also write the results as Prometheus metrics "
+                       "(node_exporter textfile format)")
+        p.add_argument("--pushgateway", metavar="URL", help="also push the results as Prometheus metrics to a "
+                       "Pushgateway (job=hakit, cluster=NAME)")
         p.add_argument("--silence", action="store_true",
                        help="with --disruptive: silence in Alertmanager exactly the alerts the alert-delivery checks "
                        "expect, so on-call is not paged; they still verify the alerts reached Alertmanager")
@@ -55,9 +59,13 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                          "disruptive check of every run does the same.")
     fix.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
     fix.set_defaults(func=cmd_repair)
-    rep = sub.add_parser("report", help="render the HTML audit report from a JSON results file")
-    rep.add_argument("results", help="a results.json written by `hakit audit` (schema hakit.results/v1)")
-    rep.add_argument("-o", "--output", help="HTML file to write (default: beside the JSON, audit.html)")
+    rep = sub.add_parser("report", help="render the HTML audit report from a JSON results file, or the history",
+                         description="hakit report RESULTS.json: the audit page again. hakit report history DIR: "
+                         "every audit under DIR on one page (verdicts and durations over time, regressions first).")
+    rep.add_argument("results", help="a results.json written by `hakit audit`, or `history`")
+    rep.add_argument("directory", nargs="?", help="with `history`: the reports directory (default reports/)")
+    rep.add_argument("-o", "--output", help="HTML file to write (default: audit.html beside the JSON; "
+                     "history.html in the directory)")
     rep.set_defaults(func=cmd_report)
 
 
@@ -135,6 +143,8 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
         argv += ["--hakit-disruptive"] if args.disruptive else []
         argv += ["--hakit-silence"] if args.silence else []
+        argv += [f"--hakit-metrics={args.metrics}"] if args.metrics else []
+        argv += [f"--hakit-pushgateway={args.pushgateway}"] if args.pushgateway else []
         code = pytest.main(argv + list(args.pytest_args))
         if json_path.exists() and getattr(args, "json", None):
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +197,16 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.results == "history":
+        from hakit.report.history import collect, regressions, write_history
+        where = Path(args.directory or "reports")
+        docs = collect(where)
+        dest = Path(args.output) if args.output else where / "history.html"
+        write_history(docs, dest)
+        found = regressions(docs)
+        print(f"wrote {dest}: {len(docs)} audits; " + (f"{len(found)} regression(s) since the audit before"
+                                                      if found else "no regression since the audit before"))
+        return 0
     src = Path(args.results)
     doc = read_json(src)
     dest = Path(args.output) if args.output else src.with_name("audit.html")

@@ -17,6 +17,7 @@ import yaml
 from hakit.errors import ConfigError
 
 SCHEMA_VERSION = 1
+IN_CLUSTER = Path("in-cluster")   # cluster.kubeconfig: use the pod's service-account token
 
 DEFAULT_SLO = {
     "vip_failover_seconds": 10.0,
@@ -168,7 +169,10 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     version = r.get("version", int, SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         r.errors.append(f"version: got {version}; expected {SCHEMA_VERSION}")
-    kubeconfig = r.file("cluster.kubeconfig", r.get("cluster.kubeconfig", str, expect="a path to a kubeconfig"))
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))   # a pod: its service account is the default
+    given = r.get("cluster.kubeconfig", str, "in-cluster" if in_pod else ...,
+                  expect='a path to a kubeconfig, or "in-cluster"')
+    kubeconfig = IN_CLUSTER if given == "in-cluster" else r.file("cluster.kubeconfig", given)
     hosts = []
     for i, h in enumerate(r.get("control_plane.hosts", list, expect="a list of {name, address}") or []):
         if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("address"), str):

@@ -16,7 +16,10 @@ def api_client(kubeconfig: Path | str, context: str | None = None, timeout: floa
     """A client for the kubeconfig; bad or missing files raise ConfigError, one line."""
     cfg = client.Configuration()
     try:
-        config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
+        if str(kubeconfig) == "in-cluster":   # inventory.IN_CLUSTER: the pod's service account
+            config.load_incluster_config(client_configuration=cfg)
+        else:
+            config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
     except (ConfigException, OSError, TypeError, ValueError) as e:
         raise ConfigError(f"kubeconfig {kubeconfig}: {str(e).splitlines()[0]}") from None
     cfg.retries = 1

@@ -87,6 +87,7 @@ class Measurement:
     value: Any
     expected: str | None = None   # the SLO or threshold it is held against, in words
     ok: bool | None = None
+    seconds: float | None = None  # a measured duration, as a number: audit history draws its trend
 
 
 @dataclass
@@ -106,8 +107,9 @@ class Evidence:
     t0: float | None = None   # time.monotonic() of the fault
     deadline: tuple[float, str] | None = None   # (seconds after the fault, "SLO name"): drawn on the chart
 
-    def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None) -> Any:
-        self.measurements.append(Measurement(name, value, expected, ok))
+    def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None,
+               seconds: float | None = None) -> Any:
+        self.measurements.append(Measurement(name, value, expected, ok, None if seconds is None else round(seconds, 3)))
         return value
 
     def fault(self, what: str, at: float) -> None:

@@ -26,8 +26,8 @@ def look(ctx: Context) -> str:
     down = [f"{h.name}/{s}" for h in ctx.inventory.control_plane for s in SERVICES
             if not ctx.control.is_active(h.name, s)]
     ctx.state["down"] = down
-    what = {0: "nobody holds the VIP (an outage)", 1: f"{found[0]} holds the VIP"}.get(
-        len(found), f"split brain: {', '.join(found)} all hold the VIP")
+    what = ("nobody holds the VIP (an outage)" if not found else f"{found[0]} holds the VIP" if len(found) == 1
+            else f"split brain: {', '.join(found)} all hold the VIP")
     return f"{what}; not running: {', '.join(down) or 'nothing'}"
 
 

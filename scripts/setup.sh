@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(keepalived haproxy prometheus prometheus-alertmanager openssh-server openssh-client
+pkgs=(keepalived haproxy prometheus prometheus-alertmanager prometheus-pushgateway openssh-server openssh-client
       iproute2 iptables curl openssl util-linux procps python3-venv faketime)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The packages' own services are not the lab's: the lab runs its own copies in namespaces.
-  for svc in keepalived haproxy prometheus prometheus-alertmanager ssh; do
+  for svc in keepalived haproxy prometheus prometheus-alertmanager prometheus-pushgateway ssh; do
     (command -v systemctl >/dev/null && systemctl disable --now "$svc") >/dev/null 2>&1 || true
   done
 fi

@@ -57,3 +57,10 @@ def test_promtool_fails_a_deliberately_wrong_rule(tmp_path: Path, what: str, old
     assert old in text
     proc = promtool(tmp_path, text.replace(old, new, 1))
     assert proc.returncode != 0, f"promtool accepted a rule with a {what}"
+
+
+def test_audit_rules_pass_their_promtool_tests() -> None:
+    """HakitAuditFailed and HakitAuditMissing, on hakit's own audit metrics."""
+    out = subprocess.run(["promtool", "test", "rules", "hakit-audit.test.yaml"], cwd=RULES, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUILD_SCRIPT = Path(__file__).parent / "build" / "build.sh"
-APT_PACKAGES = ("keepalived", "haproxy", "prometheus", "prometheus-alertmanager",
+APT_PACKAGES = ("keepalived", "haproxy", "prometheus", "prometheus-alertmanager", "prometheus-pushgateway",
                 "openssh-server", "openssh-client", "iproute2", "iptables", "curl", "openssl")
 
 
@@ -42,6 +42,7 @@ def _locations() -> dict[str, tuple[Path | None, str]]:
     locs["kube-state-metrics"] = (_built("kube-state-metrics", "KSM_VERSION") / "kube-state-metrics", build)
     for prog, pkg in (("keepalived", "keepalived"), ("haproxy", "haproxy"), ("prometheus", "prometheus"),
                       ("promtool", "prometheus"), ("prometheus-alertmanager", "prometheus-alertmanager"),
+                      ("prometheus-pushgateway", "prometheus-pushgateway"),
                       ("sshd", "openssh-server"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client"),
                       ("iptables", "iptables"), ("curl", "curl"), ("openssl", "openssl"), ("ip", "iproute2")):
         found = shutil.which(prog) or (f"/usr/sbin/{prog}" if Path(f"/usr/sbin/{prog}").exists() else None)

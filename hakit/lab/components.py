@@ -12,7 +12,7 @@ from hakit.lab.paths import LabPaths
 from hakit.lab.provision import SERVICE_CIDR
 from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
                                 ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT,
-                                PROMETHEUS_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
+                                PROMETHEUS_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
 
 # Node heartbeats: kwok renews each node's Lease every quarter of its duration; the
 # node-lifecycle controller declares a node lost after the grace period, a few
@@ -166,6 +166,12 @@ def _alertmanager(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
                      ("http", f"http://{host.address}:{ALERTMANAGER_PORT}/-/ready"))
 
 
+def _pushgateway(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
+    """Where audits push their metrics (hakit audit --pushgateway) for Prometheus to scrape."""
+    argv = (binaries.path("prometheus-pushgateway"), f"--web.listen-address={host.address}:{PUSHGATEWAY_PORT}")
+    return Component(host.name, "pushgateway", argv, ("http", f"http://{host.address}:{PUSHGATEWAY_PORT}/-/ready"))
+
+
 def _pager(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
     argv = (sys.executable, "-m", "hakit.lab.pager", f"{host.address}:{PAGER_PORT}", str(paths.pager_file))
     return Component(host.name, "pager", argv, ("http", f"http://{host.address}:{PAGER_PORT}/healthz"))
@@ -183,5 +189,6 @@ _BUILDERS = {
     "etcd": _etcd, "kube-apiserver": _apiserver, "kube-controller-manager": _controller_manager,
     "kube-scheduler": _scheduler, "haproxy": _haproxy, "keepalived": _keepalived, "sshd": _sshd,
     "kwok": _kwok, "prometheus": _prometheus, "alertmanager": _alertmanager, "pager": _pager,
+    "pushgateway": _pushgateway,
     "kube-state-metrics": _ksm,
 }

@@ -13,8 +13,8 @@ import jinja2
 from hakit.lab import pki
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_METRICS_PORT, HAPROXY_STATS_PORT,
-                                KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT, SCHEDULER_PORT, SSH_PORT, Host,
-                                LabSpec)
+                                KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT,
+                                SSH_PORT, Host, LabSpec)
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit.lab", "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -135,17 +135,19 @@ def _monitoring_host(spec: LabSpec, paths: LabPaths, ca: pki.CertPair) -> None:
     shutil.copy2(ca.cert, hp / "ca.crt")
     pki.write_kubeconfig(paths.kubernetes(mon.name) / "kube-state-metrics.conf",
                          f"https://{spec.vip}:{LB_PORT}", ca.cert, ksm, "kube-state-metrics")
-    rules = paths.etc(mon.name, "prometheus", "rules", "ha-alerts.yaml")
-    rules.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(RULES_FILE, rules)
+    rules_dir = paths.etc(mon.name, "prometheus", "rules")
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    rules = [Path(shutil.copy2(RULES_FILE.parent / name, rules_dir / name))
+             for name in ("ha-alerts.yaml", "hakit-audit.yaml")]
     render("prometheus.yml.j2", paths.etc(mon.name, "prometheus", "prometheus.yml"),
            scrape_interval="5s", evaluation_interval="5s", cluster="hakit-lab",
-           alertmanagers=[f"{h.address}:{ALERTMANAGER_PORT}" for h in spec.alertmanager_hosts], rule_files=[rules],
+           alertmanagers=[f"{h.address}:{ALERTMANAGER_PORT}" for h in spec.alertmanager_hosts], rule_files=rules,
            control_planes=spec.control_plane_hosts, etcd_metrics_port=ETCD_METRICS_PORT,
            tls_jobs=[("apiserver", APISERVER_PORT), ("kube-controller-manager", KCM_PORT),
                      ("kube-scheduler", SCHEDULER_PORT)],
            ca_file=hp / "ca.crt", client_cert=prom.cert, client_key=prom.key,
-           haproxy_stats_port=HAPROXY_STATS_PORT, ksm=f"{mon.address}:{KSM_PORT}")
+           haproxy_stats_port=HAPROXY_STATS_PORT, ksm=f"{mon.address}:{KSM_PORT}",
+           pushgateway=f"{mon.address}:{PUSHGATEWAY_PORT}")
     for am in spec.alertmanager_hosts:
         render("alertmanager.yml.j2", paths.etc(am.name, "alertmanager", "alertmanager.yml"),
                pager=f"{mon.address}:{PAGER_PORT}")

@@ -29,6 +29,7 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 ALERTMANAGER_CLUSTER_PORT = 9094
 PAGER_PORT = 9095
+PUSHGATEWAY_PORT = 9091
 KSM_PORT = 8080
 
 
@@ -52,7 +53,7 @@ class Host:
             return ["sshd", "etcd", "kube-apiserver", "haproxy", "keepalived",
                     "kube-controller-manager", "kube-scheduler", "kwok"]
         if self.role == MONITORING:
-            return ["pager", "alertmanager", "prometheus", "kube-state-metrics"]
+            return ["pager", "alertmanager", "pushgateway", "prometheus", "kube-state-metrics"]
         if self.role == ALERTING:
             return ["alertmanager"]
         if self.role == WORKER:

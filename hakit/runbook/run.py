@@ -133,8 +133,10 @@ def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes:
             output = step.do(ctx)
             if step.verify:
                 step.verify(ctx)
-        except (HakitError, OSError, subprocess.SubprocessError) as e:
+        except HakitError as e:
             fail(rb, step, i, ctx, journal, str(e), yes, confirm, out)
+        except Exception as e:  # noqa: BLE001 - a step that crashes has failed: journal it, say it in one line
+            fail(rb, step, i, ctx, journal, f"{type(e).__name__}: {e}", yes, confirm, out)
         journal.write("step", step=step.id, status="done", output=output, state=ctx.state)
         if output:
             out("    " + output.strip().replace("\n", "\n    "))
