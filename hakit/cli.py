@@ -19,6 +19,9 @@ exit codes: 0 all passed, 1 a check failed, 2 bad usage or input,
 first steps:
   hakit lab up                  bring up the local HA lab (root; see `hakit lab doctor`)
   hakit audit                   audit the cluster in $HAKIT_INVENTORY (the lab's by default)
+  hakit audit --disruptive      also measure real failovers (breaks one thing at a time, restores it)
+  hakit runbook list            the procedures that repair what a check finds
+  hakit report history reports/ every audit on one page, regressions first
 """
 
 

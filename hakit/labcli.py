@@ -25,6 +25,7 @@ Needs root. State lives in $HAKIT_LAB_DIR (default ~/.local/state/hakit/lab).
   hakit lab up         build it (binaries cached in ~/.cache/hakit/bin)
   eval "$(hakit lab env)"   point kubectl and hakit at it
   hakit lab down       remove everything it made, even after a crash
+  hakit lab ctl stop cp2 etcd   the lab's systemctl (what disruptive checks run over SSH)
 """
 
 

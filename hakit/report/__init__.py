@@ -91,13 +91,19 @@ def read_json(path: Path) -> dict[str, Any]:
 _ORDER = {"fail": 0, "error": 1, "warn": 2, "skip": 3, "pass": 4}
 
 
+def _runbooks() -> dict[str, str]:
+    """Shipped runbooks, each with its required parameters as a hint: ' host=… component=…'."""
+    from hakit.runbook import load_all
+    return {name: "".join(f" {p.name}=…" for p in rb.params if p.default is None) for name, rb in load_all().items()}
+
+
 def write_html(doc: dict[str, Any], path: Path) -> None:
     results = sorted(doc["results"], key=lambda r: (_ORDER[r["outcome"]], r["check"]["id"]))
     by_prop = {p: [r for r in results if r["check"]["property"] == p] for p in doc["verdicts"]}
     vs = set(doc["verdicts"].values())
     overall = "fail" if "fail" in vs else "degraded" if "degraded" in vs else "pass" if vs == {"pass"} else "unknown"
     html = _ENV.get_template("audit.html.j2").render(
-        doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES,
+        doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES, runbooks=_runbooks(),
         counts=Counter(r["outcome"] for r in results),
         when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     _atomic_write(path, html)
