@@ -7,6 +7,7 @@ output is parsed here in Python, where it is unit-tested.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,9 +24,11 @@ def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped
         return testinfra.get_host(f"ansible://{name}", ansible_inventory=inv.ansible_inventory)
     if inv.ssh is None:
         raise ConfigError("access: neither access.ssh nor access.ansible is set; host checks need one")
-    # One multiplexed connection per host: a fault's 100 ms probes cost a round trip, not
-    # a handshake. Keepalives end it within ~3 s when the host's link goes down.
-    kwargs = {"controlpath": f"/tmp/hakit-ssh-{inv.ssh.user}@{address}-{inv.ssh.port}",
+    # One multiplexed connection per host and process: a fault's 100 ms probes cost a round
+    # trip, not a handshake. Per process, so no run inherits a session that predates a change
+    # on the host (a session outlives an sshd restart). Keepalives end it within ~3 s when
+    # the host's link goes down.
+    kwargs = {"controlpath": f"/tmp/hakit-ssh-{os.getpid()}-{inv.ssh.user}@{address}-{inv.ssh.port}",
               "ssh_extra_args": "-o ServerAliveInterval=1 -o ServerAliveCountMax=3"}
     if inv.ssh.config:
         kwargs["ssh_config"] = inv.ssh.config
