@@ -25,6 +25,7 @@ from fixtures.disruption import Inject
 from hakit import wait
 from hakit.faults import Fault, Silence, StopComponent
 from hakit.faults.control import ClusterControl
+from hakit.faults.nodes import pdb_shortfalls
 from hakit.inventory import Inventory
 from hakit.measure import Watch
 from hakit.model import Evidence, check
@@ -49,18 +50,25 @@ def last_control_plane(inv: Inventory, control: ClusterControl) -> str:
     return inv.control_plane[-1].name
 
 
-def first_worker(inv: Inventory, control: ClusterControl) -> str:
-    nodes = client.CoreV1Api(control.api).list_node().items
-    workers = sorted(n.metadata.name for n in nodes if not is_control_plane(n))
+def affordable_worker(inv: Inventory, control: ClusterControl) -> str:
+    """A worker whose loss every PDB can afford: this scenario is about the alert (WL-D01 is
+    the one that asks whether the workloads can afford a node)."""
+    core = client.CoreV1Api(control.api)
+    workers = sorted(n.metadata.name for n in core.list_node().items if not is_control_plane(n))
     if not workers:
         pytest.skip("the cluster has no worker node to lose")
-    return workers[0]
+    pdbs = client.PolicyV1Api(control.api).list_pod_disruption_budget_for_all_namespaces().items
+    for name in workers:
+        pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={name}").items
+        if not pdb_shortfalls(pdbs, [p for p in pods if p.metadata.deletion_timestamp is None]):
+            return name
+    return workers[0]   # none can go: the guard's refusal names the PDB
 
 
 SCENARIOS = [
     Scenario("etcd member stopped", "etcdMembersDown", lambda h: {"job": "etcd"}, last_control_plane,
              lambda c, h: StopComponent(c, h, "etcd")),
-    Scenario("worker lost", "KubeNodeNotReady", lambda h: {"node": h}, first_worker,
+    Scenario("worker lost", "KubeNodeNotReady", lambda h: {"node": h}, affordable_worker,
              lambda c, h: StopComponent(c, h, "kubelet")),
     Scenario("apiserver stopped", "TargetDown", lambda h: {"job": "apiserver"}, last_control_plane,
              lambda c, h: StopComponent(c, h, "kube-apiserver")),

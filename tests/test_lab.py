@@ -112,8 +112,8 @@ def test_prometheus_scrapes_every_target(lab: Lab) -> None:
                                           ["data"]["activeTargets"] if t["health"] != "up"]))
     jobs = {t["labels"]["job"] for t in targets}
     assert jobs == {"etcd", "apiserver", "kube-controller-manager", "kube-scheduler", "haproxy",
-                    "kube-state-metrics"}
-    assert len(targets) == 3 * 5 + 1
+                    "kube-state-metrics", "pushgateway"}
+    assert len(targets) == 3 * 5 + 2
 
 
 def test_the_pager_received_the_watchdog(lab: Lab) -> None:
