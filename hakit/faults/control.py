@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
 from hakit import hosts, kube, wait
 from hakit.errors import ConfigError, HakitError, UnreachableError
@@ -27,6 +28,7 @@ from hakit.etcd import EtcdClient
 from hakit.http import session
 from hakit.inventory import Inventory
 from hakit.prometheus import Alertmanager
+from hakit.snapshot import node_is_ready
 
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                             "haproxy", "keepalived")
@@ -213,11 +215,21 @@ class ClusterControl:
 
     def health(self) -> list[Health]:
         """Every control-plane component, as the host's service manager sees it, plus each
-        apiserver's /readyz and each etcd member's health over the network."""
+        apiserver's /readyz, each etcd member's health over the network, and every node Ready
+        (a node can be left NotReady after a fault elsewhere, e.g. a client pinned to a broken
+        apiserver)."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             active = list(pool.map(self._active, [h.name for h in self.inv.control_plane]))
             network = list(pool.map(self._serving, self.inv.control_plane))
-        return [h for group in active + network for h in group]
+        return [h for group in active + network for h in group] + self._nodes()
+
+    def _nodes(self) -> list[Health]:
+        try:
+            nodes = client.CoreV1Api(self.api).list_node(_request_timeout=5).items
+        except (ApiException, OSError, HTTPError) as e:
+            return [Health("cluster", "nodes", False, f"cannot list nodes: {type(e).__name__}")]
+        return [Health(n.metadata.name, "node", ready, "" if ready else "NotReady")
+                for n in nodes for ready in [node_is_ready(n)]]
 
     def _active(self, host: str) -> list[Health]:
         """One SSH round trip per host: each component's is-active status, one per line."""
