@@ -15,7 +15,7 @@ import pytest
 
 from fixtures.disruption import Inject
 from hakit import hosts, wait
-from hakit.faults import Fault, KillComponent, LinkDown, StopComponent
+from hakit.faults import Fault, LinkDown, StopComponent
 from hakit.faults.control import ClusterControl
 from hakit.http import session
 from hakit.inventory import Inventory

@@ -46,7 +46,7 @@ def test_ha_targets_up(prometheus: Prometheus, evidence: Evidence) -> None:
 
 
 @check("MON-003", "hakit's HA alert rules are loaded", property="monitoring",
-       remediation=f"""Load hakit's rules file into Prometheus (rule_files: in prometheus.yml), from
+       remediation="""Load hakit's rules file into Prometheus (rule_files: in prometheus.yml), from
 hakit/rules/ha-alerts.yaml in the hakit package, then reload Prometheus.""")
 def test_ha_rules_loaded(prometheus: Prometheus, evidence: Evidence) -> None:
     """An HA failure nobody is alerted about is found by users first."""

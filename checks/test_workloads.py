@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hakit.inventory import CriticalWorkload, Inventory
+from hakit.inventory import CriticalWorkload
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot, is_control_plane, is_schedulable, node_is_ready
 

@@ -4,7 +4,6 @@ Prometheus through its Pushgateway and a failed audit alerts."""
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 from pathlib import Path

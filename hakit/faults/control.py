@@ -32,7 +32,6 @@ from hakit.snapshot import node_is_ready
 
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                             "haproxy", "keepalived")
-ACTIONS = ("stop", "start", "kill", "is-active")
 SYSTEMD_UNITS = ("keepalived", "haproxy", "kubelet")
 MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from hakit.lab import binaries
 from hakit.lab.paths import LabPaths
 from hakit.lab.provision import SERVICE_CIDR
-from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT, ETCD_METRICS_PORT,
-                                ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT,
+from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT,
+                                ETCD_METRICS_PORT, ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, PAGER_PORT,
                                 PROMETHEUS_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
 
 # Node heartbeats: kwok renews each node's Lease every quarter of its duration; the
