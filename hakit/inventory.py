@@ -38,6 +38,9 @@ DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "p
 DEFAULT_HOST_PATHS = {
     "pki": "/etc/kubernetes/pki",
     "keepalived_conf": "/etc/keepalived/keepalived.conf",
+    "keepalived_check": "/etc/keepalived/check_apiserver.sh",
+    "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
+    "etcd_data": "/var/lib/etcd",
 }
 
 

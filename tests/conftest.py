@@ -70,3 +70,10 @@ def settled(lab: Lab) -> Iterator[None]:
     lab_settled(lab)
     yield
     lab_settled(lab)
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's runbook journals in a directory of its own."""
+    monkeypatch.setenv("HAKIT_RUNBOOK_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"

@@ -102,12 +102,21 @@ def member_removed(lab: Lab, host: str) -> Iterator[None]:
     try:
         yield
     finally:
-        lab.host(host).stop("etcd")
-        shutil.rmtree(lab.paths.etcd_data(host), ignore_errors=True)
-        peer = f"https://{lab.spec.host(host).address}:2380"
-        if not any(peer in m.peer_urls for m in etcd.members()):
-            etcd.add_member([peer])
-        lab.host(host).start("etcd", extra_args=("--initial-cluster-state=existing",))
+        fresh_member(lab, host)
+
+
+def fresh_member(lab: Lab, host: str) -> None:
+    """The member-replacement procedure, by hand: stop, wipe the data dir, remove the old
+    member if listed, `member add`, start with --initial-cluster-state=existing."""
+    etcd = _etcd(lab, without=host)
+    lab.host(host).stop("etcd")
+    shutil.rmtree(lab.paths.etcd_data(host), ignore_errors=True)
+    peer = f"https://{lab.spec.host(host).address}:2380"
+    for m in etcd.members():
+        if peer in m.peer_urls:
+            etcd.remove_member(m.id)
+    etcd.add_member([peer])
+    lab.host(host).start("etcd", extra_args=("--initial-cluster-state=existing",))
 
 
 def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:

@@ -23,13 +23,6 @@ from test_breaks_etcd import backups_aged
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test's run journals in a directory of its own."""
-    monkeypatch.setenv("HAKIT_RUNBOOK_DIR", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def runbook(lab: Lab, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "hakit.cli", "runbook", *args]
     env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}

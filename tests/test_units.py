@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -167,6 +169,34 @@ def test_kubeadm_commands_use_systemd_for_units_and_manifests_for_static_pods() 
     assert kubeadm_command("start", "kube-apiserver") == (
         "if [ -f /etc/kubernetes/hakit-parked/kube-apiserver.yaml ]; then mv "
         "/etc/kubernetes/hakit-parked/kube-apiserver.yaml /etc/kubernetes/manifests/; fi")
+
+
+KUBEADM_ETCD = """\
+spec:
+  containers:
+  - command:
+    - etcd
+    - --initial-advertise-peer-urls=https://10.0.0.13:2380
+    - --initial-cluster=cp1=https://10.0.0.11:2380,cp3=https://10.0.0.13:2380
+    - --initial-cluster-state=new
+    - --name=cp3
+"""
+
+
+def test_kubeadm_rejoin_edits_the_parked_etcd_manifest_and_puts_it_back(tmp_path: Path) -> None:
+    """Run as rendered, with kubeadm's two directories moved under tmp_path."""
+    parked, manifests = tmp_path / "parked", tmp_path / "manifests"
+    parked.mkdir()
+    manifests.mkdir()
+    (parked / "etcd.yaml").write_text(KUBEADM_ETCD)
+    cluster = "cp1=https://10.0.0.11:2380,cp2=https://10.0.0.12:2380,cp3=https://10.0.0.13:2380"
+    command = kubeadm_command("rejoin", "etcd", cluster).replace(
+        "/etc/kubernetes/hakit-parked", str(parked)).replace("/etc/kubernetes/manifests", str(manifests))
+    subprocess.run(["sh", "-c", command], check=True)
+    flags = [line.strip() for line in (manifests / "etcd.yaml").read_text().splitlines() if "--initial" in line]
+    assert flags == ["- --initial-advertise-peer-urls=https://10.0.0.13:2380",
+                     "- --initial-cluster-state=existing", f"- --initial-cluster={cluster}"]
+    assert not (parked / "etcd.yaml").exists()
 
 
 def test_a_control_template_is_filled_and_quoted() -> None:

@@ -13,6 +13,7 @@ then waits for the host to answer again rather than trying to reach it.
 
 from __future__ import annotations
 
+import base64
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,9 +37,19 @@ SYSTEMD_UNITS = ("keepalived", "haproxy", "kubelet")
 MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
 
 
-def kubeadm_command(action: str, component: str) -> str:
-    """The shell command that performs action on a component of a kubeadm host."""
+def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> str:
+    """The shell command that performs action on a component of a kubeadm host.
+
+    `rejoin` starts a stopped etcd with an empty data dir as a member added to a running
+    cluster: its manifest gets --initial-cluster-state=existing and the cluster's current
+    --initial-cluster (kubeadm writes only the members known at join time)."""
     c = shlex.quote(component)
+    if action == "rejoin":
+        parked = f"{PARKED}/{c}.yaml"
+        edit = (f"-e '/--initial-cluster-state=/d' "
+                f"-e 's#^\\( *\\)- --initial-cluster=.*#\\1- --initial-cluster-state=existing\\n"
+                f"\\1- --initial-cluster={initial_cluster}#'")
+        return f"sed -i {edit} {parked} && mv {parked} {MANIFESTS}/"
     if component in SYSTEMD_UNITS:
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
@@ -54,11 +65,12 @@ def kubeadm_command(action: str, component: str) -> str:
     }[action]
 
 
-def render(template: str | None, action: str, host: str, component: str) -> str:
+def render(template: str | None, action: str, host: str, component: str, initial_cluster: str = "") -> str:
     if template is None:
-        return kubeadm_command(action, component)
+        return kubeadm_command(action, component, initial_cluster)
     return template.replace("{action}", action).replace("{host}", shlex.quote(host)) \
-                   .replace("{component}", shlex.quote(component))
+                   .replace("{component}", shlex.quote(component)) \
+                   .replace("{initial_cluster}", shlex.quote(initial_cluster))
 
 
 LINK_FAULT_DELAY = 0.3   # lets the SSH session that schedules a link fault return first
@@ -147,6 +159,10 @@ class ClusterControl:
     def kill(self, host: str, component: str) -> None:
         self.must(host, render(self.inv.fault_control, "kill", host, component), f"killing {component}")
 
+    def rejoin(self, host: str, initial_cluster: str) -> None:
+        """Start the host's etcd, its data dir empty, as a member just added to the cluster."""
+        self.must(host, render(self.inv.fault_control, "rejoin", host, "etcd", initial_cluster), "rejoining etcd")
+
     def is_active(self, host: str, component: str) -> bool:
         return self.run(host, render(self.inv.fault_control, "is-active", host, component)).rc == 0
 
@@ -159,6 +175,12 @@ class ClusterControl:
         if result.rc != 0:
             raise HakitError(f"host {host}: cannot read {path}: {result.stderr.strip()[:160]}")
         return result.stdout
+
+    def write(self, host: str, path: str, text: str, mode: int = 0o644) -> None:
+        """Replace a file on the host whole: written beside it, then renamed over it."""
+        data, q = base64.b64encode(text.encode()).decode(), shlex.quote(path)
+        self.must(host, f"mkdir -p $(dirname {q}) && echo {data} | base64 -d > {q}.hakit-new && "
+                        f"chmod {mode:o} {q}.hakit-new && mv {q}.hakit-new {q}", f"writing {path}")
 
     def interface(self, host: str) -> str:
         out = self.run(host, "ip -o -4 addr show").stdout
@@ -247,16 +269,21 @@ class ClusterControl:
             api = Health(h.name, "kube-apiserver /readyz", r.status_code == 200, f"HTTP {r.status_code}")
         except OSError as e:
             api = Health(h.name, "kube-apiserver /readyz", False, type(e).__name__)
-        endpoint = next((e for e in self._etcd().endpoints if f"//{h.address}:" in e), None)
-        ok, why = self._etcd().health(endpoint) if endpoint else (True, "not an etcd member")
+        endpoint = self.etcd_endpoint(h.name)
+        ok, why = self.etcd().health(endpoint) if endpoint else (True, "not an etcd member")
         return [api, Health(h.name, "etcd health", ok, why)]
 
     def etcd_members(self) -> list[tuple[str, bool]]:
         """(name, healthy) for every member etcd itself lists: what quorum is counted over."""
-        etcd = self._etcd()
+        etcd = self.etcd()
         return [(m.name, any(etcd.health(url)[0] for url in m.client_urls)) for m in etcd.members()]
 
-    def _etcd(self) -> EtcdClient:
+    def etcd_endpoint(self, host: str) -> str | None:
+        """The client URL of the host's own etcd member."""
+        return next((e for e in self.etcd().endpoints if f"//{self.addresses[host]}:" in e), None)
+
+    def etcd(self) -> EtcdClient:
+        """A client of the inventory's etcd ("discover" falls back to each host's :2379)."""
         e = self.inv.etcd
         endpoints = e.endpoints if isinstance(e.endpoints, list) else [
             f"https://{h.address}:2379" for h in self.inv.control_plane]

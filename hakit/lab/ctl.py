@@ -12,15 +12,19 @@ import sys
 from hakit.errors import HakitError
 from hakit.lab import Lab
 
-ACTIONS = ("stop", "start", "kill", "is-active")
+ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
 
 
 def ctl(action: str, host: str, component: str) -> int:
-    """Exit status as systemctl's: is-active says 0 when running and 3 when not."""
+    """Exit status as systemctl's: is-active says 0 when running and 3 when not.
+    The lab's etcd flags list every member already, so rejoin needs no --initial-cluster."""
     lab_host = Lab.load().host(host)
     name = "kwok" if component == "kubelet" else component   # kwok is the lab's kubelet
     if action == "is-active":
         return 0 if lab_host.is_running(name) else 3
+    if action == "rejoin":   # etcd with an empty data dir, joining the running cluster as an added member
+        lab_host.start(name, extra_args=("--initial-cluster-state=existing",))
+        return 0
     getattr(lab_host, action)(name)
     return 0
 

@@ -29,7 +29,10 @@ def write(lab: Lab) -> None:
         "control_plane": {
             "hosts": [{"name": h.name, "address": h.address} for h in spec.control_plane_hosts],
             "paths": {"pki": f"{host_dir}/etc/kubernetes/pki",
-                      "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf"},
+                      "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf",
+                      "keepalived_check": f"{host_dir}/etc/keepalived/check_apiserver.sh",
+                      "haproxy_cfg": f"{host_dir}/etc/haproxy/haproxy.cfg",
+                      "etcd_data": f"{host_dir}/var/lib/etcd"},
         },
         "access": {"ssh": {"user": "root", "key": str(paths.ssh_key), "port": 22, "config": str(paths.ssh_config)}},
         "etcd": {"endpoints": [f"https://{h.address}:{ETCD_CLIENT_PORT}" for h in spec.control_plane_hosts],

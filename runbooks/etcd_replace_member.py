@@ -1,0 +1,154 @@
+"""etcd-replace-member: replace a failed etcd member with a fresh one on the same host.
+
+A member whose disk died or whose data is corrupt does not come back by restarting
+it. etcd's procedure ("Replacing a failed etcd member") is: remove it from the
+cluster, start it over with an empty data dir, add it back as a new member, and let
+it copy the data from the leader. The cluster runs on the other members throughout,
+so they must hold quorum on their own; when they do not, restore from a snapshot
+(etcd-restore-snapshot) instead. The old data dir is moved aside, not deleted.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from hakit import wait
+from hakit.errors import HakitError, UnreachableError
+from hakit.faults.control import render
+from hakit.runbook import Context, Param, Runbook, Step
+
+PEER_PORT = 2380
+
+
+def host(ctx: Context) -> str:
+    name = ctx.params["host"]
+    if name not in {h.name for h in ctx.inventory.control_plane}:
+        raise HakitError(f"host={name}: not a control-plane host of the inventory")
+    return name
+
+
+def peer_url(ctx: Context) -> str:
+    return f"https://{ctx.control.addresses[host(ctx)]}:{PEER_PORT}"
+
+
+def look(ctx: Context) -> str:
+    """Who is a member, who is healthy, and whether the others can carry the cluster."""
+    etcd, name, peer = ctx.control.etcd(), host(ctx), peer_url(ctx)
+    members = etcd.members()
+    mine = [m for m in members if m.name == name or peer in m.peer_urls]
+    others = [m for m in members if m not in mine]
+    healthy = [m.name for m in others if any(etcd.health(u)[0] for u in m.client_urls)]
+    need = (len(others) + 1) // 2 + 1
+    if len(healthy) < need:
+        raise HakitError(f"only {len(healthy)} of the other {len(others)} members are healthy "
+                         f"({', '.join(healthy) or 'none'}); the cluster needs {need} while {name} is replaced: "
+                         "restore from a snapshot instead (hakit runbook show etcd-restore-snapshot)")
+    endpoint = ctx.control.etcd_endpoint(name)
+    if mine and endpoint and etcd.health(endpoint)[0] and ctx.params["force"] != "yes":
+        raise HakitError(f"{name}'s member is healthy: there is nothing to replace (force=yes replaces it anyway)")
+    ctx.state["member_id"] = mine[0].id if mine else ""
+    ctx.state["initial_cluster"] = ",".join([f"{m.name}={m.peer_urls[0]}" for m in others] + [f"{name}={peer}"])
+    ctx.state["aside"] = f"{data_dir(ctx)}.hakit-replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    what = f"member id {mine[0].id}, unhealthy" if mine else "no longer a member"
+    return f"{name}: {what}; healthy others: {', '.join(healthy)} ({need} needed for quorum)"
+
+
+def data_dir(ctx: Context) -> str:
+    return ctx.inventory.host_path("etcd_data", host(ctx))
+
+
+def stop(ctx: Context) -> str:
+    ctx.control.stop(host(ctx), "etcd")
+    return f"etcd on {host(ctx)} stopped"
+
+
+def stopped(ctx: Context) -> None:
+    if ctx.control.is_active(host(ctx), "etcd"):
+        raise HakitError(f"etcd on {host(ctx)} still runs after the stop")
+
+
+def remove(ctx: Context) -> str:
+    etcd, member = ctx.control.etcd(), ctx.state["member_id"]
+    if member and any(m.id == member for m in etcd.members()):
+        etcd.remove_member(member)
+        return f"removed member {member}"
+    return "not a member: nothing to remove"
+
+
+def move_aside(ctx: Context) -> str:
+    data, aside = shlex.quote(data_dir(ctx)), shlex.quote(ctx.state["aside"])
+    if ctx.control.run(host(ctx), f"test -e {data}").rc != 0:
+        return f"{data_dir(ctx)} is gone already: nothing to move"
+    ctx.control.must(host(ctx), f"mv {data} {aside}", "moving the data dir aside")
+    return f"{data_dir(ctx)} moved to {ctx.state['aside']}"
+
+
+def data_gone(ctx: Context) -> None:
+    if ctx.control.run(host(ctx), f"test -e {shlex.quote(data_dir(ctx))}").rc == 0:
+        raise HakitError(f"{data_dir(ctx)} still exists on {host(ctx)}")
+
+
+def add(ctx: Context) -> str:
+    etcd, peer = ctx.control.etcd(), peer_url(ctx)
+    if any(peer in m.peer_urls for m in etcd.members()):   # a resumed run that added it already
+        return f"{peer} is a member already"
+    return f"added member {etcd.add_member([peer])} at {peer}"
+
+
+def rejoin(ctx: Context) -> str:
+    etcd = ctx.control.etcd()
+    ctx.state["revision"] = max(etcd.status(e).revision for e in etcd.endpoints
+                                if e != ctx.control.etcd_endpoint(host(ctx)) and etcd.health(e)[0])
+    ctx.control.rejoin(host(ctx), ctx.state["initial_cluster"])
+    return f"etcd on {host(ctx)} started with --initial-cluster-state=existing"
+
+
+def caught_up(ctx: Context) -> str:
+    """Healthy, and holding at least the revision the cluster had when it started."""
+    etcd, endpoint = ctx.control.etcd(), ctx.control.etcd_endpoint(host(ctx))
+    if endpoint is None:
+        raise HakitError(f"no etcd endpoint of the inventory is on {host(ctx)}'s address")
+
+    def synced() -> bool:
+        try:
+            return etcd.health(endpoint)[0] and etcd.status(endpoint).revision >= ctx.state["revision"]
+        except UnreachableError:   # still starting
+            return False
+    wait.until(synced, 120, f"{host(ctx)}'s member to be healthy at revision {ctx.state['revision']}", interval=1.0)
+    return f"{host(ctx)} healthy at revision {etcd.status(endpoint).revision} (>= {ctx.state['revision']})"
+
+
+def etcdctl(ctx: Context, command: str) -> str:
+    return f"etcdctl --endpoints={','.join(ctx.control.etcd().endpoints)} {command}"
+
+
+RUNBOOK = Runbook(
+    name="etcd-replace-member",
+    title="Replace a failed etcd member with a fresh one on the same host",
+    summary="For a member that lost its data or will not come back: while the others hold quorum, remove it, "
+            "move its data dir aside, add it back as a new member and let it sync from the leader.",
+    params=[Param("host", "the control-plane host whose etcd member failed"),
+            Param("force", "replace the member even if it is healthy", "no", choices=("no", "yes"))],
+    steps=[
+        Step("look", "Find the member and make sure the others hold quorum without it",
+             lambda ctx: etcdctl(ctx, "member list") + "; GET /health on each member", look, changes=False),
+        Step("stop", "Stop etcd on the host",
+             lambda ctx: f"on {host(ctx)}: {render(ctx.inventory.fault_control, 'stop', host(ctx), 'etcd')}",
+             stop, verify=stopped),
+        Step("remove", "Remove the failed member from the cluster",
+             lambda ctx: etcdctl(ctx, f"member remove {ctx.state.get('member_id') or '<its member id>'}"), remove),
+        Step("move-aside", "Move its data dir aside (kept, not deleted): it rejoins empty",
+             lambda ctx: f"on {host(ctx)}: mv {data_dir(ctx)} "
+                         f"{ctx.state.get('aside', data_dir(ctx) + '.hakit-replaced-<time>')}", move_aside, verify=data_gone),
+        Step("add", "Add it back as a new member",
+             lambda ctx: etcdctl(ctx, f"member add {host(ctx)} --peer-urls={peer_url(ctx)}"), add),
+        Step("rejoin", "Start etcd on the host as a member joining the existing cluster",
+             lambda ctx: f"on {host(ctx)}: " + render(
+                 ctx.inventory.fault_control, "rejoin", host(ctx), "etcd",
+                 ctx.state.get("initial_cluster", f"<the others>,{host(ctx)}={peer_url(ctx)}")), rejoin),
+        Step("caught-up", "Wait until it is healthy and has caught up with the cluster",
+             lambda ctx: "poll its /health and revision every second, up to 120 s", caught_up, changes=False),
+    ],
+    checks=["ETCD-001", "ETCD-002", "ETCD-003", "ETCD-007"],
+)
