@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import testinfra
 
 from hakit.errors import ConfigError, UnreachableError
-from hakit.inventory import Inventory
+from hakit.inventory import SSH, Inventory
 
 
 def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped-def]
@@ -28,13 +28,26 @@ def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped
     # trip, not a handshake. Per process, so no run inherits a session that predates a change
     # on the host (a session outlives an sshd restart). Keepalives end it within ~3 s when
     # the host's link goes down.
-    kwargs = {"controlpath": f"/tmp/hakit-ssh-{os.getpid()}-{inv.ssh.user}@{address}-{inv.ssh.port}",
+    kwargs = {"controlpath": control_path(inv.ssh, address),
               "ssh_extra_args": "-o ServerAliveInterval=1 -o ServerAliveCountMax=3"}
     if inv.ssh.config:
         kwargs["ssh_config"] = inv.ssh.config
     if inv.ssh.key:
         kwargs["ssh_identity_file"] = inv.ssh.key
     return testinfra.get_host(f"ssh://{inv.ssh.user}@{address}:{inv.ssh.port}", **kwargs)
+
+
+def control_path(ssh: SSH, address: str) -> str:
+    return f"/tmp/hakit-ssh-{os.getpid()}-{ssh.user}@{address}-{ssh.port}"
+
+
+def ssh_argv(ssh: SSH, address: str, command: str) -> list[str]:
+    """The ssh command line testinfra would run, sharing its connection: for what testinfra
+    cannot do (feed a file to a command's stdin)."""
+    return ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+            "-o", f"ControlPath={control_path(ssh, address)}", "-p", str(ssh.port),
+            *(["-F", ssh.config] if ssh.config else []), *(["-i", ssh.key] if ssh.key else []),
+            f"{ssh.user}@{address}", command]
 
 
 def run(host, name: str, command: str):  # type: ignore[no-untyped-def]

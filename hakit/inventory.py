@@ -41,6 +41,7 @@ DEFAULT_HOST_PATHS = {
     "keepalived_check": "/etc/keepalived/check_apiserver.sh",
     "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
     "etcd_data": "/var/lib/etcd",
+    "etcdutl": "etcdutl",           # the program, on the hosts: etcd-restore-snapshot runs it there
 }
 
 

@@ -63,3 +63,52 @@ def test_etcd_replace_member_dry_run_changes_nothing(lab: Lab, runs: Path) -> No
     assert out.returncode == 0, out.stderr
     assert "member remove" in out.stdout and "member add cp3" in out.stdout and "rejoin cp3 etcd" in out.stdout, out.stdout
     assert [(m.id, m.name) for m in _etcd(lab).members()] == before and not runs.exists()
+
+
+@contextmanager
+def leftovers_removed(lab: Lab) -> Iterator[None]:
+    """What a restore leaves beside each data dir (the copy, the old dir) goes after the
+    test; and should the runbook stop midway, everything is started again."""
+    try:
+        yield
+    finally:
+        for h in lab.control_planes:
+            for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+                lab.host(h.name).start(c)
+            for left in lab.paths.etcd_data(h.name).parent.glob("etcd.hakit-*"):
+                shutil.rmtree(left) if left.is_dir() else left.unlink()
+
+
+def test_etcd_restore_snapshot_brings_back_what_the_snapshot_holds(lab: Lab, api, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                   runs: Path) -> None:
+    """A ConfigMap made before the snapshot is deleted after it, another is made after it:
+    the restore brings the first back and loses the second, and the cluster is whole."""
+    from kubernetes import client
+    core = client.CoreV1Api(api)
+    before, after = "hakit-restore-before", "hakit-restore-after"
+    for name in (before, after):   # left by an earlier, failed run
+        if name in {c.metadata.name for c in core.list_namespaced_config_map("default").items}:
+            core.delete_namespaced_config_map(name, "default")
+    core.create_namespaced_config_map("default", {"metadata": {"name": before}, "data": {"k": "v"}})
+    with leftovers_removed(lab):
+        backup = runbook(lab, "run", "etcd-backup", "--yes", f"dir={tmp_path / 'snaps'}")
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        [snap] = (tmp_path / "snaps").glob("*.db")
+        core.delete_namespaced_config_map(before, "default")
+        core.create_namespaced_config_map("default", {"metadata": {"name": after}})
+        done = runbook(lab, "run", "etcd-restore-snapshot", "--yes", f"snapshot={snap}")
+        assert done.returncode == 0, done.stdout + done.stderr
+    names = {c.metadata.name for c in core.list_namespaced_config_map("default").items}
+    assert before in names and after not in names, names
+    assert "etcd-restore-snapshot: done, and ETCD-001, ETCD-002, ETCD-003, API-001, API-002, CP-002, CP-003 pass" \
+        in done.stdout
+    core.delete_namespaced_config_map(before, "default")
+
+
+def test_etcd_restore_snapshot_dry_run_changes_nothing(lab: Lab, runs: Path) -> None:
+    data = {h.name: lab.paths.etcd_data(h.name).stat().st_ino for h in lab.control_planes}
+    out = runbook(lab, "run", "etcd-restore-snapshot", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "snapshot restore" in out.stdout and "--bump-revision 1000000000 --mark-compacted" in out.stdout
+    assert {h.name: lab.paths.etcd_data(h.name).stat().st_ino for h in lab.control_planes} == data
+    assert not runs.exists() and not list(lab.paths.etcd_data("cp1").parent.glob("etcd.hakit-*"))

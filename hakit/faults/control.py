@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import shlex
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -181,6 +183,23 @@ class ClusterControl:
         data, q = base64.b64encode(text.encode()).decode(), shlex.quote(path)
         self.must(host, f"mkdir -p $(dirname {q}) && echo {data} | base64 -d > {q}.hakit-new && "
                         f"chmod {mode:o} {q}.hakit-new && mv {q}.hakit-new {q}", f"writing {path}")
+
+    def upload(self, host: str, local: Path, remote: str) -> None:
+        """Copy a file (a snapshot: too big for a command line) to the host, then rename it
+        into place, over the same SSH multiplexed connection the host's commands use."""
+        self.host(host)   # resolves a node's address
+        staging = shlex.quote(remote + ".hakit-new")
+        if self.inv.ansible_inventory:
+            self._hosts[host].ansible("copy", f"src={local} dest={remote}.hakit-new", check=False)
+        else:
+            command = f"mkdir -p $(dirname {staging}) && cat > {staging}"
+            argv = hosts.ssh_argv(self.inv.ssh, self.addresses[host], command)  # type: ignore[arg-type]
+            with local.open("rb") as f:
+                done = subprocess.run(argv, stdin=f, capture_output=True, timeout=600)
+            if done.returncode != 0:
+                raise HakitError(f"copying {local} to {host}:{remote} failed: "
+                                 f"{done.stderr.decode(errors='replace').strip()[:200]}")
+        self.must(host, f"mv {staging} {shlex.quote(remote)}", f"placing {remote}")
 
     def interface(self, host: str) -> str:
         out = self.run(host, "ip -o -4 addr show").stdout

@@ -9,6 +9,7 @@ import sys
 import yaml
 
 from hakit.inventory import DISRUPTIVE_CHECKS, SCHEMA_VERSION
+from hakit.lab import binaries
 from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_CLIENT_PORT, HAPROXY_STATS_PORT, LB_PORT,
                                 PAGER_PORT, PROMETHEUS_PORT)
 
@@ -32,7 +33,7 @@ def write(lab: Lab) -> None:
                       "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf",
                       "keepalived_check": f"{host_dir}/etc/keepalived/check_apiserver.sh",
                       "haproxy_cfg": f"{host_dir}/etc/haproxy/haproxy.cfg",
-                      "etcd_data": f"{host_dir}/var/lib/etcd"},
+                      "etcd_data": f"{host_dir}/var/lib/etcd", "etcdutl": binaries.path("etcdutl")},
         },
         "access": {"ssh": {"user": "root", "key": str(paths.ssh_key), "port": 22, "config": str(paths.ssh_config)}},
         "etcd": {"endpoints": [f"https://{h.address}:{ETCD_CLIENT_PORT}" for h in spec.control_plane_hosts],

@@ -1,0 +1,245 @@
+"""etcd-restore-snapshot: disaster recovery of the whole etcd cluster from a snapshot.
+
+For when quorum is lost for good, or the data is wrong everywhere: every member is
+rebuilt from one snapshot (etcd's "Disaster recovery" and Kubernetes' "Restoring an
+etcd cluster"). Nothing may write to etcd meanwhile, and nothing may keep a cache of
+the newer state, so the apiservers, controller managers and schedulers are stopped
+first and started last. The restore bumps the revision and marks it compacted, so
+clients watching from a revision the snapshot never saw re-list instead of trusting
+a cache. Every member's old data dir is moved aside, not deleted. Everything written
+after the snapshot is lost: that is the price, and `look` says how old it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from hakit import wait
+from hakit.errors import HakitError, UnreachableError
+from hakit.faults.control import render
+from hakit.http import session
+from hakit.runbook import Context, Param, Runbook, Step
+
+PEER_PORT = 2380
+API = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+LEADERS = API[1:]
+BUMP = 1_000_000_000   # what Kubernetes' docs suggest: past any revision a client saw
+
+
+def snapshot(ctx: Context) -> Path:
+    if ctx.params["snapshot"]:
+        return Path(ctx.params["snapshot"])
+    where = ctx.inventory.etcd.backup_dir
+    newest = max(Path(where).glob("*.db"), key=lambda p: p.stat().st_mtime, default=None) if where else None
+    if newest is None:
+        raise HakitError(f"no snapshot given and none in etcd.backup_dir ({where or 'unset'}): pass snapshot=PATH")
+    return newest
+
+
+def hosts(ctx: Context) -> list[str]:
+    return [h.name for h in ctx.inventory.control_plane]
+
+
+def initial_cluster(ctx: Context) -> str:
+    """Every control-plane host as a member, named as kubeadm names them (the host name)."""
+    return ",".join(f"{h.name}=https://{h.address}:{PEER_PORT}" for h in ctx.inventory.control_plane)
+
+
+def data_dir(ctx: Context, host: str) -> str:
+    return ctx.inventory.host_path("etcd_data", host)
+
+
+def on_host(ctx: Context, host: str) -> str:
+    """Where the snapshot is copied on each host: beside its data dir."""
+    return data_dir(ctx, host) + ".hakit-restore.db"
+
+
+def look(ctx: Context) -> str:
+    snap = snapshot(ctx)
+    if not snap.is_file():
+        raise HakitError(f"snapshot {snap}: no such file")
+    done = subprocess.run([ctx.tool("etcdutl"), "snapshot", "status", str(snap), "-w", "json"],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise HakitError(f"etcdutl snapshot status {snap}: {(done.stderr or done.stdout).strip()[:200]}")
+    status = json.loads(done.stdout)
+    try:   # a cluster that still answers must name its members as the restore will
+        live = sorted(m.name for m in ctx.control.etcd().members())
+    except UnreachableError:
+        live = []
+    if live and live != sorted(hosts(ctx)):
+        raise HakitError(f"etcd's members are named {', '.join(live)}, the inventory's hosts "
+                         f"{', '.join(hosts(ctx))}: the restore names members after the hosts; make them agree")
+    ctx.state.update(snapshot=str(snap), revision=int(status["revision"]), stamp=time.strftime(
+        "%Y%m%dT%H%M%SZ", time.gmtime()))
+    age = (time.time() - snap.stat().st_mtime) / 60
+    return (f"{snap}: revision {status['revision']}, {status['totalKey']} keys, hash {status['hash']}, "
+            f"{age:.0f} min old: everything written since is lost; members: {initial_cluster(ctx)}")
+
+
+def copy(ctx: Context) -> str:
+    snap, digest = Path(ctx.state["snapshot"]), sha256(Path(ctx.state["snapshot"]))
+    for host in hosts(ctx):
+        ctx.control.upload(host, snap, on_host(ctx, host))
+        got = ctx.control.run(host, f"sha256sum {shlex.quote(on_host(ctx, host))}").stdout.split()[:1]
+        if got != [digest]:
+            raise HakitError(f"the copy on {host} does not match the snapshot (sha256 {got} != {digest})")
+    return f"copied to {', '.join(hosts(ctx))} (sha256 {digest[:16]}…)"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def each(ctx: Context, action: str, components: tuple[str, ...]) -> str:
+    for host in hosts(ctx):
+        for component in components:
+            getattr(ctx.control, action)(host, component)
+    return f"{action}: {', '.join(components)} on {', '.join(hosts(ctx))}"
+
+
+def none_running(components: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def verify(ctx: Context) -> None:
+        running = [f"{h}/{c}" for h in hosts(ctx) for c in components if ctx.control.is_active(h, c)]
+        if running:
+            raise HakitError(f"still running: {', '.join(running)}")
+    return verify
+
+
+def restore_command(ctx: Context, host: str) -> str:
+    address = ctx.control.addresses[host]
+    restored = shlex.quote(data_dir(ctx, host) + ".hakit-restored")
+    return (f"rm -rf {restored} && {shlex.quote(ctx.inventory.host_path('etcdutl', host))} snapshot restore "
+            f"{shlex.quote(on_host(ctx, host))} --name {shlex.quote(host)} "
+            f"--initial-cluster {shlex.quote(initial_cluster(ctx))} "
+            f"--initial-cluster-token hakit-restore-{ctx.state.get('stamp', '<time>')} "
+            f"--initial-advertise-peer-urls https://{address}:{PEER_PORT} "
+            f"--bump-revision {BUMP} --mark-compacted --data-dir {restored}")
+
+
+def restore(ctx: Context) -> str:
+    for host in hosts(ctx):
+        ctx.control.must(host, restore_command(ctx, host), "etcdutl snapshot restore")
+    return f"restored a data dir for each of {', '.join(hosts(ctx))}"
+
+
+def swap_command(ctx: Context, host: str) -> str:
+    data = shlex.quote(data_dir(ctx, host))
+    aside = shlex.quote(f"{data_dir(ctx, host)}.hakit-before-restore-{ctx.state.get('stamp', '<time>')}")
+    return f"if [ -e {data} ]; then mv {data} {aside}; fi && mv {data}.hakit-restored {data}"
+
+
+def swap(ctx: Context) -> str:
+    for host in hosts(ctx):
+        ctx.control.must(host, swap_command(ctx, host), "swapping in the restored data dir")
+    return f"old data dirs kept as *.hakit-before-restore-{ctx.state['stamp']}"
+
+
+def etcd_healthy(ctx: Context) -> str:
+    etcd = ctx.control.etcd()
+
+    def restored() -> bool:
+        try:
+            return all(etcd.health(e)[0] and etcd.status(e).revision >= ctx.state["revision"] + BUMP
+                       for e in etcd.endpoints)
+        except UnreachableError:
+            return False
+    wait.until(restored, 180, "every member healthy at the restored revision", interval=1.0)
+    members = sorted(m.name for m in etcd.members())
+    if members != sorted(hosts(ctx)):
+        raise HakitError(f"etcd lists members {members}, expected {sorted(hosts(ctx))}")
+    return f"{len(members)} members healthy, revision {etcd.status(etcd.endpoints[0]).revision}"
+
+
+def api_ready(ctx: Context) -> str:
+    http = session()
+
+    def ready() -> bool:
+        try:
+            return http.get(f"{ctx.inventory.vip_url}/readyz", verify=False, timeout=3).status_code == 200
+        except OSError:
+            return False
+    wait.until(ready, 180, f"{ctx.inventory.vip_url}/readyz", interval=1.0)
+    return f"{ctx.inventory.vip_url}/readyz: ok"
+
+
+def leaders(ctx: Context) -> str:
+    """The restored Leases name the leaders of the snapshot's time: the new instances wait
+    one lease duration from when they first see them, then take over."""
+    coord = client.CoordinationV1Api(ctx.control.api)
+    ages: dict[str, float] = {}
+
+    def renewed() -> bool:
+        for name in LEADERS:
+            try:
+                spec = coord.read_namespaced_lease(name, "kube-system", _request_timeout=5).spec
+            except (ApiException, HTTPError, OSError):
+                return False
+            ages[name] = time.time() - spec.renew_time.timestamp() if spec.renew_time else float("inf")
+            if ages[name] > spec.lease_duration_seconds:
+                return False
+        return True
+    wait.until(renewed, 120, "the controller manager and scheduler Leases to be renewed", interval=1.0)
+    return "; ".join(f"{name} Lease renewed {age:.0f} s ago" for name, age in ages.items())
+
+
+def per_host(ctx: Context, command: str) -> str:
+    return f"on {hosts(ctx)[0]}: {command}  (and likewise on {', '.join(hosts(ctx)[1:])})"
+
+
+def control(ctx: Context, action: str, component: str) -> str:
+    return render(ctx.inventory.fault_control, action, hosts(ctx)[0], component)
+
+
+RUNBOOK = Runbook(
+    name="etcd-restore-snapshot",
+    title="Restore the whole etcd cluster from a snapshot (disaster recovery)",
+    summary="For lost quorum or bad data on every member: stop the apiservers, rebuild every member from one "
+            "snapshot, start etcd, then the apiservers. Everything written after the snapshot is lost.",
+    params=[Param("snapshot", "the snapshot file, where hakit runs (default: the newest in etcd.backup_dir)", "")],
+    steps=[
+        Step("look", "Read the snapshot: revision, keys, hash and age",
+             lambda ctx: f"etcdutl snapshot status {snapshot(ctx)} -w json", look, changes=False),
+        Step("copy", "Copy the snapshot to every control-plane host and check its sha256",
+             lambda ctx: per_host(ctx, f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy),
+        Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
+             lambda ctx: per_host(ctx, "; ".join(control(ctx, "stop", c) for c in API)),
+             lambda ctx: each(ctx, "stop", API), verify=none_running(API),
+             undo=lambda ctx: each(ctx, "start", API), undo_text="start them again"),
+        Step("stop-etcd", "Stop etcd on every host", lambda ctx: per_host(ctx, control(ctx, "stop", "etcd")),
+             lambda ctx: each(ctx, "stop", ("etcd",)), verify=none_running(("etcd",)),
+             undo=lambda ctx: "; ".join(each(ctx, "start", c) for c in (("etcd",), API)),
+             undo_text="start etcd and the apiservers again, on the old data"),
+        Step("restore", "Restore the snapshot into a new data dir for each member",
+             lambda ctx: per_host(ctx, restore_command(ctx, hosts(ctx)[0])), restore),
+        Step("swap", "Move each old data dir aside (kept) and the restored one into its place",
+             lambda ctx: per_host(ctx, swap_command(ctx, hosts(ctx)[0])), swap),
+        Step("start-etcd", "Start etcd on every host", lambda ctx: per_host(ctx, control(ctx, "start", "etcd")),
+             lambda ctx: each(ctx, "start", ("etcd",))),
+        Step("etcd-healthy", "Wait until every member is healthy at the restored revision",
+             lambda ctx: f"poll /health and revision (>= snapshot + {BUMP}) every second, up to 180 s",
+             etcd_healthy, changes=False),
+        Step("start-api", "Start the apiservers, controller managers and schedulers",
+             lambda ctx: per_host(ctx, "; ".join(control(ctx, "start", c) for c in API)),
+             lambda ctx: each(ctx, "start", API)),
+        Step("api-ready", "Wait until the API answers through the VIP",
+             lambda ctx: f"GET {ctx.inventory.vip_url}/readyz every second, up to 180 s", api_ready, changes=False),
+        Step("leaders", "Wait until the controller manager and scheduler lead again",
+             lambda ctx: "read the kube-system Leases kube-controller-manager and kube-scheduler every second, "
+                         "up to 120 s", leaders, changes=False),
+    ],
+    checks=["ETCD-001", "ETCD-002", "ETCD-003", "API-001", "API-002", "CP-002", "CP-003"],
+)
