@@ -8,6 +8,7 @@ from typing import Any
 from kubernetes import client
 
 from hakit import http
+from hakit.apilb import backend_states
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
@@ -64,24 +65,12 @@ def test_haproxy_backends_up(inventory: Inventory, evidence: Evidence) -> None:
         except Exception as e:  # noqa: BLE001
             down.append(f"{h.name}: stats unreachable ({type(e).__name__})")
             continue
-        states = backend_states(csv, "apiserverbackend")
+        states = backend_states(csv)
         evidence.record(f"{h.name} backends", ", ".join(f"{k}={v}" for k, v in states.items()), expected="all UP")
         down += [f"{h.name} sees {srv} {st}" for srv, st in states.items() if not st.startswith("UP")]
         if len(states) < len(inventory.control_plane):
             down.append(f"{h.name} balances to {len(states)} backends, not {len(inventory.control_plane)}")
     assert not down, "; ".join(down)
-
-
-def backend_states(csv: str, backend: str) -> dict[str, str]:
-    """server name -> status from haproxy's `show stat` CSV."""
-    lines = csv.strip().splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    out = {}
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
-            out[row["svname"]] = row.get("status", "")
-    return out
 
 
 @check("API-004", "Exactly one host holds the VIP", property="api-endpoint", runbook="vip-recover",

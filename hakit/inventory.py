@@ -40,6 +40,7 @@ DEFAULT_HOST_PATHS = {
     "keepalived_conf": "/etc/keepalived/keepalived.conf",
     "keepalived_check": "/etc/keepalived/check_apiserver.sh",
     "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
+    "haproxy_socket": "/run/haproxy/admin.sock",
     "etcd_data": "/var/lib/etcd",
     "etcdutl": "etcdutl",           # the program, on the hosts: etcd-restore-snapshot runs it there
 }

@@ -140,7 +140,8 @@ RUNBOOK = Runbook(
              lambda ctx: etcdctl(ctx, f"member remove {ctx.state.get('member_id') or '<its member id>'}"), remove),
         Step("move-aside", "Move its data dir aside (kept, not deleted): it rejoins empty",
              lambda ctx: f"on {host(ctx)}: mv {data_dir(ctx)} "
-                         f"{ctx.state.get('aside', data_dir(ctx) + '.hakit-replaced-<time>')}", move_aside, verify=data_gone),
+                         f"{ctx.state.get('aside', data_dir(ctx) + '.hakit-replaced-<time>')}",
+             move_aside, verify=data_gone),
         Step("add", "Add it back as a new member",
              lambda ctx: etcdctl(ctx, f"member add {host(ctx)} --peer-urls={peer_url(ctx)}"), add),
         Step("rejoin", "Start etcd on the host as a member joining the existing cluster",

@@ -17,12 +17,8 @@ from hakit.runbook import Context, Runbook, Step
 SERVICES = ("haproxy", "keepalived")
 
 
-def holders(ctx: Context) -> list[str]:
-    return [h.name for h in ctx.inventory.control_plane if ctx.control.holds(h.name, ctx.inventory.vip)]
-
-
 def look(ctx: Context) -> str:
-    found = holders(ctx)
+    found = ctx.control.vip_holders()
     down = [f"{h.name}/{s}" for h in ctx.inventory.control_plane for s in SERVICES
             if not ctx.control.is_active(h.name, s)]
     ctx.state["down"] = down
@@ -45,8 +41,8 @@ def priority(ctx: Context, host: str) -> int:
 
 
 def split_brain(ctx: Context) -> str:
-    wait.until(lambda: holders(ctx), 15, "a VIP holder after starting keepalived", interval=1.0)
-    found = holders(ctx)
+    wait.until(ctx.control.vip_holders, 15, "a VIP holder after starting keepalived", interval=1.0)
+    found = ctx.control.vip_holders()
     if len(found) < 2:
         return "no split brain"
     keep = max(found, key=lambda h: priority(ctx, h))
@@ -59,11 +55,12 @@ def split_brain(ctx: Context) -> str:
 
 def one_holder(ctx: Context) -> str:
     try:
-        wait.until(lambda: len(holders(ctx)) == 1, 30, "exactly one VIP holder", interval=1.0)
+        wait.until(lambda: len(ctx.control.vip_holders()) == 1, 30, "exactly one VIP holder", interval=1.0)
     except wait.WaitTimeout:
-        raise HakitError(f"the VIP is held by {holders(ctx) or 'nobody'} after 30 s: check that VRRP (IP protocol "
-                         "112) passes between the hosts and that virtual_router_id and auth agree") from None
-    return f"{holders(ctx)[0]} holds the VIP"
+        raise HakitError(f"the VIP is held by {ctx.control.vip_holders() or 'nobody'} after 30 s: check that "
+                         "VRRP (IP protocol 112) passes between the hosts and that virtual_router_id and auth "
+                         "agree") from None
+    return f"{ctx.control.vip_holders()[0]} holds the VIP"
 
 
 RUNBOOK = Runbook(

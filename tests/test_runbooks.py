@@ -142,3 +142,48 @@ def test_node_drain_replace_moves_the_pods_and_returns_the_node(lab: Lab, api, t
     steps = [r.get("step") for r in journal(runs) if r.get("status") == "done"]
     assert steps == ["look", "cordon", "drain", "back", "uncordon"]
     assert not client.CoreV1Api(api).read_node("w2").spec.unschedulable and "PASS  WL-001" in out
+
+
+@contextmanager
+def load_balancer_gone(lab: Lab) -> Iterator[None]:
+    """Hosts as a fresh install finds them: no keepalived or haproxy running, no configs.
+    Afterwards the lab's own configs are written back and both restarted, whatever happened."""
+    from hakit.lab.provision import write_load_balancer
+    lb_files = ("etc/keepalived/keepalived.conf", "etc/keepalived/check_apiserver.sh", "etc/haproxy/haproxy.cfg")
+    with stopped(lab, *[f"{h.name}/{s}" for h in lab.control_planes for s in ("haproxy", "keepalived")]):
+        for h in lab.control_planes:
+            for f in lb_files:
+                (lab.paths.host(h.name) / f).unlink()
+        try:
+            yield
+        finally:
+            for h in lab.control_planes:
+                write_load_balancer(lab.spec, lab.paths, h)
+                for f in lb_files:
+                    (lab.paths.host(h.name) / f"{f}.hakit-prev").unlink(missing_ok=True)
+                for s in ("haproxy", "keepalived"):
+                    lab.host(h.name).stop(s)
+
+
+def test_provision_api_lb_sets_up_the_vip_on_fresh_hosts(lab: Lab, tmp_path: Path, runs: Path) -> None:
+    with load_balancer_gone(lab):
+        failed = run_checks(lab.paths.inventory, tmp_path, "API-001")[1]["API-001"]
+        assert failed["outcome"] == "fail", failed
+        done = runbook(lab, "run", "provision-api-lb", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        conf = (lab.paths.etc("cp2", "keepalived", "keepalived.conf")).read_text()
+        assert "priority 105" in conf and f"{lab.spec.vip}/24 dev eth0" in conf, conf
+    assert "a new VRRP password" in done.stdout and "auth_pass" not in done.stdout
+    for line in ("PASS  API-001", "PASS  API-003", "PASS  API-004", "PASS  API-005", "PASS  HOST-003"):
+        assert line in done.stdout, done.stdout
+    secret = conf.split("auth_pass")[1].split()[0]
+    assert secret not in "".join(p.read_text() for p in runs.glob("*.jsonl")), "the VRRP password was journaled"
+
+
+def test_provision_api_lb_dry_run_changes_nothing(lab: Lab, runs: Path) -> None:
+    conf = lab.paths.etc("cp1", "haproxy", "haproxy.cfg")
+    before = conf.stat().st_mtime_ns
+    out = runbook(lab, "run", "provision-api-lb", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "haproxy -c -q -f" in out.stdout and "keepalived --config-test" in out.stdout, out.stdout
+    assert conf.stat().st_mtime_ns == before and not runs.exists()

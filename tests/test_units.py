@@ -61,7 +61,7 @@ def test_parse_enddate() -> None:
 
 
 def test_backend_states_from_haproxy_csv() -> None:
-    from checks.test_api_endpoint import backend_states
+    from hakit.apilb import backend_states
     csv = ("# pxname,svname,qcur,status\napiserver,FRONTEND,0,OPEN\napiserverbackend,cp1,0,UP\n"
            "apiserverbackend,cp2,0,DOWN 1/2\napiserverbackend,BACKEND,0,UP\n")
     assert backend_states(csv, "apiserverbackend") == {"cp1": "UP", "cp2": "DOWN 1/2"}

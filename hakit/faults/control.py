@@ -168,6 +168,9 @@ class ClusterControl:
     def is_active(self, host: str, component: str) -> bool:
         return self.run(host, render(self.inv.fault_control, "is-active", host, component)).rc == 0
 
+    def vip_holders(self) -> list[str]:
+        return [h.name for h in self.inv.control_plane if self.holds(h.name, self.inv.vip)]
+
     def holds(self, host: str, address: str) -> bool:
         """Whether the host carries address (the VIP) on any interface."""
         return address in hosts.ipv4_addresses(self.run(host, "ip -o -4 addr show").stdout)

@@ -33,6 +33,7 @@ def write(lab: Lab) -> None:
                       "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf",
                       "keepalived_check": f"{host_dir}/etc/keepalived/check_apiserver.sh",
                       "haproxy_cfg": f"{host_dir}/etc/haproxy/haproxy.cfg",
+                      "haproxy_socket": f"{host_dir}/run/haproxy.sock",
                       "etcd_data": f"{host_dir}/var/lib/etcd", "etcdutl": binaries.path("etcdutl")},
         },
         "access": {"ssh": {"user": "root", "key": str(paths.ssh_key), "port": 22, "config": str(paths.ssh_config)}},

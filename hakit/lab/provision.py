@@ -10,6 +10,8 @@ from pathlib import Path
 
 import jinja2
 
+from hakit import inventory
+from hakit.apilb import LoadBalancer
 from hakit.lab import pki
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_METRICS_PORT, HAPROXY_STATS_PORT,
@@ -23,19 +25,17 @@ SERVICE_CIDR = "10.96.0.0/12"
 SERVICE_IP = "10.96.0.1"
 VRRP_ROUTER_ID = 51
 VRRP_AUTH = "hakit42"  # VRRP PASS auth is cleartext on the wire by design; not a secret.
-PRIORITY_TOP, PRIORITY_STEP = 110, 5
 
 
 def render(template: str, dest: Path, mode: int = 0o644, **values: object) -> Path:
+    return write(dest, TEMPLATES.get_template(template).render(**values), mode)
+
+
+def write(dest: Path, text: str, mode: int = 0o644) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(TEMPLATES.get_template(template).render(**values))
+    dest.write_text(text)
     os.chmod(dest, mode)
     return dest
-
-
-def vrrp_priority(spec: LabSpec, host: Host) -> int:
-    """Distinct priorities, highest on cp1, so the VIP has a preferred home."""
-    return PRIORITY_TOP - PRIORITY_STEP * spec.control_plane_hosts.index(host)
 
 
 def provision(spec: LabSpec, paths: LabPaths) -> None:
@@ -101,18 +101,20 @@ def _control_plane_host(spec: LabSpec, paths: LabPaths, host: Host, ca: pki.Cert
     kwok = pki.issue(ca, hp, "kwok", f"hakit:kwok:{name}", orgs=("hakit:kwok",), client=True)
     pki.write_kubeconfig(paths.kubernetes(name) / "kubelet.conf", local, ca.cert, kwok, "kwok")
 
-    run = paths.run(name)
-    run.mkdir(parents=True, exist_ok=True)
-    check = render("check_apiserver.sh.j2", paths.etc(name, "keepalived", "check_apiserver.sh"), 0o755,
-                   lb_port=LB_PORT)
-    render("keepalived.conf.j2", paths.etc(name, "keepalived", "keepalived.conf"), host=host,
-           check_script=check, check_interval=1, check_fall=2, check_rise=2, check_weight=-20,
-           state="MASTER" if vrrp_priority(spec, host) == PRIORITY_TOP else "BACKUP", interface="eth0",
-           virtual_router_id=VRRP_ROUTER_ID, priority=vrrp_priority(spec, host), advert_int=1,
-           nopreempt=False, auth_pass=VRRP_AUTH, vip=spec.vip)
-    render("haproxy.cfg.j2", paths.etc(name, "haproxy", "haproxy.cfg"), host=host,
-           stats_socket=run / "haproxy.sock", pidfile=run / "haproxy.pid", lb_port=LB_PORT,
-           apiserver_port=APISERVER_PORT, stats_port=HAPROXY_STATS_PORT, backends=spec.control_plane_hosts)
+    paths.run(name).mkdir(parents=True, exist_ok=True)
+    write_load_balancer(spec, paths, host)
+
+
+def write_load_balancer(spec: LabSpec, paths: LabPaths, host: Host) -> None:
+    """The host's keepalived + haproxy configs, as provision-api-lb would write them."""
+    lb = LoadBalancer(vip=spec.vip, prefix=24, port=LB_PORT, apiserver_port=APISERVER_PORT,
+                      hosts=[inventory.Host(h.name, h.address) for h in spec.control_plane_hosts],
+                      router_id=VRRP_ROUTER_ID, auth_pass=VRRP_AUTH, stats_port=HAPROXY_STATS_PORT)
+    me = inventory.Host(host.name, host.address)
+    check = write(paths.etc(host.name, "keepalived", "check_apiserver.sh"), lb.check_script(), 0o755)
+    write(paths.etc(host.name, "keepalived", "keepalived.conf"), lb.keepalived_conf(me, "eth0", str(check)))
+    write(paths.etc(host.name, "haproxy", "haproxy.cfg"),
+          lb.haproxy_cfg(me, stats_socket=str(paths.run(host.name) / "haproxy.sock")))
 
 
 def _sshd(paths: LabPaths, host: Host) -> None:
