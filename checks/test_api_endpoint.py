@@ -86,7 +86,7 @@ def test_exactly_one_vip_holder(inventory: Inventory, cp_hosts: dict[str, Any], 
                                f"split brain: {', '.join(holders)} all hold the VIP {inventory.vip}")
 
 
-@check("API-005", "keepalived configs agree across hosts", property="api-endpoint", runbook="vip-recover",
+@check("API-005", "keepalived configs agree across hosts", property="api-endpoint", runbook="provision-api-lb",
        remediation="""Render keepalived.conf on every host from one template: the same virtual_router_id,
 auth_pass and VIP, a distinct priority per host, and a track_script on the load balancer.""")
 def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
@@ -104,6 +104,9 @@ def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any]
         instances[name] = found[0]
     for attr in ("virtual_router_id", "auth_pass"):
         values = {n: getattr(i, attr) for n, i in instances.items()}
+        if attr == "auth_pass":   # a password: say which hosts agree, never what it is
+            groups = {v: [n for n in values if values[n] == v] for v in values.values()}
+            values = {n: f"group {list(groups).index(v) + 1}" for n, v in values.items()}
         evidence.record(attr, "same on all" if len(set(values.values())) == 1 else values, expected="same on all")
         if len(set(values.values())) > 1:
             problems.append(f"{attr} differs: " + ", ".join(f"{n}={v}" for n, v in values.items()))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from breaking import assert_breaks, file_changed, stopped
+from breaking import assert_breaks, file_changed, run_checks, stopped
 
 from hakit.lab import Lab
 
@@ -48,6 +48,16 @@ def test_api005_sees_a_virtual_router_id_mismatch(lab: Lab, tmp_path: Path) -> N
     assert_breaks(lab, tmp_path, "API-005",
                   lambda: file_changed(conf, lambda t: re.sub(r"virtual_router_id \d+", "virtual_router_id 77", t)),
                   "virtual_router_id differs")
+
+
+def test_api005_names_the_hosts_whose_vrrp_password_differs_but_never_the_password(lab: Lab, tmp_path: Path) -> None:
+    conf = lab.paths.etc("cp2", "keepalived", "keepalived.conf")
+    secret = "Zq7secrt"
+    with file_changed(conf, lambda t: re.sub(r"auth_pass \S+", f"auth_pass {secret}", t)):
+        results = tmp_path / "results-API-005.json"
+        failed = run_checks(lab.paths.inventory, tmp_path, "API-005")[1]["API-005"]
+        assert "auth_pass differs: cp1=group 1, cp2=group 2, cp3=group 1" in failed["message"], failed["message"]
+        assert secret not in results.read_text()
 
 
 def test_api006_sees_a_kubeconfig_pinned_to_one_host(lab: Lab, tmp_path: Path) -> None:

@@ -88,8 +88,13 @@ def render(rb: Runbook, ctx: Context, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def start(rb: Runbook, inv: Inventory, params: dict[str, str], yes: bool, confirm: Confirm, out: Print) -> str:
-    run_id = f"{rb.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:4]}"
+def new_run_id(rb: Runbook) -> str:
+    return f"{rb.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:4]}"
+
+
+def start(rb: Runbook, inv: Inventory, params: dict[str, str], yes: bool, confirm: Confirm, out: Print,
+          run_id: str | None = None) -> str:
+    run_id = run_id or new_run_id(rb)
     journal = RunJournal(state_dir() / f"{run_id}.jsonl")
     journal.write("start", run=run_id, runbook=rb.name, fingerprint=rb.fingerprint, params=params,
                   inventory=str(inv.source))
@@ -182,3 +187,22 @@ def verify_with_checks(rb: Runbook, ctx: Context, journal: RunJournal, out: Prin
                          f"the property is not repaired. Journal: {journal.path}")
     journal.write("end", status="succeeded")
     out(f"{rb.name}: done, and {', '.join(rb.checks)} pass")
+
+
+def summary(run_id: str, rb: Runbook) -> dict[str, Any]:
+    """A run as its journal tells it: each step's last status and output, the closing
+    checks, how it ended. What an audit report shows of a runbook it ran."""
+    records = RunJournal(state_dir() / f"{run_id}.jsonl").records()
+    last: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r["event"] == "step":
+            last[r["step"]] = {**last.get(r["step"], {}), **r}
+    end = next((r for r in reversed(records) if r["event"] == "end"), {"status": "interrupted"})
+    checks = next((r["outcomes"] for r in reversed(records) if r["event"] == "checks"), {})
+    return {"run": run_id, "runbook": rb.name, "title": rb.title, "params": records[0].get("params", {}),
+            "status": end["status"], "error": end.get("error", ""), "journal": str(state_dir() / f"{run_id}.jsonl"),
+            "started": records[0]["at"], "finished": records[-1]["at"],
+            "steps": [{"id": s.id, "text": s.text, "status": last.get(s.id, {}).get("status", "not run"),
+                       "output": last.get(s.id, {}).get("output") or "", "error": last.get(s.id, {}).get("error", "")}
+                      for s in rb.steps],
+            "checks": {c: {"outcome": o, "message": m} for c, (o, m) in checks.items()}}
