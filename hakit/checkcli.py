@@ -20,7 +20,7 @@ from hakit.catalog import CHECKS_DIR, checks
 from hakit.inventory import Inventory, load
 from hakit.lab.paths import default_root
 from hakit.model import PROPERTIES
-from hakit.report import read_json, write_html
+from hakit.report import read_json, write_html, write_json
 from hakit.table import table
 
 SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"
@@ -51,6 +51,10 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
         if name == "audit":
             p.add_argument("--reports", default="reports", help="directory for the reports (default reports/)")
+            p.add_argument("--remediate", action="append", default=[], metavar="RUNBOOK",
+                           help="after the checks, run this runbook unattended if a failing check names it and it "
+                           "needs no parameter (repeatable); its run goes into the report. The exit code still "
+                           "says a check failed")
         p.set_defaults(func=cmd_check if name == "check" else cmd_audit)
     fix = sub.add_parser("repair", help="undo every fault a crashed or killed run left behind (from its journal)",
                          description="Reads the inventory's fault journal (disruptive.journal) and undoes each "
@@ -177,15 +181,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
     extra = [f"--hakit-html={out / 'audit.html'}", f"--html={out / 'pytest.html'}", "--self-contained-html",
              f"--junitxml={out / 'junit.xml'}"]
     args.json = out / "results.json"
+    if args.remediate:
+        from hakit.runbook import load_all
+        unknown = sorted(set(args.remediate) - set(load_all()))
+        if unknown:
+            raise ConfigError(f"--remediate: no runbook {', '.join(unknown)} (`hakit runbook list`)")
     code = run_checks(args, extra)
     if not out.is_dir():
         return code
+    if args.remediate and args.json.exists():
+        remediate_into(args.json, load(_inventory_path(args)), args.remediate)
     latest = Path(args.reports) / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()
     latest.symlink_to(out.name)
     print(f"\nreports: {out}/ (audit.html, results.json, pytest.html, junit.xml); {latest} points at it")
     return code
+
+
+def remediate_into(results: Path, inv: Inventory, allowed: list[str]) -> None:
+    """Run the allowed runbooks for what failed, and put their runs into the report."""
+    from hakit.runbook.remediate import remediate
+    doc = read_json(results)
+    doc["remediation"] = remediate(doc, inv, allowed, print)
+    write_json(doc, results)
+    write_html(doc, results.with_name("audit.html"))
+    for run in doc["remediation"]:
+        print(f"remediation: {run['runbook']} for {', '.join(run['for_checks'])}: {run['status']}")
 
 
 def cmd_repair(args: argparse.Namespace) -> int:

@@ -187,3 +187,28 @@ def test_provision_api_lb_dry_run_changes_nothing(lab: Lab, runs: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "haproxy -c -q -f" in out.stdout and "keepalived --config-test" in out.stdout, out.stdout
     assert conf.stat().st_mtime_ns == before and not runs.exists()
+
+
+def test_an_audit_runs_the_named_runbook_for_a_failing_check_and_reports_the_run(lab: Lab, tmp_path: Path,
+                                                                                 runs: Path) -> None:
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    with backups_aged(lab, 30):
+        audit = subprocess.run([sys.executable, "-m", "hakit.cli", "audit", "--reports", str(tmp_path / "reports"),
+                                "--check", "ETCD-008", "--check", "API-001", "--remediate", "etcd-backup"],
+                               capture_output=True, text=True, timeout=600, env=env)
+    assert audit.returncode == 1, "the check failed, even though the runbook then repaired it"
+    assert "remediation: etcd-backup for ETCD-008: succeeded" in audit.stdout, audit.stdout + audit.stderr
+    report = tmp_path / "reports" / "latest"
+    [run] = json.loads((report / "results.json").read_text())["remediation"]
+    assert run["status"] == "succeeded" and run["checks"] == {"ETCD-008": {"outcome": "pass", "message": ""}}
+    assert [s["status"] for s in run["steps"]] == ["done"] * 4 and run["for_checks"] == ["ETCD-008"]
+    html = (report / "audit.html").read_text()
+    assert "Runbooks run from this audit (1)" in html and "Runbook etcd-backup ran from this audit: succeeded" in html
+
+
+def test_an_audit_refuses_an_unknown_runbook_before_checking_anything(lab: Lab, tmp_path: Path) -> None:
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    audit = subprocess.run([sys.executable, "-m", "hakit.cli", "audit", "--reports", str(tmp_path / "reports"),
+                            "--remediate", "etcd-bakup"], capture_output=True, text=True, timeout=60, env=env)
+    assert audit.returncode == 2 and audit.stderr.count("\n") == 1, audit.stderr
+    assert "no runbook etcd-bakup" in audit.stderr and not (tmp_path / "reports").exists()

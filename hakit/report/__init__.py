@@ -11,7 +11,10 @@ JSON schema, version 1 (`schema: "hakit.results/v1"`):
              outcome, message, duration, nodeid,
              evidence: [{name, value, expected, ok}],
              timeline: [{at (seconds after the fault), what, ok}] (disruptive checks),
-             deadline: [seconds, "slo name"] or null}]
+             deadline: [seconds, "slo name"] or null}],
+  remediation (with `hakit audit --remediate`): [{runbook, title, for_checks, status
+             (succeeded|failed|aborted|not run), error, run, params, journal, started, finished,
+             steps: [{id, text, status, output, error}], checks: {id: {outcome, message}}}]
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def write_html(doc: dict[str, Any], path: Path) -> None:
     overall = "fail" if "fail" in vs else "degraded" if "degraded" in vs else "pass" if vs == {"pass"} else "unknown"
     html = _ENV.get_template("audit.html.j2").render(
         doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES, runbooks=_runbooks(),
+        remedied={c: run for run in doc.get("remediation", []) for c in run["for_checks"]},
         counts=Counter(r["outcome"] for r in results),
         when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     _atomic_write(path, html)
