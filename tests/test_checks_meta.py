@@ -24,3 +24,20 @@ def test_each_check_has_title_remediation_and_docstring() -> None:
         fn = getattr(importlib.import_module(f"checks.{module}"), name)
         assert chk.title and len(chk.remediation) > 30, chk.id
         assert (fn.__doc__ or "").strip(), f"{qualname} ({chk.id}) has no docstring"
+
+
+def test_every_runbook_a_check_or_an_alert_names_is_shipped_and_checks_real_ids() -> None:
+    """A failing check or a firing alert that points at a runbook nobody wrote strands the operator."""
+    import yaml
+
+    from hakit.lab.provision import RULES_FILE
+    from hakit.runbook import load_all
+    books, ids = load_all(), {c.id for _, c in checks()}
+    named = {c.runbook for _, c in checks() if c.runbook}
+    assert named <= set(books), named - set(books)
+    for name, rb in books.items():
+        assert rb.checks and set(rb.checks) <= ids, (name, set(rb.checks) - ids)
+    rules = [r for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"]]
+    for rule in rules:
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith("hakit check ") or url.removeprefix("hakit runbook show ") in books, (rule["alert"], url)
