@@ -137,9 +137,12 @@ def restore(ctx: Context) -> str:
 
 
 def swap_command(ctx: Context, host: str) -> str:
+    """Idempotent, as a resumed run may repeat it: once the restored dir is in place, a
+    second run changes nothing. The snapshot's copy goes then; the old data dir stays."""
     data = shlex.quote(data_dir(ctx, host))
     aside = shlex.quote(f"{data_dir(ctx, host)}.hakit-before-restore-{ctx.state.get('stamp', '<time>')}")
-    return f"if [ -e {data} ]; then mv {data} {aside}; fi && mv {data}.hakit-restored {data}"
+    return (f"if [ -e {data}.hakit-restored ]; then if [ -e {data} ]; then mv {data} {aside}; fi && "
+            f"mv {data}.hakit-restored {data}; fi && rm -f {shlex.quote(on_host(ctx, host))}")
 
 
 def swap(ctx: Context) -> str:

@@ -314,3 +314,26 @@ def test_an_audit_remediates_only_the_named_runbooks_and_never_guesses_parameter
     [run] = remediate({"results": results}, None, ["control-plane-restart"], print)  # type: ignore[arg-type]
     assert run["status"] == "not run" and run["for_checks"] == ["API-002", "CP-002"]
     assert run["error"].endswith("hakit runbook run control-plane-restart host=… component=…")
+
+
+def test_the_restore_swap_is_safe_to_repeat(tmp_path: Path) -> None:
+    """A resumed etcd-restore-snapshot may run its swap again: the restored data must stay."""
+    import importlib.util
+
+    from hakit.runbook import RUNBOOKS_DIR, Context
+    spec = importlib.util.spec_from_file_location("restore", RUNBOOKS_DIR / "etcd_restore_snapshot.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    inv_file = tmp_path / "inv.yaml"
+    inv_file.write_text("cluster: {kubeconfig: /dev/null}\napi: {vip: 1.2.3.4}\n"
+                        "control_plane: {hosts: [{name: cp1, address: 1.1.1.1}], "
+                        f"paths: {{etcd_data: '{tmp_path}/{{host}}/etcd'}}}}\n")
+    data = tmp_path / "cp1" / "etcd"
+    (data / "old").mkdir(parents=True)
+    (tmp_path / "cp1" / "etcd.hakit-restored" / "new").mkdir(parents=True)
+    (tmp_path / "cp1" / "etcd.hakit-restore.db").write_text("snapshot")
+    command = module.swap_command(Context(load(inv_file), {}, {"stamp": "T"}), "cp1")
+    for _ in range(2):
+        subprocess.run(["sh", "-c", command], check=True)
+        assert (data / "new").is_dir() and (tmp_path / "cp1" / "etcd.hakit-before-restore-T" / "old").is_dir()
+    assert sorted(p.name for p in (tmp_path / "cp1").iterdir()) == ["etcd", "etcd.hakit-before-restore-T"]

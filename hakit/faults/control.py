@@ -51,7 +51,7 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
         edit = (f"-e '/--initial-cluster-state=/d' "
                 f"-e 's#^\\( *\\)- --initial-cluster=.*#\\1- --initial-cluster-state=existing\\n"
                 f"\\1- --initial-cluster={initial_cluster}#'")
-        return f"sed -i {edit} {parked} && mv {parked} {MANIFESTS}/"
+        return f"if [ -f {parked} ]; then sed -i {edit} {parked} && mv {parked} {MANIFESTS}/; fi"
     if component in SYSTEMD_UNITS:
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
