@@ -143,7 +143,9 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         json_path = Path(tmp) / "results.json"
         argv = [str(CHECKS_DIR), "-p", "fixtures.plugin", f"--inventory={inv_path}", f"--hakit-json={json_path}",
-                f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider", *extra]
+                f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider",
+                # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
+                "-W", "ignore::pytest.PytestAssertRewriteWarning", *extra]
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
         argv += ["--hakit-disruptive"] if args.disruptive else []
         argv += ["--hakit-silence"] if args.silence else []

@@ -72,6 +72,15 @@ def test_report_rejects_a_file_that_is_not_results(tmp_path: Path) -> None:
     assert not (tmp_path / "audit.html").exists()
 
 
+def test_report_names_what_a_truncated_results_file_lacks(tmp_path: Path) -> None:
+    bad = tmp_path / "results.json"
+    bad.write_text('{"schema": "hakit.results/v1", "verdicts": {}, "started": 0}')
+    proc = hakit("report", str(bad))
+    assert proc.returncode == 2
+    assert "results document lacks a field the report needs" in one_line_error(proc)
+    assert not (tmp_path / "audit.html").exists()
+
+
 @pytest.mark.parametrize("args", [["--help"], ["lab", "--help"], ["check", "--help"]])
 def test_help_teaches(args: list[str]) -> None:
     proc = hakit(*args)

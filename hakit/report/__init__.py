@@ -101,13 +101,20 @@ def _runbooks() -> dict[str, str]:
 
 
 def write_html(doc: dict[str, Any], path: Path) -> None:
+    try:
+        html = _render_audit(doc)
+    except (jinja2.UndefinedError, KeyError, TypeError, ValueError) as e:   # a hand-edited or truncated file
+        raise ConfigError(f"results document lacks a field the report needs ({type(e).__name__}: {e})") from None
+    _atomic_write(path, html)
+
+
+def _render_audit(doc: dict[str, Any]) -> str:
     results = sorted(doc["results"], key=lambda r: (_ORDER[r["outcome"]], r["check"]["id"]))
     by_prop = {p: [r for r in results if r["check"]["property"] == p] for p in doc["verdicts"]}
     vs = set(doc["verdicts"].values())
     overall = "fail" if "fail" in vs else "degraded" if "degraded" in vs else "pass" if vs == {"pass"} else "unknown"
-    html = _ENV.get_template("audit.html.j2").render(
+    return _ENV.get_template("audit.html.j2").render(
         doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES, runbooks=_runbooks(),
         remedied={c: run for run in doc.get("remediation", []) for c in run["for_checks"]},
         counts=Counter(r["outcome"] for r in results),
         when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    _atomic_write(path, html)
