@@ -8,7 +8,7 @@ from typing import Any
 from kubernetes import client
 
 from hakit import http
-from hakit.apilb import backend_states
+from hakit.apilb import backend_states, disagreements
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
@@ -102,22 +102,10 @@ def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any]
             problems.append(f"{name}: no vrrp_instance holds the VIP {inventory.vip}")
             continue
         instances[name] = found[0]
-    for attr in ("virtual_router_id", "auth_pass"):
-        values = {n: getattr(i, attr) for n, i in instances.items()}
-        if attr == "auth_pass":   # a password: say which hosts agree, never what it is
-            groups = {v: [n for n in values if values[n] == v] for v in values.values()}
-            values = {n: f"group {list(groups).index(v) + 1}" for n, v in values.items()}
-        evidence.record(attr, "same on all" if len(set(values.values())) == 1 else values, expected="same on all")
-        if len(set(values.values())) > 1:
-            problems.append(f"{attr} differs: " + ", ".join(f"{n}={v}" for n, v in values.items()))
-    priorities = {n: i.priority for n, i in instances.items()}
-    evidence.record("priorities", priorities, expected="distinct")
-    if len(set(priorities.values())) != len(priorities):
-        problems.append(f"priorities are not distinct: {priorities}")
-    untracked = [n for n, i in instances.items() if not i.track_scripts]
-    if untracked:
-        problems.append(f"no track_script on {', '.join(untracked)}: the VIP stays on a host whose haproxy is dead")
-    assert not problems, "; ".join(problems)
+    drift, compared = disagreements(instances)
+    for what, value in compared.items():
+        evidence.record(what, value, expected="distinct" if what == "priorities" else "same on all")
+    assert not problems + drift, "; ".join(problems + drift)
 
 
 @check("API-006", "The kubeconfig points at the VIP, not one host", property="api-endpoint",

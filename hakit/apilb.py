@@ -10,10 +10,14 @@ provision-api-lb runbook renders a real cluster's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from hakit.inventory import Host
+
+if TYPE_CHECKING:   # hakit.hosts imports testinfra: not for the lab's fast-starting ctl
+    from hakit.hosts import VrrpInstance
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit", "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -63,3 +67,26 @@ def backend_states(csv: str, backend: str = BACKEND) -> dict[str, str]:
         if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
             out[row["svname"]] = row.get("status", "")
     return out
+
+
+def disagreements(instances: dict[str, VrrpInstance]) -> tuple[list[str], dict[str, object]]:
+    """What makes keepalived peers each elect themselves (split brain) or keep the VIP on a
+    dead load balancer; and the values compared, for evidence. The VRRP password is shown
+    as which hosts share one, never as itself."""
+    problems: list[str] = []
+    shown: dict[str, object] = {}
+    for attr in ("virtual_router_id", "auth_pass"):
+        values = {n: getattr(i, attr) for n, i in instances.items()}
+        if attr == "auth_pass":
+            groups = list(dict.fromkeys(values.values()))
+            values = {n: f"group {groups.index(v) + 1}" for n, v in values.items()}
+        shown[attr] = "same on all" if len(set(values.values())) == 1 else values
+        if len(set(values.values())) > 1:
+            problems.append(f"{attr} differs: " + ", ".join(f"{n}={v}" for n, v in values.items()))
+    shown["priorities"] = priorities = {n: i.priority for n, i in instances.items()}
+    if len(set(priorities.values())) != len(priorities):
+        problems.append(f"priorities are not distinct: {priorities}")
+    untracked = [n for n, i in instances.items() if not i.track_scripts]
+    if untracked:
+        problems.append(f"no track_script on {', '.join(untracked)}: the VIP stays on a host whose haproxy is dead")
+    return problems, shown

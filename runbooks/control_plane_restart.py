@@ -78,16 +78,16 @@ def commands(ctx: Context) -> str:
 RUNBOOK = Runbook(
     name="control-plane-restart",
     title="Restart a stuck control-plane component on one host",
-    summary="For a component that runs but does not serve: check the others can carry the cluster, "
-            "restart it, and wait until it serves and the control-plane checks pass.",
+    summary="For a component that runs but does not serve: restart it, only while the others can carry the "
+            "cluster, and wait until it serves and the control-plane checks pass.",
     params=[Param("host", "the control-plane host, as named in the inventory"),
             Param("component", "what to restart", choices=COMPONENTS)],
     steps=[
         Step("look", "See whether it serves now", lambda ctx: "{} health on {}".format(*reversed(where(ctx))),
              lambda ctx: "serving" if serving(ctx) else "not serving", changes=False),
-        Step("affordable", "Make sure the others carry the cluster while it restarts",
-             lambda ctx: "etcd member health / apiserver /readyz on the other hosts", affordable, changes=False),
-        Step("restart", "Restart it (stop, escalating to SIGKILL, then start)", commands, restart, verify=running),
+        Step("restart", "Restart it (stop, escalating to SIGKILL, then start)", commands, restart, verify=running,
+             require=affordable, require_text="the others carry the cluster meanwhile (etcd quorum without it, "
+                                              "another apiserver serving)"),
         Step("serving", "Wait until it serves again", lambda ctx: "poll its health every second, up to 120 s",
              wait_serving, changes=False),
     ],

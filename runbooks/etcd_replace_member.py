@@ -19,6 +19,7 @@ from hakit.faults.control import render
 from hakit.runbook import Context, Param, Runbook, Step
 
 PEER_PORT = 2380
+QUORUM = "the other members, healthy, hold quorum without it"
 
 
 def host(ctx: Context) -> str:
@@ -32,18 +33,26 @@ def peer_url(ctx: Context) -> str:
     return f"https://{ctx.control.addresses[host(ctx)]}:{PEER_PORT}"
 
 
-def look(ctx: Context) -> str:
-    """Who is a member, who is healthy, and whether the others can carry the cluster."""
+def quorum_without_it(ctx: Context) -> str:
+    """The other members, healthy, must be a majority of the cluster with the member in it."""
     etcd, name, peer = ctx.control.etcd(), host(ctx), peer_url(ctx)
-    members = etcd.members()
-    mine = [m for m in members if m.name == name or peer in m.peer_urls]
-    others = [m for m in members if m not in mine]
+    others = [m for m in etcd.members() if m.name != name and peer not in m.peer_urls]
     healthy = [m.name for m in others if any(etcd.health(u)[0] for u in m.client_urls)]
     need = (len(others) + 1) // 2 + 1
     if len(healthy) < need:
         raise HakitError(f"only {len(healthy)} of the other {len(others)} members are healthy "
                          f"({', '.join(healthy) or 'none'}); the cluster needs {need} while {name} is replaced: "
                          "restore from a snapshot instead (hakit runbook show etcd-restore-snapshot)")
+    return f"healthy others: {', '.join(healthy)} ({need} needed for quorum)"
+
+
+def look(ctx: Context) -> str:
+    """Which member is the host's, whether it is sick, and whether the others carry the cluster."""
+    etcd, name, peer = ctx.control.etcd(), host(ctx), peer_url(ctx)
+    members = etcd.members()
+    mine = [m for m in members if m.name == name or peer in m.peer_urls]
+    others = [m for m in members if m not in mine]
+    quorum = quorum_without_it(ctx)
     endpoint = ctx.control.etcd_endpoint(name)
     if mine and endpoint and etcd.health(endpoint)[0] and ctx.params["force"] != "yes":
         raise HakitError(f"{name}'s member is healthy: there is nothing to replace (force=yes replaces it anyway)")
@@ -51,7 +60,7 @@ def look(ctx: Context) -> str:
     ctx.state["initial_cluster"] = ",".join([f"{m.name}={m.peer_urls[0]}" for m in others] + [f"{name}={peer}"])
     ctx.state["aside"] = f"{data_dir(ctx)}.hakit-replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     what = f"member id {mine[0].id}, unhealthy" if mine else "no longer a member"
-    return f"{name}: {what}; healthy others: {', '.join(healthy)} ({need} needed for quorum)"
+    return f"{name}: {what}; {quorum}"
 
 
 def data_dir(ctx: Context) -> str:
@@ -135,9 +144,10 @@ RUNBOOK = Runbook(
              lambda ctx: etcdctl(ctx, "member list") + "; GET /health on each member", look, changes=False),
         Step("stop", "Stop etcd on the host",
              lambda ctx: f"on {host(ctx)}: {render(ctx.inventory.fault_control, 'stop', host(ctx), 'etcd')}",
-             stop, verify=stopped),
+             stop, verify=stopped, require=quorum_without_it, require_text=QUORUM),
         Step("remove", "Remove the failed member from the cluster",
-             lambda ctx: etcdctl(ctx, f"member remove {ctx.state.get('member_id') or '<its member id>'}"), remove),
+             lambda ctx: etcdctl(ctx, f"member remove {ctx.state.get('member_id') or '<its member id>'}"), remove,
+             require=quorum_without_it, require_text=QUORUM),
         Step("move-aside", "Move its data dir aside (kept, not deleted): it rejoins empty",
              lambda ctx: f"on {host(ctx)}: mv {data_dir(ctx)} "
                          f"{ctx.state.get('aside', data_dir(ctx) + '.hakit-replaced-<time>')}",

@@ -43,6 +43,15 @@ def cordon(ctx: Context) -> str:
     return f"{ctx.params['node']} takes no new pods"
 
 
+def room_elsewhere(ctx: Context) -> None:
+    """Evicted pods need a node to go to, or a PDB-protected one can never be evicted."""
+    others = [n.metadata.name for n in core(ctx).list_node().items
+              if n.metadata.name != ctx.params["node"] and node_is_ready(n) and not n.spec.unschedulable
+              and not any(t.effect == "NoSchedule" for t in n.spec.taints or [])]
+    if not others:
+        raise HakitError(f"no other Ready, schedulable node to take {ctx.params['node']}'s pods")
+
+
 def drain(ctx: Context) -> str:
     deadline = time.monotonic() + float(ctx.params["timeout"])
     refused = sum(evict(core(ctx), p, deadline) for p in movable(ctx))
@@ -78,7 +87,8 @@ RUNBOOK = Runbook(
         Step("cordon", "Cordon the node", lambda ctx: f"kubectl cordon {ctx.params['node']}", cordon,
              undo=uncordon, undo_text="uncordon the node"),
         Step("drain", "Evict its pods, retrying while a PDB says not yet",
-             lambda ctx: f"kubectl drain {ctx.params['node']} --ignore-daemonsets (eviction API)", drain),
+             lambda ctx: f"kubectl drain {ctx.params['node']} --ignore-daemonsets (eviction API)", drain,
+             require=room_elsewhere, require_text="another Ready, schedulable node can take the pods"),
         Step("back", "Replace or repair the node; wait until it is Ready",
              lambda ctx: f"wait for node {ctx.params['node']} Ready, up to {ctx.params['timeout']} s", back,
              changes=False),

@@ -2,15 +2,19 @@
 
 No holder is an outage of the API endpoint; two holders (split brain) send clients
 to two places at once. Either way the usual causes are keepalived or haproxy not
-running on some host (the track script then lowers its priority) or hosts that
-cannot hear each other's VRRP adverts. This runbook looks, starts what is down,
-resolves a split brain by restarting keepalived on all holders but the one with
-the highest priority, and waits for exactly one holder.
+running on some host (the track script then lowers its priority), hosts that
+cannot hear each other's VRRP adverts, or keepalived configs that disagree (each
+router id or password is its own VRRP group, whose only member elects itself).
+This runbook looks (and names a config disagreement, which provision-api-lb
+repairs), starts what is down, resolves a split brain by restarting keepalived on
+all holders but the one with the highest priority, and waits for exactly one holder.
 """
 
 from __future__ import annotations
 
-from hakit import hosts, wait
+import shlex
+
+from hakit import apilb, hosts, wait
 from hakit.errors import HakitError
 from hakit.runbook import Context, Runbook, Step
 
@@ -22,9 +26,20 @@ def look(ctx: Context) -> str:
     down = [f"{h.name}/{s}" for h in ctx.inventory.control_plane for s in SERVICES
             if not ctx.control.is_active(h.name, s)]
     ctx.state["down"] = down
+    ctx.state["drift"] = apilb.disagreements(vrrp(ctx))[0]
     what = ("nobody holds the VIP (an outage)" if not found else f"{found[0]} holds the VIP" if len(found) == 1
             else f"split brain: {', '.join(found)} all hold the VIP")
-    return f"{what}; not running: {', '.join(down) or 'nothing'}"
+    return (f"{what}; not running: {', '.join(down) or 'nothing'}; keepalived configs: "
+            f"{'; '.join(ctx.state['drift']) or 'agree'}")
+
+
+def vrrp(ctx: Context) -> dict[str, hosts.VrrpInstance]:
+    """Each host's vrrp_instance for the VIP, from its keepalived.conf."""
+    out = {}
+    for h in ctx.inventory.control_plane:
+        conf = ctx.control.run(h.name, f"cat {shlex.quote(ctx.inventory.host_path('keepalived_conf', h.name))}")
+        out.update({h.name: v for v in hosts.parse_keepalived(conf.stdout) if ctx.inventory.vip in v.vips})
+    return out
 
 
 def start_down(ctx: Context) -> str:
@@ -34,18 +49,13 @@ def start_down(ctx: Context) -> str:
     return f"started {', '.join(ctx.state.get('down', [])) or 'nothing (all were running)'}"
 
 
-def priority(ctx: Context, host: str) -> int:
-    conf = ctx.control.read(host, ctx.inventory.host_path("keepalived_conf", host))
-    mine = [v for v in hosts.parse_keepalived(conf) if ctx.inventory.vip in v.vips]
-    return (mine[0].priority or 0) if mine else 0
-
-
 def split_brain(ctx: Context) -> str:
     wait.until(ctx.control.vip_holders, 15, "a VIP holder after starting keepalived", interval=1.0)
     found = ctx.control.vip_holders()
     if len(found) < 2:
         return "no split brain"
-    keep = max(found, key=lambda h: priority(ctx, h))
+    instances = vrrp(ctx)
+    keep = max(found, key=lambda h: getattr(instances.get(h), "priority", 0) or 0)
     for host in found:
         if host != keep:
             ctx.control.stop(host, "keepalived")
@@ -57,9 +67,11 @@ def one_holder(ctx: Context) -> str:
     try:
         wait.until(lambda: len(ctx.control.vip_holders()) == 1, 30, "exactly one VIP holder", interval=1.0)
     except wait.WaitTimeout:
-        raise HakitError(f"the VIP is held by {ctx.control.vip_holders() or 'nobody'} after 30 s: check that "
-                         "VRRP (IP protocol 112) passes between the hosts and that virtual_router_id and auth "
-                         "agree") from None
+        held = f"the VIP is held by {', '.join(ctx.control.vip_holders()) or 'nobody'} after 30 s"
+        if ctx.state.get("drift"):
+            raise HakitError(f"{held}: the keepalived configs disagree ({'; '.join(ctx.state['drift'])}); "
+                             "`hakit runbook run provision-api-lb` renders them from one template") from None
+        raise HakitError(f"{held}: check that VRRP (IP protocol 112) passes between the hosts") from None
     return f"{ctx.control.vip_holders()[0]} holds the VIP"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from breaking import run_checks, stopped
+from breaking import file_changed, run_checks, stopped
 from hakit import wait
 from hakit.lab import Lab, procs
 from test_breaks_etcd import backups_aged
@@ -99,7 +100,7 @@ def test_a_killed_run_resumes_without_repeating_finished_steps(lab: Lab, runs: P
     run_id = next(runs.glob("*.jsonl")).stem
     out = runbook(lab, "resume", run_id, "--yes")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "[3/4] Restart it (stop, escalating to SIGKILL, then start): already done" in out.stdout
+    assert "[2/3] Restart it (stop, escalating to SIGKILL, then start): already done" in out.stdout
     assert lab.host("cp3").pid("kube-scheduler") == pid, "resume restarted the scheduler a second time"
     starts = [r for r in journal(runs) if r.get("step") == "restart" and r.get("status") == "started"]
     assert len(starts) == 1 and journal(runs)[-1] == {**journal(runs)[-1], "event": "end", "status": "succeeded"}
@@ -212,3 +213,41 @@ def test_an_audit_refuses_an_unknown_runbook_before_checking_anything(lab: Lab, 
                             "--remediate", "etcd-bakup"], capture_output=True, text=True, timeout=60, env=env)
     assert audit.returncode == 2 and audit.stderr.count("\n") == 1, audit.stderr
     assert "no runbook etcd-bakup" in audit.stderr and not (tmp_path / "reports").exists()
+
+
+def test_vip_recover_names_a_config_split_brain_and_provision_api_lb_repairs_it(lab: Lab, tmp_path: Path,
+                                                                              runs: Path) -> None:
+    """cp2's keepalived in a VRRP group of its own (another router id) elects itself: restarting
+    cannot help, so vip-recover fails saying why and what repairs it; provision-api-lb does."""
+    conf = lab.paths.etc("cp2", "keepalived", "keepalived.conf")
+
+    def restart() -> None:
+        lab.host("cp2").stop("keepalived")
+        lab.host("cp2").start("keepalived")
+    try:
+        with file_changed(conf, lambda t: re.sub(r"virtual_router_id \d+", "virtual_router_id 77", t), restart):
+            wait.until(lambda: "split brain" in run_checks(lab.paths.inventory, tmp_path, "API-004")[1]["API-004"]
+                       ["message"], 30, "API-004 to see the split brain")
+            out = runbook(lab, "run", "vip-recover", "--yes")
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert "the keepalived configs disagree (virtual_router_id differs: cp1=51, cp2=77, cp3=51)" in out.stderr
+            assert "hakit runbook run provision-api-lb" in out.stderr
+            done = runbook(lab, "run", "provision-api-lb", "--yes")
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "PASS  API-004" in done.stdout and "kept the VRRP password from cp1" in done.stdout
+    finally:
+        for h in lab.control_planes:
+            for left in lab.paths.host(h.name).glob("etc/*/*.hakit-prev"):
+                left.unlink()
+
+
+def test_a_step_whose_precondition_fails_does_nothing_and_says_why(lab: Lab, runs: Path) -> None:
+    """Restarting cp2's etcd while cp3's is down would lose quorum: the restart step refuses."""
+    with stopped(lab, "cp3/etcd"):
+        pid = lab.host("cp2").pid("etcd")
+        out = runbook(lab, "run", "control-plane-restart", "--yes", "host=cp2", "component=etcd")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "step 2 (restart) failed: not safe to run now: only 1 other etcd member(s) are healthy" in out.stderr
+        assert "It did nothing." in out.stderr and lab.host("cp2").pid("etcd") == pid
+    steps = [(r.get("step"), r.get("status")) for r in journal(runs) if r["event"] == "step"]
+    assert steps == [("look", "started"), ("look", "done"), ("restart", "failed")], steps

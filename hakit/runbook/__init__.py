@@ -2,8 +2,9 @@
 
 A runbook (one module in `runbooks/`, exporting RUNBOOK) is a list of steps. A
 step says in words what it does, shows the exact command or call it will make
-(`show` and `--dry-run` print these and change nothing), acts, verifies, and,
-where one makes sense, knows its undo. A step that only looks (a probe) is never
+(`show` and `--dry-run` print these and change nothing), may require a condition
+checked just before it acts (a resumed run acts hours later, in another world),
+acts, verifies, and, where one makes sense, knows its undo. A step that only looks (a probe) is never
 confirmed; one that changes something is, unless --yes. The runbook ends by
 running the checks of the property it repairs: it succeeded only if they pass.
 
@@ -65,6 +66,8 @@ class Step:
     show: Say                        # what exactly it will run, resolved against the context
     do: Do
     changes: bool = True             # False: a probe, which looks and is never confirmed
+    require: Do | None = None        # raises when it is not safe to act now; checked just before, also on resume
+    require_text: str | None = None
     verify: Do | None = None         # raises when the step did not have its effect
     undo: Do | None = None
     undo_text: str | None = None

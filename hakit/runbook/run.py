@@ -76,11 +76,15 @@ def render(rb: Runbook, ctx: Context, markdown: bool = False) -> str:
             detail = f"(resolved when run: {e})"
         if markdown:
             lines += [f"{i}. **{step.text}** _({kind})_", "", "   ```sh", f"   {detail}", "   ```"]
+            if step.require_text:
+                lines += [f"   Only if: {step.require_text}"]
             if step.undo_text:
                 lines += [f"   Undo: {step.undo_text}"]
             lines.append("")
         else:
             lines += [f"[{i}/{len(rb.steps)}] {step.text} ({kind})", f"    $ {detail}"]
+            if step.require_text:
+                lines.append(f"    only if: {step.require_text}")
             if step.undo_text:
                 lines.append(f"    undo: {step.undo_text}")
     final = ", ".join(rb.checks) or "none"
@@ -128,6 +132,11 @@ def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes:
             out(f"{head}: already done")
             continue
         out(f"{head}\n    $ {step.show(ctx)}")
+        if step.require:
+            try:
+                step.require(ctx)
+            except Exception as e:  # noqa: BLE001 - whatever says no, the step must not act: one line
+                fail(rb, step, i, ctx, journal, f"not safe to run now: {said(e)}", yes, confirm, out, acted=False)
         if step.changes and not yes and not confirm("    run this step? [y/N] "):
             journal.write("step", step=step.id, status="declined")
             journal.write("end", status="aborted")
@@ -138,22 +147,27 @@ def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes:
             output = step.do(ctx)
             if step.verify:
                 step.verify(ctx)
-        except HakitError as e:
-            fail(rb, step, i, ctx, journal, str(e), yes, confirm, out)
         except Exception as e:  # noqa: BLE001 - a step that crashes has failed: journal it, say it in one line
-            fail(rb, step, i, ctx, journal, f"{type(e).__name__}: {e}", yes, confirm, out)
+            fail(rb, step, i, ctx, journal, said(e), yes, confirm, out)
         journal.write("step", step=step.id, status="done", output=output, state=ctx.state)
         if output:
             out("    " + output.strip().replace("\n", "\n    "))
     verify_with_checks(rb, ctx, journal, out)
 
 
+def said(e: Exception) -> str:
+    """hakit's own errors are written for the operator; anything else gets its type named."""
+    return str(e) if isinstance(e, HakitError) else f"{type(e).__name__}: {e}"
+
+
 def fail(rb: Runbook, step: Step, i: int, ctx: Context, journal: RunJournal, why: str, yes: bool,
-         confirm: Confirm, out: Print) -> None:
+         confirm: Confirm, out: Print, acted: bool = True) -> None:
     journal.write("step", step=step.id, status="failed", error=why, state=ctx.state)
     done = ", ".join(s.id for s in rb.steps[:i - 1]) or "none"
     where = f"step {i} ({step.id}) failed: {why}. Done before it: {done}."
-    if step.undo and not yes and confirm(f"    undo this step ({step.undo_text})? [y/N] "):
+    if not acted:
+        where += " It did nothing."
+    elif step.undo and not yes and confirm(f"    undo this step ({step.undo_text})? [y/N] "):
         step.undo(ctx)
         journal.write("step", step=step.id, status="undone")
         where += " Its undo ran."
