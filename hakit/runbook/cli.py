@@ -10,7 +10,7 @@ from pathlib import Path
 from hakit.errors import ConfigError
 from hakit.inventory import Inventory, load
 from hakit.lab.paths import default_root
-from hakit.runbook import Context, get, load_all
+from hakit.runbook import Context, Param, get, load_all
 from hakit.runbook import run as runner
 from hakit.table import table
 
@@ -77,8 +77,10 @@ def _attended(yes: bool) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [(rb.name, rb.title, " ".join(f"{p.name}={p.default or '…'}" for p in rb.params) or "-",
-             ", ".join(rb.checks)) for rb in load_all().values()]
+    def param(p: Param) -> str:   # required: host=…; optional: [keep=7], [dir=] (empty: a default it finds)
+        return f"{p.name}=…" if p.default is None else f"[{p.name}={p.default}]"
+    rows = [(rb.name, rb.title, " ".join(param(p) for p in rb.params) or "-", ", ".join(rb.checks))
+            for rb in load_all().values()]
     print(table(("RUNBOOK", "WHAT", "PARAMETERS", "VERIFIED BY"), rows))
     return 0
 
