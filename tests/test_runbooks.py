@@ -251,3 +251,22 @@ def test_a_step_whose_precondition_fails_does_nothing_and_says_why(lab: Lab, run
         assert "It did nothing." in out.stderr and lab.host("cp2").pid("etcd") == pid
     steps = [(r.get("step"), r.get("status")) for r in journal(runs) if r["event"] == "step"]
     assert steps == [("look", "started"), ("look", "done"), ("restart", "failed")], steps
+
+
+def cluster_state(lab: Lab, api) -> dict:  # type: ignore[no-untyped-def]
+    """What a runbook that changed something would have changed: each control-plane process
+    (a restart gives it a new pid), who holds the VIP, which nodes are cordoned."""
+    from kubernetes import client
+    pids = {(h.name, c): lab.host(h.name).pid(c) for h in lab.control_planes
+            for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "haproxy", "keepalived")}
+    cordoned = {n.metadata.name: bool(n.spec.unschedulable) for n in client.CoreV1Api(api).list_node().items}
+    return {"pids": pids, "vip": lab.vip_holders(), "cordoned": cordoned}
+
+
+@pytest.mark.parametrize("name,params", [("control-plane-restart", ["host=cp2", "component=kube-apiserver"]),
+                                         ("vip-recover", []), ("node-drain-replace", ["node=w1"])])
+def test_a_dry_run_changes_nothing(lab: Lab, api, runs: Path, name: str, params: list[str]) -> None:  # type: ignore[no-untyped-def]
+    before = cluster_state(lab, api)
+    out = runbook(lab, "run", name, "--dry-run", *params)
+    assert out.returncode == 0 and "dry run: nothing was changed" in out.stdout, out.stdout + out.stderr
+    assert cluster_state(lab, api) == before and not runs.exists()
