@@ -12,6 +12,8 @@ import requests
 from hakit import http
 from hakit.errors import UnreachableError
 
+CLIENT_PORT, PEER_PORT = 2379, 2380   # etcd's and kubeadm's defaults
+
 
 @dataclass(frozen=True)
 class MemberStatus:

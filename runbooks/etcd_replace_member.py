@@ -14,11 +14,11 @@ import shlex
 import time
 
 from hakit import wait
+from hakit.etcd import PEER_PORT
 from hakit.errors import HakitError, UnreachableError
 from hakit.faults.control import render
 from hakit.runbook import Context, Param, Runbook, Step
 
-PEER_PORT = 2380
 QUORUM = "the other members, healthy, hold quorum without it"
 
 

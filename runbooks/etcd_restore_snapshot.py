@@ -24,12 +24,12 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from hakit import wait
+from hakit.etcd import PEER_PORT
 from hakit.errors import HakitError, UnreachableError
 from hakit.faults.control import render
 from hakit.http import session
 from hakit.runbook import Context, Param, Runbook, Step
 
-PEER_PORT = 2380
 API = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 LEADERS = API[1:]
 BUMP = 1_000_000_000   # what Kubernetes' docs suggest: past any revision a client saw

@@ -27,7 +27,7 @@ from urllib3.exceptions import HTTPError
 
 from hakit import hosts, kube, wait
 from hakit.errors import ConfigError, HakitError, UnreachableError
-from hakit.etcd import EtcdClient
+from hakit.etcd import CLIENT_PORT, EtcdClient
 from hakit.http import session
 from hakit.inventory import Inventory
 from hakit.prometheus import Alertmanager
@@ -308,5 +308,5 @@ class ClusterControl:
         """A client of the inventory's etcd ("discover" falls back to each host's :2379)."""
         e = self.inv.etcd
         endpoints = e.endpoints if isinstance(e.endpoints, list) else [
-            f"https://{h.address}:2379" for h in self.inv.control_plane]
+            f"https://{h.address}:{CLIENT_PORT}" for h in self.inv.control_plane]
         return EtcdClient(endpoints, e.ca, e.cert, e.key)
