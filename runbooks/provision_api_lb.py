@@ -144,7 +144,7 @@ def answers(url: str) -> bool:
 
 
 def vip_serves(ctx: Context) -> str:
-    wait.until(lambda: len(ctx.control.vip_holders()) == 1 and answers(f"{ctx.inventory.vip_url}/readyz"), 60,
+    wait.until(lambda: ctx.control.one_vip_holder_for() and answers(f"{ctx.inventory.vip_url}/readyz"), 60,
                f"exactly one VIP holder and {ctx.inventory.vip_url}/readyz", interval=1.0,
                why=lambda: f"held by {ctx.control.vip_holders() or 'nobody'}")
     return f"{ctx.control.vip_holders()[0]} holds the VIP; {ctx.inventory.vip_url}/readyz answers"

@@ -16,6 +16,7 @@ import shlex
 
 from hakit import apilb, hosts, wait
 from hakit.errors import HakitError
+from hakit.faults.control import VRRP_SETTLE
 from hakit.runbook import Context, Runbook, Step
 
 SERVICES = ("haproxy", "keepalived")
@@ -65,9 +66,10 @@ def split_brain(ctx: Context) -> str:
 
 def one_holder(ctx: Context) -> str:
     try:
-        wait.until(lambda: len(ctx.control.vip_holders()) == 1, 30, "exactly one VIP holder", interval=1.0)
+        wait.until(lambda: ctx.control.one_vip_holder_for(), 45, "exactly one VIP holder, steadily",
+                   interval=1.0)
     except wait.WaitTimeout:
-        held = f"the VIP is held by {', '.join(ctx.control.vip_holders()) or 'nobody'} after 30 s"
+        held = f"the VIP is held by {', '.join(ctx.control.vip_holders()) or 'nobody'} after 45 s"
         if ctx.state.get("drift"):
             raise HakitError(f"{held}: the keepalived configs disagree ({'; '.join(ctx.state['drift'])}); "
                              "`hakit runbook run provision-api-lb` renders them from one template") from None
@@ -90,7 +92,8 @@ RUNBOOK = Runbook(
         Step("split-brain", "If two hosts hold the VIP, restart keepalived on all but the highest priority",
              lambda ctx: "compare priorities in each holder's keepalived.conf; restart keepalived on the others",
              split_brain),
-        Step("one-holder", "Wait until exactly one host holds the VIP", lambda ctx: "poll every second, up to 30 s",
+        Step("one-holder", "Wait until exactly one host holds the VIP, steadily",
+             lambda ctx: f"poll every second until one holder for {VRRP_SETTLE:g} s, up to 45 s",
              one_holder, changes=False),
     ],
     checks=["API-001", "API-004", "HOST-003"],

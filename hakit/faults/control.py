@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import shlex
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,7 @@ def partition_script(peers: list[str]) -> str:
 
 
 PARTITION_CHAIN = "HAKIT-PARTITION"
+VRRP_SETTLE = 5.0   # seconds: more than 3 missed adverts at keepalived's default advert_int of 1 s, plus skew
 HEAL = f"iptables -F {PARTITION_CHAIN} 2>/dev/null; true"
 
 
@@ -170,6 +172,17 @@ class ClusterControl:
 
     def vip_holders(self) -> list[str]:
         return [h.name for h in self.inv.control_plane if self.holds(h.name, self.inv.vip)]
+
+    def one_vip_holder_for(self, seconds: float = VRRP_SETTLE) -> bool:
+        """One holder now and throughout the next seconds: a keepalived just (re)started is a
+        BACKUP until it misses three adverts, so one holder at first sight may be a split
+        brain about to happen."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if len(self.vip_holders()) != 1:
+                return False
+            time.sleep(0.5)
+        return True
 
     def holds(self, host: str, address: str) -> bool:
         """Whether the host carries address (the VIP) on any interface."""
