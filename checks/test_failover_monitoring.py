@@ -119,6 +119,16 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
         return {n["status"] for at, n in receiver.notifications() if at >= since  # type: ignore[union-attr]
                 for a in n.get("alerts", []) if matches(a, scenario.alert, labels) and a["status"] == n["status"]}
 
+    # Steady state: the alert is not already on its way. One still firing from an earlier fault
+    # (the target recovered, the alert not yet resolved) would make every stage look instant.
+    try:
+        wait.until(lambda: in_prometheus() is None and in_alertmanager() is None, bound + upper + slo,
+                   f"{scenario.alert} {labels} to be clear before the fault", interval=2.0)
+    except wait.WaitTimeout as e:
+        pytest.fail(f"{e}: it is still {in_prometheus() or in_alertmanager()} from before, so there is no "
+                    "steady state to measure from", pytrace=False)
+    evidence.record("before the fault", "clear in Prometheus and Alertmanager", "clear", True)
+
     with ExitStack() as stack:
         if silenced:
             stack.enter_context(Silence(control, alertmanager.url, {"alertname": scenario.alert, **labels}))
