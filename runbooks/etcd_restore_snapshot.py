@@ -204,10 +204,6 @@ def leaders(ctx: Context) -> str:
     return "; ".join(f"{name} Lease renewed {age:.0f} s ago" for name, age in ages.items())
 
 
-def per_host(ctx: Context, command: str) -> str:
-    return f"on {hosts(ctx)[0]}: {command}  (and likewise on {', '.join(hosts(ctx)[1:])})"
-
-
 def control(ctx: Context, action: str, component: str) -> str:
     return render(ctx.inventory.fault_control, action, hosts(ctx)[0], component)
 
@@ -222,26 +218,26 @@ RUNBOOK = Runbook(
         Step("look", "Read the snapshot: revision, keys, hash and age",
              lambda ctx: f"etcdutl snapshot status {snapshot(ctx)} -w json", look, changes=False),
         Step("copy", "Copy the snapshot to every control-plane host and check its sha256",
-             lambda ctx: per_host(ctx, f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy),
+             lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy),
         Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
-             lambda ctx: per_host(ctx, "; ".join(control(ctx, "stop", c) for c in API)),
+             lambda ctx: ctx.on_each_host("; ".join(control(ctx, "stop", c) for c in API)),
              lambda ctx: each(ctx, "stop", API), verify=none_running(API),
              undo=lambda ctx: each(ctx, "start", API), undo_text="start them again"),
-        Step("stop-etcd", "Stop etcd on every host", lambda ctx: per_host(ctx, control(ctx, "stop", "etcd")),
+        Step("stop-etcd", "Stop etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "stop", "etcd")),
              lambda ctx: each(ctx, "stop", ("etcd",)), verify=none_running(("etcd",)),
              undo=lambda ctx: "; ".join(each(ctx, "start", c) for c in (("etcd",), API)),
              undo_text="start etcd and the apiservers again, on the old data"),
         Step("restore", "Restore the snapshot into a new data dir for each member",
-             lambda ctx: per_host(ctx, restore_command(ctx, hosts(ctx)[0])), restore),
+             lambda ctx: ctx.on_each_host(restore_command(ctx, hosts(ctx)[0])), restore),
         Step("swap", "Move each old data dir aside (kept) and the restored one into its place",
-             lambda ctx: per_host(ctx, swap_command(ctx, hosts(ctx)[0])), swap),
-        Step("start-etcd", "Start etcd on every host", lambda ctx: per_host(ctx, control(ctx, "start", "etcd")),
+             lambda ctx: ctx.on_each_host(swap_command(ctx, hosts(ctx)[0])), swap),
+        Step("start-etcd", "Start etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "start", "etcd")),
              lambda ctx: each(ctx, "start", ("etcd",))),
         Step("etcd-healthy", "Wait until every member is healthy at the restored revision",
              lambda ctx: f"poll /health and revision (>= snapshot + {BUMP}) every second, up to 180 s",
              etcd_healthy, changes=False),
         Step("start-api", "Start the apiservers, controller managers and schedulers",
-             lambda ctx: per_host(ctx, "; ".join(control(ctx, "start", c) for c in API)),
+             lambda ctx: ctx.on_each_host("; ".join(control(ctx, "start", c) for c in API)),
              lambda ctx: each(ctx, "start", API)),
         Step("api-ready", "Wait until the API answers through the VIP",
              lambda ctx: f"GET {ctx.inventory.vip_url}/readyz every second, up to 180 s", api_ready, changes=False),

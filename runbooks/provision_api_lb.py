@@ -171,19 +171,14 @@ def backends_up(ctx: Context) -> str:
 
 def show_restart(ctx: Context) -> str:
     first = ctx.inventory.control_plane[0].name
-    return on_each(ctx, "; ".join(render(ctx.inventory.fault_control, action, first, service)
+    return ctx.on_each_host("; ".join(render(ctx.inventory.fault_control, action, first, service)
                                   for service in SERVICES for action in ("stop", "start")))
-
-
-def on_each(ctx: Context, command: str) -> str:
-    names = [h.name for h in ctx.inventory.control_plane]
-    return f"on {names[0]}: {command}  (and likewise on {', '.join(names[1:])})"
 
 
 def show_configs(ctx: Context) -> str:
     first: Host = ctx.inventory.control_plane[0]
     paths = files(ctx, first.name)
-    return on_each(ctx, f"render {', '.join(paths.values())} from hakit/templates (VIP {ctx.inventory.vip}, "
+    return ctx.on_each_host(f"render {', '.join(paths.values())} from hakit/templates (VIP {ctx.inventory.vip}, "
                         f"router id {ctx.params['router_id']}, priority {load_balancer(ctx).priority(first)}, "
                         f"backends {', '.join(h.name for h in ctx.inventory.control_plane)}); {validate(paths)}")
 
@@ -196,7 +191,7 @@ RUNBOOK = Runbook(
     params=[Param("router_id", "the VRRP virtual_router_id (unique on the subnet)", "51")],
     steps=[
         Step("look", "See what each host has installed and runs, and where the VIP goes",
-             lambda ctx: on_each(ctx, f"{INSTALLED}; is-active haproxy, keepalived; ip -o -4 addr show"),
+             lambda ctx: ctx.on_each_host(f"{INSTALLED}; is-active haproxy, keepalived; ip -o -4 addr show"),
              look, changes=False),
         Step("install", "Install keepalived and haproxy where they are missing",
              lambda ctx: f"on {', '.join(ctx.state.get('missing', [])) or 'hosts that lack them'}: {INSTALL}",

@@ -46,6 +46,12 @@ class Context:
             self._control = ClusterControl(self.inventory)
         return self._control
 
+    def on_each_host(self, command: str) -> str:
+        """How show and --dry-run print a command run on every control-plane host, the
+        first host's paths resolved."""
+        names = [h.name for h in self.inventory.control_plane]
+        return f"on {names[0]}: {command}  (and likewise on {', '.join(names[1:])})"
+
     def tool(self, name: str) -> str:
         """A program on PATH, else from hakit's binary cache (etcdctl, etcdutl, kubectl)."""
         from hakit.lab import binaries
