@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hakit.etcd import EtcdClient, MemberStatus
+from hakit.errors import HakitError
+from hakit.etcd import EtcdClient, MemberStatus, Quorum, snapshot_status, snapshots
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot
@@ -25,12 +26,16 @@ def _answered(statuses: dict[str, MemberStatus | str]) -> list[MemberStatus]:
        remediation="""Run 3 (or 5) members. With an even count, quorum needs as many members as with one
 more, for no extra fault tolerance. Add or remove members with `etcdctl member add/remove`.""")
 def test_member_count(etcd: EtcdClient, evidence: Evidence) -> None:
-    """2 members tolerate no failure; 4 tolerate one, like 3."""
+    """2 voters tolerate no failure; 4 tolerate one, like 3. Learners do not vote: they are
+    shown, not counted."""
     members = etcd.members()
-    n = evidence.record("members", len(members), expected="odd, ≥ 3")
-    learners = [m.name for m in members if m.is_learner]
-    assert n >= 3 and n % 2 == 1, f"etcd has {n} members ({', '.join(m.name for m in members)}): need an odd count ≥ 3"
-    assert not learners, f"learner members do not vote: {', '.join(learners)}"
+    voters = [m.name for m in members if not m.is_learner]
+    n = evidence.record("voting members", len(voters), expected="odd, ≥ 3")
+    learners = [m.name or f"{m.id} (added, never started: a half-done `member add`)"
+                for m in members if m.is_learner]
+    if learners:
+        evidence.record("learners (not voting)", learners)
+    assert n >= 3 and n % 2 == 1, f"etcd has {n} voting members ({', '.join(voters)}): need an odd count ≥ 3"
 
 
 @check("ETCD-002", "Every etcd endpoint is healthy", property="etcd", runbook="etcd-replace-member",
@@ -122,12 +127,10 @@ def _quota(snapshot: Snapshot) -> int:
 replace them (runbook etcd-replace-member) until at least one failure can be absorbed.""")
 def test_fault_tolerance(etcd: EtcdClient, evidence: Evidence) -> None:
     """The property HA rests on: one more failure must not cost quorum."""
-    members = len(etcd.members())
-    healthy = sum(etcd.health(ep)[0] for ep in etcd.endpoints)
-    quorum = members // 2 + 1
-    tolerance = evidence.record("failures tolerated now", healthy - quorum, expected="≥ 1")
-    evidence.record("members / healthy / quorum", f"{members} / {healthy} / {quorum}")
-    assert tolerance >= 1, (f"{healthy} of {members} members healthy, quorum is {quorum}: "
+    q = Quorum.of([(m, any(etcd.health(u)[0] for u in m.client_urls)) for m in etcd.members()])
+    tolerance = evidence.record("failures tolerated now", q.tolerance, expected="≥ 1")
+    evidence.record("voters / healthy / quorum", f"{q.voters} / {q.healthy} / {q.needed}")
+    assert tolerance >= 1, (f"{q.healthy} of {q.voters} voting members healthy, quorum is {q.needed}: "
                             f"{'one more failure loses quorum' if tolerance == 0 else 'quorum is lost'}")
 
 
@@ -135,22 +138,36 @@ def test_fault_tolerance(etcd: EtcdClient, evidence: Evidence) -> None:
        remediation="""Schedule `etcdctl snapshot save` (runbook etcd-backup) at least as often as the SLO,
 to the configured backup location, and verify each snapshot.""")
 def test_backup_is_recent(inventory: Inventory, evidence: Evidence) -> None:
-    """Without a recent snapshot, losing quorum loses the cluster's state."""
+    """Without a recent snapshot, losing quorum loses the cluster's state; a file that
+    is not a readable snapshot (empty, truncated) is no backup at all."""
     if not inventory.etcd.backup_dir:
         pytest.skip("etcd.backup_dir not set in the inventory")
     max_age = inventory.slo["backup_max_age_hours"]
-    snaps = sorted(Path(inventory.etcd.backup_dir).glob("*.db"), key=lambda p: p.stat().st_mtime)
-    assert snaps, f"no snapshot (*.db) in {inventory.etcd.backup_dir}"
-    age = (time.time() - snaps[-1].stat().st_mtime) / 3600
-    evidence.record("newest snapshot", f"{snaps[-1].name}, {age:.1f} h old", expected=f"< {max_age:g} h")
-    assert age < max_age, f"newest snapshot {snaps[-1].name} is {age:.1f} h old; the SLO is {max_age:g} h"
+    snaps = snapshots(Path(inventory.etcd.backup_dir))
+    assert snaps, f"no snapshot (etcd-<UTC time>.db) in {inventory.etcd.backup_dir}"
+    newest = snaps[0]
+    age = (time.time() - newest.stat().st_mtime) / 3600
+    evidence.record("newest snapshot", f"{newest.name}, {age:.1f} h old", expected=f"< {max_age:g} h")
+    assert age < max_age, f"newest snapshot {newest.name} is {age:.1f} h old; the SLO is {max_age:g} h"
+    try:
+        status = snapshot_status(newest)
+    except HakitError as e:
+        pytest.fail(f"newest snapshot {newest.name} is not usable: {e}", pytrace=False)
+    evidence.record("etcdutl snapshot status", f"revision {status['revision']}, {status['totalKey']} keys, "
+                    f"{status['totalSize']} bytes, hash {status['hash']}", expected="readable, keys > 0")
 
 
 @check("ETCD-009", "etcd serves clients and peers over TLS", property="etcd",
        remediation="""Set --cert-file/--key-file/--client-cert-auth for clients and --peer-cert-file/
 --peer-key-file/--peer-client-cert-auth for peers, with https:// URLs (kubeadm does this by default).""")
 def test_tls_everywhere(etcd: EtcdClient, evidence: Evidence) -> None:
-    """etcd holds every Secret of the cluster."""
-    plain = [u for m in etcd.members() for u in (*m.peer_urls, *m.client_urls) if not u.startswith("https://")]
+    """etcd holds every Secret of the cluster: https alone is not enough, a client must
+    also prove who it is (--client-cert-auth)."""
+    members = etcd.members()
+    plain = [u for m in members for u in (*m.peer_urls, *m.client_urls) if not u.startswith("https://")]
     evidence.record("plaintext URLs", plain or "none", expected="none")
     assert not plain, f"etcd members advertise plaintext URLs: {', '.join(plain)}"
+    open_ = {u: got for m in members for u in m.client_urls if (got := etcd.answers_without_certificate(u))}
+    evidence.record("clients without a certificate", open_ or "refused by every member", expected="refused")
+    assert not open_, ("etcd serves clients that show no certificate (--client-cert-auth is off): "
+                       + ", ".join(f"{u} ({got})" for u, got in open_.items()))

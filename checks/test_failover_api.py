@@ -16,7 +16,7 @@ import pytest
 from fixtures.disruption import Inject
 from hakit import hosts, wait
 from hakit.faults import Fault, LinkDown, StopComponent
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.http import session
 from hakit.inventory import Inventory
 from hakit.measure import Watch
@@ -35,13 +35,13 @@ def api_answers(inv: Inventory) -> Callable[[], bool]:
     return probe
 
 
-def sole_holder(control: ClusterControl, inv: Inventory) -> str:
+def sole_holder(control: Cluster, inv: Inventory) -> str:
     holders = [h.name for h in inv.control_plane if control.holds(h.name, inv.vip)]
     assert len(holders) == 1, f"before the fault the VIP must have exactly one holder; it has {holders or 'none'}"
     return holders[0]
 
 
-def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, evidence: Evidence,
+def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evidence,
                  fault_on: Callable[[str], Fault], stuck: str) -> tuple[str, float]:
     """Fault the VIP holder; measure until another host holds the VIP and the API answers
     through it; restore; see exactly one holder again. Returns (new holder, seconds).
@@ -90,7 +90,7 @@ def vip_failover(inv: Inventory, control: ClusterControl, inject: Inject, eviden
 
 @check("VIP-D01", "The VIP moves to another host within the SLO when keepalived stops on its holder",
        property="api-endpoint", disruptive="vip-failover", runbook="vip-recover", remediation=VIP_REMEDIATION)
-def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
+def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: Cluster, inject: Inject,
                                               evidence: Evidence) -> None:
     """A stopped keepalived sends a priority-0 advert: a backup should take over at once."""
     vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "keepalived"),
@@ -102,7 +102,7 @@ def test_vip_fails_over_when_keepalived_stops(inventory: Inventory, control: Clu
        whose track script does not follow haproxy keeps the VIP on a host that cannot serve it. Give the
        vrrp_instance a track_script that checks haproxy (kubeadm's HA guide: check_apiserver.sh) with a
        negative weight larger than the priority gap to the next host.""")
-def test_vip_fails_over_when_haproxy_stops(inventory: Inventory, control: ClusterControl, inject: Inject,
+def test_vip_fails_over_when_haproxy_stops(inventory: Inventory, control: Cluster, inject: Inject,
                                            evidence: Evidence) -> None:
     """keepalived itself is fine here; only its track script can tell that the VIP leads nowhere."""
     vip_failover(inventory, control, inject, evidence, lambda h: StopComponent(control, h, "haproxy"),
@@ -111,7 +111,7 @@ def test_vip_fails_over_when_haproxy_stops(inventory: Inventory, control: Cluste
 
 @check("VIP-D03", "The VIP moves within the VRRP bound and the SLO when its holder's link goes down",
        property="api-endpoint", disruptive="vip-failover", runbook="vip-recover", remediation=VIP_REMEDIATION)
-def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, control: ClusterControl,
+def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, control: Cluster,
                                                         inject: Inject, evidence: Evidence) -> None:
     """A dead host says nothing: the backups must notice the missing adverts themselves."""
     seconds = inventory.slo["vip_failover_seconds"] + 10
@@ -132,7 +132,7 @@ def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, co
        remediation="""haproxy must health-check each apiserver (option httpchk GET /readyz, `check`
        on every server line) so a stopped apiserver leaves the pool within seconds; clients then
        see no errors.""")
-def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: ClusterControl, inject: Inject,
+def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: Cluster, inject: Inject,
                                             evidence: Evidence) -> None:
     """An apiserver upgrade or crash must not be an outage: the load balancer routes around it."""
     slo = inventory.slo["vip_failover_seconds"]

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from fixtures.disruption import Inject
 from hakit.faults import KillComponent
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.measure import Watch
 from hakit.model import Evidence, check
@@ -27,7 +27,7 @@ def holder_host(identity: str | None) -> str | None:
     return identity.split("_", 1)[0] if identity else None
 
 
-def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, control: Cluster,
                     inject: Inject, evidence: Evidence) -> None:
     leases = client.CoordinationV1Api(kube_api)
     slo = inv.slo["controller_failover_seconds"]
@@ -55,7 +55,7 @@ def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, 
 @check("CP-D01", "Another kube-controller-manager takes the Lease within the SLO when the leader dies",
        property="control-plane", disruptive="control-plane-failover", runbook="control-plane-restart",
        remediation=REMEDIATION)
-def test_controller_manager_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+def test_controller_manager_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: Cluster,
                                        inject: Inject, evidence: Evidence) -> None:
     """Without a controller-manager nothing reconciles: no pod replaced, no node marked NotReady."""
     leader_takeover("kube-controller-manager", inventory, kube_api, control, inject, evidence)
@@ -64,7 +64,7 @@ def test_controller_manager_takes_over(inventory: Inventory, kube_api: client.Ap
 @check("CP-D02", "Another kube-scheduler takes the Lease within the SLO when the leader dies",
        property="control-plane", disruptive="control-plane-failover", runbook="control-plane-restart",
        remediation=REMEDIATION)
-def test_scheduler_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: ClusterControl,
+def test_scheduler_takes_over(inventory: Inventory, kube_api: client.ApiClient, control: Cluster,
                               inject: Inject, evidence: Evidence) -> None:
     """Without a scheduler, replaced pods stay Pending however many nodes are free."""
     leader_takeover("kube-scheduler", inventory, kube_api, control, inject, evidence)

@@ -20,7 +20,7 @@ from hakit.errors import UnreachableError
 from fixtures.targets import statuses
 from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.measure import Watch
 from hakit.model import Evidence, check
@@ -42,7 +42,7 @@ def host_of(inv: Inventory, endpoint: str) -> str:
     return next(h.name for h in inv.control_plane if f"//{h.address}:" in endpoint)
 
 
-def stop_member(inv: Inventory, etcd: EtcdClient, control: ClusterControl, inject: Inject, evidence: Evidence,
+def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inject, evidence: Evidence,
                 leader: bool) -> None:
     now = statuses(etcd)   # now, not at the start of the run: an earlier check may have moved the leader
     answering = {ep: s for ep, s in now.items() if not isinstance(s, str)}
@@ -104,7 +104,7 @@ def _caught_up(etcd: EtcdClient, victim: str, survivors: list[str]) -> str | Non
 
 @check("ETCD-D01", "Writes continue and health reports the member down while an etcd follower is stopped",
        property="etcd", disruptive="etcd-quorum", runbook="etcd-replace-member", remediation=REMEDIATION)
-def test_writes_continue_without_a_follower(inventory: Inventory, etcd: EtcdClient, control: ClusterControl,
+def test_writes_continue_without_a_follower(inventory: Inventory, etcd: EtcdClient, control: Cluster,
                                             inject: Inject, evidence: Evidence, writes: None) -> None:
     """Losing a follower is the everyday failure of a 3-member etcd: it must cost nothing."""
     stop_member(inventory, etcd, control, inject, evidence, leader=False)
@@ -112,7 +112,7 @@ def test_writes_continue_without_a_follower(inventory: Inventory, etcd: EtcdClie
 
 @check("ETCD-D02", "A new etcd leader is elected within the SLO when the leader dies, and writes resume",
        property="etcd", disruptive="etcd-quorum", runbook="etcd-replace-member", remediation=REMEDIATION)
-def test_a_new_leader_is_elected(inventory: Inventory, etcd: EtcdClient, control: ClusterControl,
+def test_a_new_leader_is_elected(inventory: Inventory, etcd: EtcdClient, control: Cluster,
                                  inject: Inject, evidence: Evidence, writes: None) -> None:
     """Losing the leader in a crash costs one election: writes pause for about the election timeout."""
     stop_member(inventory, etcd, control, inject, evidence, leader=True)

@@ -24,7 +24,7 @@ from kubernetes import client
 from fixtures.disruption import Inject
 from hakit import wait
 from hakit.faults import Fault, Silence, StopComponent
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.inventory import Inventory
 from hakit.measure import Watch
@@ -42,15 +42,15 @@ class Scenario:
     name: str
     alert: str
     labels: Callable[[str], dict[str, str]]   # the alert's labels that identify the fault's target
-    target: Callable[[Inventory, ClusterControl], str]
-    fault: Callable[[ClusterControl, str], Fault]
+    target: Callable[[Inventory, Cluster], str]
+    fault: Callable[[Cluster, str], Fault]
 
 
-def last_control_plane(inv: Inventory, control: ClusterControl) -> str:
+def last_control_plane(inv: Inventory, control: Cluster) -> str:
     return inv.control_plane[-1].name
 
 
-def affordable_worker(inv: Inventory, control: ClusterControl) -> str:
+def affordable_worker(inv: Inventory, control: Cluster) -> str:
     """A worker whose loss every PDB can afford: this scenario is about the alert (WL-D01 is
     the one that asks whether the workloads can afford a node)."""
     core = client.CoreV1Api(control.api)
@@ -87,7 +87,7 @@ def receiver(inventory: Inventory) -> Receiver | None:
 @check("MON-D01", "A lost HA component's alert reaches the receiver within the SLO and resolves after the fix",
        property="monitoring", disruptive="alert-delivery", remediation=REMEDIATION)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.alert for s in SCENARIOS])
-def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory, control: ClusterControl,
+def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory, control: Cluster,
                                         prometheus: Prometheus, alertmanager: Alertmanager,
                                         receiver: Receiver | None, inject: Inject, evidence: Evidence,
                                         pytestconfig: pytest.Config) -> None:

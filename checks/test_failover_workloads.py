@@ -19,7 +19,7 @@ from fixtures.disruption import Inject
 from hakit import wait
 from hakit.kube import evict
 from hakit.faults import Cordon, ProbeNamespace, StopComponent
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.measure import Watch
 from hakit.model import Evidence, check
@@ -51,7 +51,7 @@ def probe_deployment() -> dict:
 
 
 @pytest.fixture
-def probe(control: ClusterControl) -> Iterator[str]:
+def probe(control: Cluster) -> Iterator[str]:
     """The probe workload, ready on the workers; yields its namespace."""
     namespace = f"hakit-probe-{uuid.uuid4().hex[:6]}"
     with ProbeNamespace(control, namespace):
@@ -63,18 +63,18 @@ def probe(control: ClusterControl) -> Iterator[str]:
         yield namespace
 
 
-def pods(control: ClusterControl, namespace: str) -> list[client.V1Pod]:
+def pods(control: Cluster, namespace: str) -> list[client.V1Pod]:
     return client.CoreV1Api(control.api).list_namespaced_pod(namespace, _request_timeout=3).items
 
 
-def running(control: ClusterControl, namespace: str, avoid: str = "") -> list[client.V1Pod]:
+def running(control: Cluster, namespace: str, avoid: str = "") -> list[client.V1Pod]:
     """Probe pods Running and Ready, not terminating, and not on node `avoid`."""
     return [p for p in pods(control, namespace)
             if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.spec.node_name != avoid
             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
 
 
-def victim_worker(control: ClusterControl, namespace: str, inv: Inventory) -> str:
+def victim_worker(control: Cluster, namespace: str, inv: Inventory) -> str:
     """The worker to lose: one running a critical workload's pod if any (does that workload
     survive losing its node?), else the one running the most probe replicas."""
     core = client.CoreV1Api(control.api)
@@ -94,7 +94,7 @@ def victim_worker(control: ClusterControl, namespace: str, inv: Inventory) -> st
 
 @check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
        property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation=REMEDIATION)
-def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: ClusterControl, probe: str,
+def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: Cluster, probe: str,
                                                    inject: Inject, evidence: Evidence) -> None:
     """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
     slo = inventory.slo["pod_rescheduling_seconds"]
@@ -133,7 +133,7 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
        property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation="""A drain
        that hangs means a PDB allows no disruption (too few replicas, or minAvailable equal to replicas);
        give every critical workload at least one replica more than its PDB requires.""")
-def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: ClusterControl, probe: str,
+def test_a_drain_respects_disruption_budgets(inventory: Inventory, control: Cluster, probe: str,
                                             inject: Inject, evidence: Evidence) -> None:
     """Maintenance is a drain: it must finish, and it must never take more than a PDB allows."""
     slo = inventory.slo["pod_rescheduling_seconds"]

@@ -9,17 +9,33 @@ provision-api-lb runbook renders a real cluster's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jinja2
 
+from hakit.errors import ConfigError
 from hakit.inventory import Host
 
 if TYPE_CHECKING:   # hakit.hosts imports testinfra: not for the lab's fast-starting ctl
     from hakit.hosts import VrrpInstance
 
-TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit", "templates"),
+# Characters that would end a value in keepalived.conf or haproxy.cfg and start something
+# else (a newline adds a `notify_master` script run as root; quotes, braces and comment
+# marks change the structure). No value hakit renders needs one.
+UNSAFE = re.compile(r"[\s\"'\\{}#!;$`]")
+
+
+def _inert(value: object) -> object:
+    """Every value rendered into a config: refused, naming it, if it could change the config's shape."""
+    if isinstance(value, str) and UNSAFE.search(value):
+        raise ConfigError(f"refusing to render {value[:40]!r} into a load balancer config: it holds a "
+                          "space, newline, quote, brace or comment character")
+    return value
+
+
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit", "templates"), finalize=_inert,
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 PRIORITY_TOP, PRIORITY_STEP = 110, 5   # distinct, so the VIP has a preferred home: the first host
 TRACK_WEIGHT = 20                      # what a failing track script takes off (the template's weight)

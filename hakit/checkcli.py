@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hakit import http
-from hakit.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError, \
-    UnreachableError
+from hakit.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE, \
+    ConfigError, UnreachableError
 from hakit.catalog import CHECKS_DIR, checks
 from hakit.inventory import Inventory, load
 from hakit.lab.paths import default_root
@@ -35,6 +35,9 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--property", action="append", default=[], choices=list(PROPERTIES), metavar="NAME",
                        help="only checks of this HA property (repeatable)")
         p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
+        p.add_argument("--accept-skip", action="append", default=[], metavar="ID",
+                       help="a skip of this check (e.g. ETCD-008 where no backup dir is reachable) does not make "
+                       "its property unverified or the exit code 5 (repeatable)")
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
         p.add_argument("--disruptive", action="store_true",
                        help="also run the disruptive checks the inventory's disruptive.allowed permits: they stop, "
@@ -147,6 +150,7 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
                 # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
                 "-W", "ignore::pytest.PytestAssertRewriteWarning", *extra]
         argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
+        argv += [f"--hakit-accept-skip={c}" for c in args.accept_skip]
         argv += ["--hakit-disruptive"] if args.disruptive else []
         argv += ["--hakit-silence"] if args.silence else []
         argv += [f"--hakit-metrics={args.metrics}"] if args.metrics else []
@@ -159,17 +163,22 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _exit_code(pytest_code: int, json_path: Path) -> int:
+    """1 a check failed, 3 one could not run, 5 a property is unverified (a check skipped),
+    0 only when every selected property was verified and holds, and no fault is left over."""
     if pytest_code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED
     if pytest_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         return EXIT_USAGE
     if not json_path.exists():
         return EXIT_OK if pytest_code == 0 else EXIT_CHECK_FAILED
-    outcomes = {r["outcome"] for r in json.loads(json_path.read_text())["results"]}
-    if outcomes & {"fail", "warn"}:
+    doc = json.loads(json_path.read_text())
+    outcomes = {r["outcome"] for r in doc["results"]}
+    if outcomes & {"fail", "warn"} or doc.get("leftover_faults"):
         return EXIT_CHECK_FAILED
     if "error" in outcomes:
         return EXIT_UNREACHABLE
+    if "unverified" in doc["verdicts"].values():
+        return EXIT_UNVERIFIED
     return EXIT_OK
 
 
@@ -214,8 +223,8 @@ def remediate_into(results: Path, inv: Inventory, allowed: list[str]) -> None:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     from hakit.faults import repair
-    from hakit.faults.control import ClusterControl
-    undone = repair(ClusterControl(load(_inventory_path(args))))
+    from hakit.cluster import Cluster
+    undone = repair(Cluster(load(_inventory_path(args))))
     print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
     return 0
 

@@ -1,6 +1,7 @@
 """The `hakit` command line. Every error becomes one line and an exit code:
 0 passed, 1 a check failed, 2 bad usage or input, 3 target unreachable,
-4 a precondition is missing (tool, root, lab), 130 interrupted."""
+4 a precondition is missing (tool, root, lab), 5 unverified (a check skipped),
+130 interrupted."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from hakit.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HakitError
 from hakit.labcli import add_lab_commands
 
 EPILOG = """\
-exit codes: 0 all passed, 1 a check failed, 2 bad usage or input,
-            3 target unreachable, 4 missing precondition, 130 interrupted
+exit codes: 0 every property verified and holding, 1 a check failed (or a fault of an
+            earlier run is still in effect), 2 bad usage or input, 3 target unreachable,
+            4 missing precondition, 5 unverified (a check was skipped), 130 interrupted
 
 first steps:
   hakit lab up                  bring up the local HA lab (root; see `hakit lab doctor`)

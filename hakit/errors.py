@@ -11,6 +11,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_PRECONDITION = 4
+EXIT_UNVERIFIED = 5      # nothing failed, but a check was skipped: a property is not verified
 EXIT_INTERRUPTED = 130
 
 

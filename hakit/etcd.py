@@ -4,13 +4,18 @@ etcdctl on the machine it runs from: just the client certificate."""
 from __future__ import annotations
 
 import base64
+import json
+import re
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from hakit import http
-from hakit.errors import UnreachableError
+from hakit.errors import ConfigError, HakitError, UnreachableError
 
 CLIENT_PORT, PEER_PORT = 2379, 2380   # etcd's and kubeadm's defaults
 
@@ -40,6 +45,74 @@ class Member:
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
     is_learner: bool
+
+
+# hakit's snapshot files: only these are read as backups or rotated away, never any *.db
+# that happens to share the directory.
+SNAPSHOT = re.compile(r"etcd-\d{8}T\d{6}Z?\.db")
+
+
+def snapshot_name() -> str:
+    return f"etcd-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.db"
+
+
+def snapshots(directory: Path) -> list[Path]:
+    """hakit's snapshot files in directory, newest first."""
+    found = [p for p in directory.glob("etcd-*.db") if SNAPSHOT.fullmatch(p.name) and p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def tool(name: str) -> str:
+    """An etcd/Kubernetes program on PATH, else from hakit's binary cache."""
+    from hakit.lab import binaries
+    found = shutil.which(name) or next((str(d / name) for d in binaries.bin_dirs() if (d / name).exists()), None)
+    if not found:
+        raise ConfigError(f"{name} is not on PATH (nor in ~/.cache/hakit/bin): install it where hakit runs")
+    return found
+
+
+def snapshot_status(path: Path) -> dict:
+    """`etcdutl snapshot status`: hash, revision, totalKey, totalSize. Raises for a file
+    that is not a readable snapshot (empty, truncated, not bolt)."""
+    done = subprocess.run([tool("etcdutl"), "snapshot", "status", str(path), "-w", "json"],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise HakitError(f"etcdutl snapshot status {path.name}: {lines[-1][:200]}")
+    status = json.loads(done.stdout)
+    if not status.get("totalKey"):
+        raise HakitError(f"{path.name} holds no keys: not a usable backup")
+    return status
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """etcd's quorum arithmetic, over voting members only: a learner neither votes nor
+    counts toward quorum, so 3 voters + 1 learner tolerate one failure, like 3."""
+
+    voters: int
+    healthy: int    # healthy voters
+
+    @property
+    def needed(self) -> int:
+        return self.voters // 2 + 1
+
+    @property
+    def tolerance(self) -> int:
+        """How many more healthy voters may fail before quorum is lost (negative: lost)."""
+        return self.healthy - self.needed
+
+    @classmethod
+    def of(cls, members: list[tuple[Member, bool]]) -> Quorum:
+        """From (member, healthy) pairs, learners left out."""
+        votes = [ok for m, ok in members if not m.is_learner]
+        return cls(len(votes), sum(votes))
+
+
+def unstarted_learners(members: list[Member]) -> list[Member]:
+    """Learners added (`member add --learner`) whose process never started: no name yet.
+    A half-done `member add`, to finish (start it) or undo (`member remove`)."""
+    return [m for m in members if m.is_learner and not m.name]
 
 
 class EtcdClient:
@@ -109,6 +182,16 @@ class EtcdClient:
         """(member id, alarm) pairs: NOSPACE, CORRUPT."""
         d = self._first("/v3/maintenance/alarm", {"action": "GET"})
         return [(str(a.get("memberID", "")), a.get("alarm", "")) for a in d.get("alarms", []) or []]
+
+    def answers_without_certificate(self, endpoint: str) -> str | None:
+        """What the member says to a client that shows no certificate: None when it refuses
+        it (the TLS handshake fails or it answers 401/403), else what it answered."""
+        bare = http.session(self.session.verify if isinstance(self.session.verify, str) else None)
+        try:
+            r = bare.post(f"{endpoint}/v3/maintenance/status", json={}, timeout=self.timeout)
+        except requests.RequestException:
+            return None
+        return None if r.status_code in (401, 403) else f"HTTP {r.status_code}"
 
     def health(self, endpoint: str) -> tuple[bool, str]:
         """etcd's own /health: true only when the member has a leader and can serve."""

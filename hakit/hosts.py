@@ -1,73 +1,11 @@
-"""Control-plane hosts reached the way an operator reaches them: testinfra over
-SSH (or an Ansible inventory, which testinfra reads natively).
-
-Every command goes through testinfra's `run`, which quotes its arguments; the
-output is parsed here in Python, where it is unit-tested.
-"""
+"""Parsers of what hosts print (`ip addr`, keepalived.conf, openssl), in Python
+where they are unit-tested; reaching the hosts is hakit.cluster.ssh's job."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-import testinfra
-
-from hakit.errors import ConfigError, UnreachableError
-from hakit.inventory import SSH, Inventory
-
-
-def connect(inv: Inventory, name: str, address: str):  # type: ignore[no-untyped-def]
-    """A testinfra host for one control-plane host of the inventory."""
-    if inv.ansible_inventory:
-        return testinfra.get_host(f"ansible://{name}", ansible_inventory=inv.ansible_inventory)
-    if inv.ssh is None:
-        raise ConfigError("access: neither access.ssh nor access.ansible is set; host checks need one")
-    # One multiplexed connection per host and process: a fault's 100 ms probes cost a round
-    # trip, not a handshake. Per process, so no run inherits a session that predates a change
-    # on the host (a session outlives an sshd restart). Keepalives end it within ~3 s when
-    # the host's link goes down.
-    kwargs = {"controlpath": control_path(inv.ssh, address),
-              "ssh_extra_args": "-o ServerAliveInterval=1 -o ServerAliveCountMax=3"}
-    if inv.ssh.config:
-        kwargs["ssh_config"] = inv.ssh.config
-    if inv.ssh.key:
-        kwargs["ssh_identity_file"] = inv.ssh.key
-    return testinfra.get_host(f"ssh://{inv.ssh.user}@{address}:{inv.ssh.port}", **kwargs)
-
-
-def control_path(ssh: SSH, address: str) -> str:
-    return f"/tmp/hakit-ssh-{os.getpid()}-{ssh.user}@{address}-{ssh.port}"
-
-
-def ssh_argv(ssh: SSH, address: str, command: str) -> list[str]:
-    """The ssh command line testinfra would run, sharing its connection: for what testinfra
-    cannot do (feed a file to a command's stdin)."""
-    return ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
-            "-o", f"ControlPath={control_path(ssh, address)}", "-p", str(ssh.port),
-            *(["-F", ssh.config] if ssh.config else []), *(["-i", ssh.key] if ssh.key else []),
-            f"{ssh.user}@{address}", command]
-
-
-def run(host, name: str, command: str):  # type: ignore[no-untyped-def]
-    """host.run(command), with SSH's own failures (exit 255) as one UnreachableError line."""
-    try:
-        result = host.run(command)
-    except RuntimeError as e:  # testinfra raises on ssh's own failures
-        stderr = getattr(e.args[0], "stderr", "") if e.args else ""
-        raise UnreachableError(f"host {name}: ssh failed: {(stderr or str(e)).strip().splitlines()[-1][:160]}") from None
-    if result.rc == 255:
-        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
-    return result
-
-
-def check_reachable(host, name: str) -> None:  # type: ignore[no-untyped-def]
-    """One round trip, so a wrong key or a dead host is one clear line, not a traceback."""
-    result = run(host, name, "true")
-    if result.rc != 0:
-        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
-
 
 def interface_with(ip_addr_output: str, address: str) -> str | None:
     """The interface that carries address, from `ip -o -4 addr show` output."""
@@ -77,11 +15,9 @@ def interface_with(ip_addr_output: str, address: str) -> str | None:
             return fields[1].split("@")[0]
     return None
 
-
 def ipv4_addresses(ip_addr_output: str) -> list[str]:
     """Addresses from `ip -o -4 addr show` output."""
     return re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", ip_addr_output)
-
 
 @dataclass(frozen=True)
 class VrrpInstance:
@@ -93,7 +29,6 @@ class VrrpInstance:
     nopreempt: bool
     vips: tuple[str, ...]
     advert_int: float = 1.0
-
 
 def parse_keepalived(conf: str) -> list[VrrpInstance]:
     """The vrrp_instance blocks of a keepalived.conf (comments stripped)."""
@@ -114,7 +49,6 @@ def parse_keepalived(conf: str) -> list[VrrpInstance]:
             vips=tuple(re.findall(r"(\d+\.\d+\.\d+\.\d+)", _block(body, vips_block.end()))) if vips_block else ()))
     return out
 
-
 def _block(text: str, start: int) -> str:
     """The text of a {...} block whose opening brace ends just before start."""
     depth, i = 1, start
@@ -123,10 +57,8 @@ def _block(text: str, start: int) -> str:
         i += 1
     return text[start:i - 1]
 
-
 def _int(m: re.Match[str] | None) -> int | None:
     return int(m.group(1)) if m else None
-
 
 def parse_enddate(openssl_output: str) -> datetime:
     """`openssl x509 -enddate -noout` → its notAfter, timezone-aware."""

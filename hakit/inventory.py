@@ -6,6 +6,7 @@ so a user fixes a file in one go rather than one error per run.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from urllib.parse import urlsplit
 
 from hakit.errors import ConfigError
 
@@ -33,6 +36,13 @@ DEFAULT_THRESHOLDS = {
     "cert_min_days": 30.0,
     "lease_slack_seconds": 5.0,     # renewals may lag the lease duration by this much
 }
+# What names, users and paths may look like: everything here can end up in a command line,
+# a config file or a file name, so nothing a shell or a config parser reads specially.
+NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")            # DNS-1123: hosts, nodes, namespaces
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+HOST_PATH = re.compile(r"/[A-Za-z0-9._/{}+-]*")                          # absolute; {host} allowed
+PROGRAM = re.compile(r"[A-Za-z0-9._/+-]+")
 DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "pod-rescheduling", "alert-delivery")
 # Where a kubeadm host keeps things; "{host}" expands to the host's name.
 DEFAULT_HOST_PATHS = {
@@ -134,6 +144,43 @@ class _Reader:
             return None if default is ... else default
         return node
 
+    def match(self, path: str, value: Any, pattern: re.Pattern[str], expect: str) -> bool:
+        if isinstance(value, str) and pattern.fullmatch(value):
+            return True
+        self.errors.append(f"{path}: got {value!r:.60}; expected {expect}")
+        return False
+
+    def ip(self, path: str, value: Any) -> bool:
+        try:
+            ipaddress.ip_address(value)
+            return True
+        except ValueError:
+            self.errors.append(f"{path}: got {value!r:.60}; expected an IP address")
+            return False
+
+    def port(self, path: str, default: int) -> int:
+        value = self.get(path, int, default)
+        if not 1 <= value <= 65535:
+            self.errors.append(f"{path}: got {value}; expected a port, 1–65535")
+        return value
+
+    def url(self, path: str, value: str | None, ip_host: bool = False) -> str | None:
+        """An http(s) URL with a host and no whitespace or quotes; optionally an IP host."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"[\s\"'`\\]", value)
+            if ok and ip_host:
+                ipaddress.ip_address(parts.hostname)
+                ok = parts.port is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            self.errors.append(f"{path}: got {value!r:.60}; expected an http(s) URL"
+                               + (" with an IP address and a port" if ip_host else ""))
+        return value
+
     def file(self, path: str, value: str | None) -> Path | None:
         if value is None:
             return None
@@ -183,20 +230,24 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("address"), str):
             r.errors.append(f"control_plane.hosts[{i}]: expected a mapping with string name and address")
             continue
-        hosts.append(Host(h["name"], h["address"]))
+        if r.match(f"control_plane.hosts[{i}].name", h["name"], NAME, "a host name (lowercase letters, digits, "
+                   "'.', '-')") & r.ip(f"control_plane.hosts[{i}].address", h["address"]):
+            hosts.append(Host(h["name"], str(ipaddress.ip_address(h["address"]))))
     if len({h.name for h in hosts}) != len(hosts):
         r.errors.append("control_plane.hosts: host names must be unique")
     ssh = None
     if r.get("access.ssh", dict, None) is not None:
-        ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=r.get("access.ssh.key", str, None),
-                  port=r.get("access.ssh.port", int, 22), config=r.get("access.ssh.config", str, None))
-        r.file("access.ssh.key", ssh.key)
-        r.file("access.ssh.config", ssh.config)
+        ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=None, port=r.port("access.ssh.port", 22))
+        r.match("access.ssh.user", ssh.user, USER, "a user name")
+        key, config = (r.file(f"access.ssh.{k}", r.get(f"access.ssh.{k}", str, None)) for k in ("key", "config"))
+        ssh = SSH(user=ssh.user, port=ssh.port, key=str(key) if key else None, config=str(config) if config else None)
     ansible = r.get("access.ansible.inventory", str, None)
     r.file("access.ansible.inventory", ansible)
     endpoints = r.get("etcd.endpoints", (str, list), "discover")
     if isinstance(endpoints, str) and endpoints != "discover":
-        r.errors.append(f"etcd.endpoints: got {endpoints!r}; expected a list of URLs or \"discover\"")
+        r.errors.append(f"etcd.endpoints: got {endpoints!r:.60}; expected a list of URLs or \"discover\"")
+    for i, e in enumerate(endpoints if isinstance(endpoints, list) else []):
+        r.url(f"etcd.endpoints[{i}]", e if isinstance(e, str) else repr(e), ip_host=True)
     tls = {k: r.file(f"etcd.{k}", r.get(f"etcd.{k}", str, None)) for k in ("ca", "cert", "key")}
     etcd = Etcd(endpoints=endpoints, backup_dir=r.get("etcd.backup_dir", str, None), **tls)
     slo = {k: r.get(f"slo.{k}", float, v) for k, v in DEFAULT_SLO.items()}
@@ -213,7 +264,9 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         if w.get("kind", "Deployment") not in ("Deployment", "StatefulSet"):
             r.errors.append(f"workloads.critical[{i}].kind: expected Deployment or StatefulSet")
             continue
-        workloads.append(CriticalWorkload(w["namespace"], w["name"], w.get("kind", "Deployment")))
+        if r.match(f"workloads.critical[{i}].namespace", w["namespace"], NAME, "a namespace name") \
+                & r.match(f"workloads.critical[{i}].name", w["name"], NAME, "an object name"):
+            workloads.append(CriticalWorkload(w["namespace"], w["name"], w.get("kind", "Deployment")))
     allowed = r.get("disruptive.allowed", list, []) or []
     for name in allowed:
         if name not in DISRUPTIVE_CHECKS:
@@ -221,14 +274,30 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     control = r.get("disruptive.control", str, None)
     if control is not None and not {"{action}", "{component}"} <= set(re.findall(r"\{\w+\}", control)):
         r.errors.append("disruptive.control: expected a command template with {action} and {component}")
-    name = r.get("cluster.name", str, source.stem)
+    name = r.get("cluster.name", str, re.sub(r"[^A-Za-z0-9._-]", "-", source.stem).lstrip("._-") or "cluster")
     journal = Path(os.path.expanduser(r.get("disruptive.journal", str, f"~/.local/state/hakit/faults/{name}.jsonl")))
     host_paths = {**DEFAULT_HOST_PATHS, **(r.get("control_plane.paths", dict, {}) or {})}
+    for key, value in host_paths.items():
+        if key not in DEFAULT_HOST_PATHS:
+            r.errors.append(f"control_plane.paths.{key}: unknown; expected one of {', '.join(DEFAULT_HOST_PATHS)}")
+        elif key == "etcdutl":
+            r.match(f"control_plane.paths.{key}", value, PROGRAM, "a program name or path")
+        else:
+            r.match(f"control_plane.paths.{key}", value, HOST_PATH, "an absolute path on the hosts (letters, "
+                    "digits, . _ - + / and {host})")
+    vip = r.get("api.vip", str, expect="the API VIP address")
+    if vip is not None:
+        r.ip("api.vip", vip)
+    if name is not None:
+        r.match("cluster.name", name, CLUSTER_NAME, "a name of letters, digits, '.', '_', '-'")
+    for key in ("prometheus", "alertmanager", "receiver"):
+        r.url(f"monitoring.{key}", r.get(f"monitoring.{key}", str, None))
+    stats = r.get("api.haproxy_stats", str, None)
+    r.url("api.haproxy_stats", stats.replace("{address}", "127.0.0.1") if stats else None)
     inv = Inventory(
         source=source, name=name, kubeconfig=kubeconfig or Path(),
-        context=r.get("cluster.context", str, None), vip=r.get("api.vip", str, expect="the API VIP address") or "",
-        port=r.get("api.port", int, 6443), apiserver_port=r.get("api.apiserver_port", int, 6443),
-        haproxy_stats=r.get("api.haproxy_stats", str, None),
+        context=r.get("cluster.context", str, None), vip=vip or "",
+        port=r.port("api.port", 6443), apiserver_port=r.port("api.apiserver_port", 6443), haproxy_stats=stats,
         control_plane=hosts, ssh=ssh, ansible_inventory=ansible,
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),

@@ -7,7 +7,7 @@ kube-bench's: a check is a record that carries its own remediation.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -39,10 +39,10 @@ class Outcome(str, enum.Enum):
 
 
 class Verdict(str, enum.Enum):
-    PASS = "pass"
+    PASS = "pass"               # every check of the property ran and passed
     DEGRADED = "degraded"
     FAIL = "fail"
-    UNKNOWN = "unknown"
+    UNVERIFIED = "unverified"   # a check was skipped or could not run: not looked at is not a pass
 
 
 @dataclass(frozen=True)
@@ -142,17 +142,20 @@ class Result:
         return d
 
 
-def verdict(results: Iterable[Result]) -> Verdict:
-    outcomes = {r.outcome for r in results}
-    if Outcome.FAIL in outcomes or Outcome.ERROR in outcomes:
+def verdict(results: Iterable[Result], accepted_skips: Collection[str] = ()) -> Verdict:
+    """FAIL when a check failed; UNVERIFIED when one was skipped (unless the user accepted
+    that check's skip) or could not run; DEGRADED when a warning failed; PASS only when
+    everything that should have run passed."""
+    outcomes = {r.outcome for r in results if not (r.outcome is Outcome.SKIP and r.check.id in accepted_skips)}
+    if Outcome.FAIL in outcomes:
         return Verdict.FAIL
+    if outcomes & {Outcome.ERROR, Outcome.SKIP} or not outcomes:
+        return Verdict.UNVERIFIED
     if Outcome.WARN in outcomes:
         return Verdict.DEGRADED
-    if Outcome.PASS in outcomes:
-        return Verdict.PASS
-    return Verdict.UNKNOWN
+    return Verdict.PASS
 
 
-def verdicts(results: list[Result]) -> dict[str, Verdict]:
-    return {prop: verdict(r for r in results if r.check.property == prop)
+def verdicts(results: list[Result], accepted_skips: Collection[str] = ()) -> dict[str, Verdict]:
+    return {prop: verdict((r for r in results if r.check.property == prop), accepted_skips)
             for prop in PROPERTIES if any(r.check.property == prop for r in results)}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from hakit import wait
 from hakit.errors import HakitError
-from hakit.faults.control import render
+from hakit.cluster.components import render
+from hakit.cluster.probes import READYZ
+from hakit.etcd import Quorum
 from hakit.runbook import Context, Param, Runbook, Step
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -29,13 +31,15 @@ def affordable(ctx: Context) -> str:
     host, component = where(ctx)
     health = ctx.control.health()
     if component == "etcd":
+        mine = ctx.control.etcd_member_of(host)
         members = ctx.control.etcd_members()
-        others = sum(ok for name, ok in members if name != host)
-        if others < len(members) // 2 + 1:
-            raise HakitError(f"only {others} other etcd member(s) are healthy: restarting {host}'s would lose quorum")
-        return f"{others} other etcd members healthy: quorum holds during the restart"
+        q = Quorum.of([(m, ok and (mine is None or m.id != mine.id)) for m, ok in members])
+        if q.tolerance < 0:
+            raise HakitError(f"only {q.healthy} other voting etcd member(s) are healthy, {q.needed} needed: "
+                             f"restarting {host}'s would lose quorum")
+        return f"{q.healthy} other voting etcd members healthy ({q.needed} needed): quorum holds during the restart"
     if component == "kube-apiserver":
-        serving = [h.host for h in health if h.component == "kube-apiserver /readyz" and h.ok and h.host != host]
+        serving = [h.host for h in health if h.component == READYZ and h.ok and h.host != host]
         if not serving:
             raise HakitError("no other apiserver serves: restarting this one is an outage; fix another first")
         return f"other apiservers serve: {', '.join(serving)}"
@@ -45,7 +49,7 @@ def affordable(ctx: Context) -> str:
 def serving(ctx: Context) -> bool:
     host, component = where(ctx)
     if component == "kube-apiserver":
-        return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "kube-apiserver /readyz")
+        return any(h.ok for h in ctx.control.health() if h.host == host and h.component == READYZ)
     if component == "etcd":
         return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "etcd health")
     return ctx.control.is_active(host, component)

@@ -6,13 +6,11 @@ hakit runs on), which is where ETCD-008 looks for a backup younger than the SLO.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import time
 from pathlib import Path
 
 from hakit.errors import HakitError
-from hakit.etcd import EtcdClient
+from hakit.etcd import EtcdClient, snapshot_name, snapshot_status, snapshots
 from hakit.runbook import Context, Param, Runbook, Step
 
 
@@ -46,15 +44,25 @@ def etcdctl(ctx: Context, *args: str) -> list[str]:
 
 
 def target(ctx: Context) -> Path:
-    return Path(ctx.state.setdefault("file", str(backup_dir(ctx) / f"etcd-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.db")))
+    return Path(ctx.state.setdefault("file", str(backup_dir(ctx) / snapshot_name())))
+
+
+def keep(ctx: Context) -> int:
+    """At least 1: rotation must never delete the snapshot just taken."""
+    value = ctx.params["keep"]
+    if not value.isdigit() or int(value) < 1:
+        raise HakitError(f"keep={value}: expected a whole number ≥ 1 (the new snapshot is always kept)")
+    return int(value)
 
 
 def save(ctx: Context) -> str:
+    keep(ctx)   # a bad keep= fails before anything is written
     dest = target(ctx)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     done = subprocess.run(etcdctl(ctx, "snapshot", "save", str(dest)), capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise HakitError(f"etcdctl snapshot save: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
+    dest.chmod(0o600)   # it holds every Secret of the cluster
     return f"saved {dest} ({dest.stat().st_size} bytes)"
 
 
@@ -64,22 +72,16 @@ def saved(ctx: Context) -> None:
 
 
 def verify(ctx: Context) -> str:
-    done = subprocess.run([ctx.tool("etcdutl"), "snapshot", "status", str(target(ctx)), "-w", "json"],
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise HakitError(f"etcdutl snapshot status: {(done.stderr or done.stdout).strip()[:200]}")
-    status = json.loads(done.stdout)
-    if not status.get("totalKey"):
-        raise HakitError(f"{target(ctx)} holds no keys: not a usable backup")
+    status = snapshot_status(target(ctx))
     return f"hash {status['hash']}, revision {status['revision']}, {status['totalKey']} keys"
 
 
 def prune(ctx: Context) -> str:
-    keep = int(ctx.params["keep"])
-    snaps = sorted(backup_dir(ctx).glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in snaps[keep:]:
+    """Only hakit's own snapshot files (etcd-<UTC time>.db), never another *.db in the directory."""
+    n, snaps = keep(ctx), snapshots(backup_dir(ctx))
+    for old in snaps[n:]:
         old.unlink()
-    return f"kept {min(len(snaps), keep)}, removed {max(len(snaps) - keep, 0)}"
+    return f"kept {min(len(snaps), n)}, removed {max(len(snaps) - n, 0)}"
 
 
 RUNBOOK = Runbook(
@@ -87,7 +89,7 @@ RUNBOOK = Runbook(
     title="Take a verified etcd snapshot and keep the newest N",
     summary="A restore is only as good as the newest snapshot: take one through a healthy member, "
             "check that it reads back, and rotate old ones.",
-    params=[Param("keep", "how many snapshots to keep", "7"),
+    params=[Param("keep", "how many snapshots to keep (≥ 1)", "7"),
             Param("dir", "where to write them (default: the inventory's etcd.backup_dir)", "")],
     steps=[
         Step("pick-member", "Pick a healthy member to take the snapshot through",
@@ -98,7 +100,7 @@ RUNBOOK = Runbook(
         Step("verify", "Verify that the snapshot reads back (hash, revision, keys)",
              lambda ctx: f"etcdutl snapshot status {target(ctx)} -w json", verify, changes=False),
         Step("prune", "Keep the newest snapshots, delete older ones",
-             lambda ctx: f"keep the newest {ctx.params['keep']} of {backup_dir(ctx)}/*.db", prune),
+             lambda ctx: f"keep the newest {ctx.params['keep']} of {backup_dir(ctx)}/etcd-<UTC time>.db", prune),
     ],
     checks=["ETCD-008"],
 )

@@ -10,13 +10,11 @@ so they must hold quorum on their own; when they do not, restore from a snapshot
 
 from __future__ import annotations
 
-import shlex
-import time
-
 from hakit import wait
-from hakit.etcd import PEER_PORT
+from hakit.cluster import datadir
+from hakit.etcd import PEER_PORT, Quorum
 from hakit.errors import HakitError, UnreachableError
-from hakit.faults.control import render
+from hakit.cluster.components import render
 from hakit.runbook import Context, Param, Runbook, Step
 
 QUORUM = "the other members, healthy, hold quorum without it"
@@ -34,11 +32,12 @@ def peer_url(ctx: Context) -> str:
 
 
 def quorum_without_it(ctx: Context) -> str:
-    """The other members, healthy, must be a majority of the cluster with the member in it."""
-    etcd, name, peer = ctx.control.etcd(), host(ctx), peer_url(ctx)
-    others = [m for m in etcd.members() if m.name != name and peer not in m.peer_urls]
-    healthy = [m.name for m in others if any(etcd.health(u)[0] for u in m.client_urls)]
-    need = (len(others) + 1) // 2 + 1
+    """The other voting members, healthy, must be a majority of the voters with the member in
+    it (matched by its peer URL: a name can be stale or repeated)."""
+    name, peer = host(ctx), peer_url(ctx)
+    others = [(m, ok) for m, ok in ctx.control.etcd_members() if peer not in m.peer_urls and not m.is_learner]
+    healthy = [m.name for m, ok in others if ok]
+    need = Quorum(voters=len(others) + 1, healthy=len(healthy)).needed
     if len(healthy) < need:
         raise HakitError(f"only {len(healthy)} of the other {len(others)} members are healthy "
                          f"({', '.join(healthy) or 'none'}); the cluster needs {need} while {name} is replaced: "
@@ -50,7 +49,7 @@ def look(ctx: Context) -> str:
     """Which member is the host's, whether it is sick, and whether the others carry the cluster."""
     etcd, name, peer = ctx.control.etcd(), host(ctx), peer_url(ctx)
     members = etcd.members()
-    mine = [m for m in members if m.name == name or peer in m.peer_urls]
+    mine = [m for m in members if peer in m.peer_urls]
     others = [m for m in members if m not in mine]
     quorum = quorum_without_it(ctx)
     endpoint = ctx.control.etcd_endpoint(name)
@@ -58,7 +57,7 @@ def look(ctx: Context) -> str:
         raise HakitError(f"{name}'s member is healthy: there is nothing to replace (force=yes replaces it anyway)")
     ctx.state["member_id"] = mine[0].id if mine else ""
     ctx.state["initial_cluster"] = ",".join([f"{m.name}={m.peer_urls[0]}" for m in others] + [f"{name}={peer}"])
-    ctx.state["aside"] = f"{data_dir(ctx)}.hakit-replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    ctx.state["aside"] = datadir.aside(data_dir(ctx), "replaced")
     what = f"member id {mine[0].id}, unhealthy" if mine else "no longer a member"
     return f"{name}: {what}; {quorum}"
 
@@ -86,16 +85,16 @@ def remove(ctx: Context) -> str:
 
 
 def move_aside(ctx: Context) -> str:
-    data, aside = shlex.quote(data_dir(ctx)), shlex.quote(ctx.state["aside"])
-    if ctx.control.run(host(ctx), f"test -e {data}").rc != 0:
-        return f"{data_dir(ctx)} is gone already: nothing to move"
-    ctx.control.must(host(ctx), f"mv {data} {aside}", "moving the data dir aside")
-    return f"{data_dir(ctx)} moved to {ctx.state['aside']}"
+    """The member's data (member/ inside the data dir) goes aside; the data dir itself stays,
+    so this works where it is a mount point (the usual production layout)."""
+    out = ctx.control.must(host(ctx), "moving the member's data aside", datadir.SET_ASIDE,
+                           data_dir(ctx), ctx.state["aside"])
+    return out.strip()
 
 
 def data_gone(ctx: Context) -> None:
-    if ctx.control.run(host(ctx), f"test -e {shlex.quote(data_dir(ctx))}").rc == 0:
-        raise HakitError(f"{data_dir(ctx)} still exists on {host(ctx)}")
+    if ctx.control.run(host(ctx), "test -e %s", f"{data_dir(ctx)}/member").rc == 0:
+        raise HakitError(f"{data_dir(ctx)}/member still exists on {host(ctx)}")
 
 
 def add(ctx: Context) -> str:
@@ -148,9 +147,9 @@ RUNBOOK = Runbook(
         Step("remove", "Remove the failed member from the cluster",
              lambda ctx: etcdctl(ctx, f"member remove {ctx.state.get('member_id') or '<its member id>'}"), remove,
              require=quorum_without_it, require_text=QUORUM),
-        Step("move-aside", "Move its data dir aside (kept, not deleted): it rejoins empty",
-             lambda ctx: f"on {host(ctx)}: mv {data_dir(ctx)} "
-                         f"{ctx.state.get('aside', data_dir(ctx) + '.hakit-replaced-<time>')}",
+        Step("move-aside", "Move its data aside (kept, not deleted): it rejoins empty",
+             lambda ctx: f"on {host(ctx)}: mv {data_dir(ctx)}/member "
+                         f"{ctx.state.get('aside', datadir.aside(data_dir(ctx), 'replaced'))}/",
              move_aside, verify=data_gone),
         Step("add", "Add it back as a new member",
              lambda ctx: etcdctl(ctx, f"member add {host(ctx)} --peer-urls={peer_url(ctx)}"), add),

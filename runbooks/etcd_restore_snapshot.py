@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +24,10 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from hakit import wait
-from hakit.etcd import PEER_PORT
+from hakit.cluster import datadir, ssh_quote
+from hakit.etcd import PEER_PORT, Quorum
 from hakit.errors import HakitError, UnreachableError
-from hakit.faults.control import render
+from hakit.cluster.components import render
 from hakit.http import session
 from hakit.runbook import Context, Param, Runbook, Step
 
@@ -60,8 +60,27 @@ def data_dir(ctx: Context, host: str) -> str:
 
 
 def on_host(ctx: Context, host: str) -> str:
-    """Where the snapshot is copied on each host: beside its data dir."""
-    return data_dir(ctx, host) + ".hakit-restore.db"
+    """Where the snapshot is copied on each host: in its data dir's filesystem, 0600."""
+    return f"{data_dir(ctx, host)}/{datadir.SNAPSHOT}"
+
+
+def restored_dir(ctx: Context, host: str) -> str:
+    return f"{data_dir(ctx, host)}/{datadir.RESTORED}"
+
+
+def quorum_lost(ctx: Context) -> str:
+    """A restore throws away everything written since the snapshot: only for a cluster that
+    cannot serve (quorum lost) unless the operator says force=yes."""
+    try:
+        q = Quorum.of(ctx.control.etcd_members())
+    except UnreachableError as e:
+        return f"etcd does not answer ({e}): quorum is lost"
+    if q.tolerance >= 0 and ctx.params["force"] != "yes":
+        raise HakitError(f"etcd has quorum ({q.healthy} of {q.voters} voting members healthy): a restore would "
+                         "throw away everything written since the snapshot. Repair members instead "
+                         "(etcd-replace-member), or pass force=yes to restore anyway")
+    return f"{q.healthy} of {q.voters} voting members healthy" + (": quorum is lost" if q.tolerance < 0 else
+                                                                  "; restoring anyway (force=yes)")
 
 
 def look(ctx: Context) -> str:
@@ -80,21 +99,36 @@ def look(ctx: Context) -> str:
     if live and live != sorted(hosts(ctx)):
         raise HakitError(f"etcd's members are named {', '.join(live)}, the inventory's hosts "
                          f"{', '.join(hosts(ctx))}: the restore names members after the hosts; make them agree")
+    age = (time.time() - snap.stat().st_mtime) / 60
+    limit = float(ctx.params["max_age_hours"])
+    if age > limit * 60:
+        raise HakitError(f"snapshot {snap} is {age / 60:.1f} h old (max_age_hours={limit:g}): everything since "
+                         "would be lost; pass a newer snapshot, or max_age_hours=N to accept it")
     ctx.state.update(snapshot=str(snap), revision=int(status["revision"]), stamp=time.strftime(
         "%Y%m%dT%H%M%SZ", time.gmtime()))
-    age = (time.time() - snap.stat().st_mtime) / 60
     return (f"{snap}: revision {status['revision']}, {status['totalKey']} keys, hash {status['hash']}, "
             f"{age:.0f} min old: everything written since is lost; members: {initial_cluster(ctx)}")
+
+
+def room(ctx: Context) -> str:
+    """Every host's data-dir filesystem has room for the copy and the restored db."""
+    need = datadir.space_needed(Path(ctx.state["snapshot"]).stat().st_size)
+    free = {h: int(ctx.control.must(h, "reading free space", datadir.FREE_BYTES, data_dir(ctx, h)).split()[0])
+            for h in hosts(ctx)}
+    short = [f"{h} ({b / 2**20:.0f} MiB free)" for h, b in free.items() if b < need]
+    if short:
+        raise HakitError(f"not enough space for the restore ({need / 2**20:.0f} MiB needed) on {', '.join(short)}")
+    return f"{need / 2**20:.0f} MiB needed; free: " + ", ".join(f"{h} {b / 2**20:.0f} MiB" for h, b in free.items())
 
 
 def copy(ctx: Context) -> str:
     snap, digest = Path(ctx.state["snapshot"]), sha256(Path(ctx.state["snapshot"]))
     for host in hosts(ctx):
-        ctx.control.upload(host, snap, on_host(ctx, host))
-        got = ctx.control.run(host, f"sha256sum {shlex.quote(on_host(ctx, host))}").stdout.split()[:1]
+        ctx.control.upload(host, snap, on_host(ctx, host))   # 0600: it holds every Secret
+        got = ctx.control.run(host, "sha256sum -- %s", on_host(ctx, host)).stdout.split()[:1]
         if got != [digest]:
             raise HakitError(f"the copy on {host} does not match the snapshot (sha256 {got} != {digest})")
-    return f"copied to {', '.join(hosts(ctx))} (sha256 {digest[:16]}…)"
+    return f"copied to {', '.join(hosts(ctx))} (sha256 {digest[:16]}…, mode 0600)"
 
 
 def sha256(path: Path) -> str:
@@ -124,36 +158,35 @@ def none_running(components: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return verify
 
 
-def restore_command(ctx: Context, host: str) -> str:
-    address = ctx.control.addresses[host]
-    restored = shlex.quote(data_dir(ctx, host) + ".hakit-restored")
-    return (f"rm -rf {restored} && {shlex.quote(ctx.inventory.host_path('etcdutl', host))} snapshot restore "
-            f"{shlex.quote(on_host(ctx, host))} --name {shlex.quote(host)} "
-            f"--initial-cluster {shlex.quote(initial_cluster(ctx))} "
-            f"--initial-cluster-token hakit-restore-{ctx.state.get('stamp', '<time>')} "
-            f"--initial-advertise-peer-urls https://{address}:{PEER_PORT} "
-            f"--bump-revision {BUMP} --mark-compacted --data-dir {restored}")
+RESTORE = ("rm -rf -- %s && %s snapshot restore %s --name %s --initial-cluster %s --initial-cluster-token %s "
+           "--initial-advertise-peer-urls %s --bump-revision %s --mark-compacted --data-dir %s")
+
+
+def restore_args(ctx: Context, host: str) -> tuple[str, ...]:
+    restored = restored_dir(ctx, host)
+    return (restored, ctx.inventory.host_path("etcdutl", host), on_host(ctx, host), host, initial_cluster(ctx),
+            f"hakit-restore-{ctx.state.get('stamp', '<time>')}",
+            f"https://{ctx.control.addresses[host]}:{PEER_PORT}", str(BUMP), restored)
 
 
 def restore(ctx: Context) -> str:
     for host in hosts(ctx):
-        ctx.control.must(host, restore_command(ctx, host), "etcdutl snapshot restore")
+        ctx.control.must(host, "etcdutl snapshot restore", RESTORE, *restore_args(ctx, host))
     return f"restored a data dir for each of {', '.join(hosts(ctx))}"
 
 
-def swap_command(ctx: Context, host: str) -> str:
-    """Idempotent, as a resumed run may repeat it: once the restored dir is in place, a
-    second run changes nothing. The snapshot's copy goes then; the old data dir stays."""
-    data = shlex.quote(data_dir(ctx, host))
-    aside = shlex.quote(f"{data_dir(ctx, host)}.hakit-before-restore-{ctx.state.get('stamp', '<time>')}")
-    return (f"if [ -e {data}.hakit-restored ]; then if [ -e {data} ]; then mv {data} {aside}; fi && "
-            f"mv {data}.hakit-restored {data}; fi && rm -f {shlex.quote(on_host(ctx, host))}")
+def swap_args(ctx: Context, host: str) -> tuple[str, ...]:
+    """The restored member/ replaces the old one, which is kept in the data dir; the data
+    dir itself is never moved (it may be a mount point)."""
+    return (data_dir(ctx, host), restored_dir(ctx, host),
+            f"{data_dir(ctx, host)}/.hakit-before-restore-{ctx.state.get('stamp', '<time>')}", on_host(ctx, host))
 
 
 def swap(ctx: Context) -> str:
     for host in hosts(ctx):
-        ctx.control.must(host, swap_command(ctx, host), "swapping in the restored data dir")
-    return f"old data dirs kept as *.hakit-before-restore-{ctx.state['stamp']}"
+        ctx.control.must(host, "swapping in the restored data", datadir.SWAP_IN_RESTORED, *swap_args(ctx, host))
+    return (f"old member/ dirs kept in .hakit-before-restore-{ctx.state['stamp']} inside each data dir; "
+            "snapshot copies removed")
 
 
 def etcd_healthy(ctx: Context) -> str:
@@ -213,12 +246,17 @@ RUNBOOK = Runbook(
     title="Restore the whole etcd cluster from a snapshot (disaster recovery)",
     summary="For lost quorum or bad data on every member: stop the apiservers, rebuild every member from one "
             "snapshot, start etcd, then the apiservers. Everything written after the snapshot is lost.",
-    params=[Param("snapshot", "the snapshot file, where hakit runs (default: the newest in etcd.backup_dir)", "")],
+    params=[Param("snapshot", "the snapshot file, where hakit runs (default: the newest in etcd.backup_dir)", ""),
+            Param("force", "restore even though etcd still has quorum (everything since the snapshot is lost)",
+                  "no", choices=("no", "yes")),
+            Param("max_age_hours", "refuse a snapshot older than this", "24")],
     steps=[
-        Step("look", "Read the snapshot: revision, keys, hash and age",
-             lambda ctx: f"etcdutl snapshot status {snapshot(ctx)} -w json", look, changes=False),
-        Step("copy", "Copy the snapshot to every control-plane host and check its sha256",
-             lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy),
+        Step("look", "Read the snapshot (revision, keys, hash, age) and make sure etcd cannot serve without it",
+             lambda ctx: f"etcdutl snapshot status {snapshot(ctx)} -w json; GET /health on each member", look,
+             changes=False, require=quorum_lost, require_text="etcd has lost quorum (or force=yes)"),
+        Step("copy", "Copy the snapshot (0600) to every control-plane host and check its sha256",
+             lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy,
+             require=room, require_text="each data dir's filesystem has room for the restore"),
         Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
              lambda ctx: ctx.on_each_host("; ".join(control(ctx, "stop", c) for c in API)),
              lambda ctx: each(ctx, "stop", API), verify=none_running(API),
@@ -228,9 +266,9 @@ RUNBOOK = Runbook(
              undo=lambda ctx: "; ".join(each(ctx, "start", c) for c in (("etcd",), API)),
              undo_text="start etcd and the apiservers again, on the old data"),
         Step("restore", "Restore the snapshot into a new data dir for each member",
-             lambda ctx: ctx.on_each_host(restore_command(ctx, hosts(ctx)[0])), restore),
-        Step("swap", "Move each old data dir aside (kept) and the restored one into its place",
-             lambda ctx: ctx.on_each_host(swap_command(ctx, hosts(ctx)[0])), swap),
+             lambda ctx: ctx.on_each_host(ssh_quote(RESTORE, *restore_args(ctx, hosts(ctx)[0]))), restore),
+        Step("swap", "Move each old member/ aside (kept) and the restored one into its place",
+             lambda ctx: ctx.on_each_host(ssh_quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
         Step("start-etcd", "Start etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "start", "etcd")),
              lambda ctx: each(ctx, "start", ("etcd",))),
         Step("etcd-healthy", "Wait until every member is healthy at the restored revision",

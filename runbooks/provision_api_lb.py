@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import shlex
 
 from hakit import hosts, wait
 from hakit.apilb import LoadBalancer, backend_states
 from hakit.errors import HakitError
-from hakit.faults.control import render
+from hakit.cluster import ssh_quote
+from hakit.cluster.components import render
 from hakit.http import session
 from hakit.inventory import Host
 from hakit.runbook import Context, Param, Runbook, Step
@@ -57,7 +57,7 @@ def look(ctx: Context) -> str:
         lines.append(f"{h.name}: {'installed' if installed else 'not installed'}, running: "
                      f"{', '.join(running) or 'nothing'}, VIP interface {interfaces[h.name]}")
     first = ctx.inventory.control_plane[0]
-    addr = ctx.control.run(first.name, f"ip -o -4 addr show dev {shlex.quote(interfaces[first.name])}").stdout
+    addr = ctx.control.run(first.name, "ip -o -4 addr show dev %s", interfaces[first.name]).stdout
     prefix = re.search(rf"inet {re.escape(first.address)}/(\d+)", addr)
     ctx.state.update(missing=missing, interfaces=interfaces, prefix=int(prefix.group(1)) if prefix else 24,
                      holders=ctx.control.vip_holders())
@@ -67,7 +67,7 @@ def look(ctx: Context) -> str:
 
 def install(ctx: Context) -> str:
     for host in ctx.state["missing"]:
-        ctx.control.must(host, INSTALL, "installing keepalived and haproxy")
+        ctx.control.must(host, "installing keepalived and haproxy", INSTALL)
     missing = ctx.state["missing"]
     return f"installed on {', '.join(missing)}" if missing else "installed everywhere already"
 
@@ -82,7 +82,7 @@ def vrrp_password(ctx: Context) -> tuple[str, str]:
     """The password the hosts use now (so a host not yet redone still speaks to the rest),
     else a new one. Never journaled or printed: it authenticates VRRP adverts."""
     for h in ctx.inventory.control_plane:
-        conf = ctx.control.run(h.name, f"cat {shlex.quote(ctx.inventory.host_path('keepalived_conf', h.name))}")
+        conf = ctx.control.run(h.name, "cat -- %s", ctx.inventory.host_path("keepalived_conf", h.name))
         found = [v.auth_pass for v in hosts.parse_keepalived(conf.stdout) if ctx.inventory.vip in v.vips]
         if conf.rc == 0 and found and found[0]:
             return found[0], f"kept the VRRP password from {h.name}"
@@ -95,27 +95,24 @@ def configure(ctx: Context) -> str:
     for h in ctx.inventory.control_plane:
         paths = files(ctx, h.name)
         for path in paths.values():   # kept for the undo, and for whoever asks what changed
-            q = shlex.quote(path)
-            ctx.control.must(h.name, f"if [ -e {q} ]; then cp -p {q} {q}.hakit-prev; fi", f"keeping {path}")
+            ctx.control.must(h.name, f"keeping {path}", 'f=%s; if [ -e "$f" ]; then cp -p -- "$f" "$f.hakit-prev"; fi',
+                             path)
         ctx.control.write(h.name, paths["keepalived_check"], lb.check_script(), 0o755)
         ctx.control.write(h.name, paths["keepalived_conf"],
                           lb.keepalived_conf(h, ctx.state["interfaces"][h.name], paths["keepalived_check"]))
         ctx.control.write(h.name, paths["haproxy_cfg"],
                           lb.haproxy_cfg(h, stats_socket=ctx.inventory.host_path("haproxy_socket", h.name)))
-        ctx.control.must(h.name, validate(paths), "checking the new configs")
+        ctx.control.must(h.name, "checking the new configs", VALIDATE, paths["haproxy_cfg"], paths["keepalived_conf"])
     return f"wrote and checked {', '.join(files(ctx, '{host}').values())} on every host ({origin})"
 
 
-def validate(paths: dict[str, str]) -> str:
-    return (f"haproxy -c -q -f {shlex.quote(paths['haproxy_cfg'])} && "
-            f"keepalived --config-test -f {shlex.quote(paths['keepalived_conf'])}")
+VALIDATE = "haproxy -c -q -f %s && keepalived --config-test -f %s"
 
 
 def restore_previous(ctx: Context) -> str:
     for h in ctx.inventory.control_plane:
         for path in files(ctx, h.name).values():
-            q = shlex.quote(path)
-            ctx.control.run(h.name, f"if [ -e {q}.hakit-prev ]; then mv {q}.hakit-prev {q}; fi")
+            ctx.control.run(h.name, 'f=%s; if [ -e "$f.hakit-prev" ]; then mv -- "$f.hakit-prev" "$f"; fi', path)
     return "previous configs put back"
 
 
@@ -180,7 +177,8 @@ def show_configs(ctx: Context) -> str:
     paths = files(ctx, first.name)
     return ctx.on_each_host(f"render {', '.join(paths.values())} from hakit/templates (VIP {ctx.inventory.vip}, "
                         f"router id {ctx.params['router_id']}, priority {load_balancer(ctx).priority(first)}, "
-                        f"backends {', '.join(h.name for h in ctx.inventory.control_plane)}); {validate(paths)}")
+                        f"backends {', '.join(h.name for h in ctx.inventory.control_plane)}); "
+                            + ssh_quote(VALIDATE, paths["haproxy_cfg"], paths["keepalived_conf"]))
 
 
 RUNBOOK = Runbook(

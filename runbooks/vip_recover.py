@@ -12,11 +12,10 @@ all holders but the one with the highest priority, and waits for exactly one hol
 
 from __future__ import annotations
 
-import shlex
 
 from hakit import apilb, hosts, wait
 from hakit.errors import HakitError
-from hakit.faults.control import VRRP_SETTLE
+from hakit.cluster.network import VRRP_SETTLE
 from hakit.runbook import Context, Runbook, Step
 
 SERVICES = ("haproxy", "keepalived")
@@ -38,7 +37,7 @@ def vrrp(ctx: Context) -> dict[str, hosts.VrrpInstance]:
     """Each host's vrrp_instance for the VIP, from its keepalived.conf."""
     out = {}
     for h in ctx.inventory.control_plane:
-        conf = ctx.control.run(h.name, f"cat {shlex.quote(ctx.inventory.host_path('keepalived_conf', h.name))}")
+        conf = ctx.control.run(h.name, "cat -- %s", ctx.inventory.host_path("keepalived_conf", h.name))
         out.update({h.name: v for v in hosts.parse_keepalived(conf.stdout) if ctx.inventory.vip in v.vips})
     return out
 

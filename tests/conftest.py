@@ -58,9 +58,9 @@ def api(lab: Lab):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def control(lab: Lab):  # type: ignore[no-untyped-def]
     """The fault control of the lab, reached over SSH through its inventory like any cluster."""
-    from hakit.faults.control import ClusterControl
+    from hakit.cluster import Cluster
     from hakit.inventory import load
-    return ClusterControl(load(lab.paths.inventory))
+    return Cluster(load(lab.paths.inventory))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from breaking import run_checks, stopped
 from hakit import wait
 from hakit.faults import journal
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import load
 from hakit.lab import Lab
 from hakit.prometheus import Alertmanager
@@ -29,7 +29,7 @@ def hakit_silences(lab: Lab) -> list[dict]:
     return [s for s in am.silences() if s.get("createdBy") == "hakit" and s["status"]["state"] != "expired"]
 
 
-def test_with_silence_the_alert_reaches_alertmanager_and_nobody_is_paged(lab: Lab, control: ClusterControl,
+def test_with_silence_the_alert_reaches_alertmanager_and_nobody_is_paged(lab: Lab, control: Cluster,
                                                                          tmp_path: Path) -> None:
     code, results = run_checks(lab.paths.inventory, tmp_path, "MON-D01", disruptive=True, options=("--silence",),
                                pytest_args=ONE_SCENARIO)
@@ -42,7 +42,7 @@ def test_with_silence_the_alert_reaches_alertmanager_and_nobody_is_paged(lab: La
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_an_interrupted_run_leaves_no_silence(lab: Lab, control: ClusterControl, sig: signal.Signals) -> None:
+def test_an_interrupted_run_leaves_no_silence(lab: Lab, control: Cluster, sig: signal.Signals) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "check", "--inventory", str(lab.paths.inventory),
                              "--disruptive", "--silence", "--check", "MON-D01", "--", *ONE_SCENARIO],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

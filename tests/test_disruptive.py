@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from hakit.faults import journal
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import DISRUPTIVE_CHECKS
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, control: ClusterControl,
+def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, control: Cluster,
                                                                     tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "hakit.cli", "audit", "--disruptive", "--inventory",
                            str(lab.paths.inventory), "--reports", str(tmp_path)],

@@ -16,13 +16,13 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, control: ClusterControl) -> None:
+def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, control: Cluster) -> None:
     with StopComponent(control, "cp3", "kube-scheduler"):
         assert not lab.host("cp3").is_running("kube-scheduler")
         assert [e.fault for e in journal(control).pending()] == ["stop kube-scheduler on cp3"]
@@ -30,7 +30,7 @@ def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, contro
     assert journal(control).pending() == []
 
 
-def test_an_exception_inside_the_block_still_restores(lab: Lab, control: ClusterControl) -> None:
+def test_an_exception_inside_the_block_still_restores(lab: Lab, control: Cluster) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with StopComponent(control, "cp2", "kube-scheduler"):
             raise RuntimeError("boom")
@@ -42,9 +42,9 @@ def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
     script = textwrap.dedent(f"""
         import time
         from hakit.faults import StopComponent
-        from hakit.faults.control import ClusterControl
+        from hakit.cluster import Cluster
         from hakit.inventory import load
-        with StopComponent(ClusterControl(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
+        with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
             print("injected", flush=True)
             time.sleep(120)
     """)
@@ -53,14 +53,14 @@ def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
     return proc
 
 
-def test_sigterm_restores_before_exiting(lab: Lab, control: ClusterControl) -> None:
+def test_sigterm_restores_before_exiting(lab: Lab, control: Cluster) -> None:
     proc = _hold_fault(lab)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab, control: ClusterControl) -> None:
+def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab, control: Cluster) -> None:
     proc = _hold_fault(lab)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -76,7 +76,7 @@ def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab
     assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, control: ClusterControl) -> None:
+def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, control: Cluster) -> None:
     lab.host("cp3").stop("kube-scheduler")
     try:
         with pytest.raises(FaultRefused, match=r"refusing to stop haproxy on cp1: the cluster is not healthy: "
@@ -88,7 +88,7 @@ def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, contr
         lab.host("cp3").start("kube-scheduler")
 
 
-def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, control: ClusterControl) -> None:
+def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, control: Cluster) -> None:
     lab.host("cp3").stop("etcd")  # already one member down, outside any fault
     try:
         wait.until(lambda: not any(s.healthy for s in lab.status() if s.host == "cp3" and s.component == "etcd"),
@@ -101,7 +101,7 @@ def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, con
         lab.host("cp3").start("etcd")
 
 
-def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab, control: ClusterControl) -> None:
+def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab, control: Cluster) -> None:
     for name in ("cp2", "cp3"):
         lab.host(name).stop("kube-apiserver")
     try:
@@ -116,7 +116,7 @@ def test_the_guard_refuses_to_stop_the_last_serving_apiserver(lab: Lab, control:
             lab.host(name).start("kube-apiserver")
 
 
-def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: Lab, control: ClusterControl) -> None:
+def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: Lab, control: Cluster) -> None:
     [holder] = lab.vip_holders()
     others = [h.name for h in lab.control_planes if h.name != holder]
     for name in others:
@@ -131,7 +131,7 @@ def test_the_guard_refuses_to_take_the_vip_when_no_host_can_take_it_over(lab: La
             lab.host(name).start("keepalived")
 
 
-def test_the_guard_refuses_to_lose_a_node_a_pdb_cannot_spare(lab: Lab, control: ClusterControl, api) -> None:
+def test_the_guard_refuses_to_lose_a_node_a_pdb_cannot_spare(lab: Lab, control: Cluster, api) -> None:
     """One replica pinned to w2 behind minAvailable: 1 — losing w2 would break the PDB."""
     ns = "hakit-test-pdb"
     labels = {"app": "solo"}
@@ -155,13 +155,13 @@ def test_the_guard_refuses_to_lose_a_node_a_pdb_cannot_spare(lab: Lab, control: 
         core.delete_namespace(ns)
 
 
-def test_a_link_fault_heals_itself_and_the_restore_waits_for_it(lab: Lab, control: ClusterControl) -> None:
+def test_a_link_fault_heals_itself_and_the_restore_waits_for_it(lab: Lab, control: Cluster) -> None:
     with LinkDown(control, "cp3", seconds=3):
         wait.until(lambda: not lab.host("cp3").link_is_up, 5, "cp3's link down")
     assert lab.host("cp3").link_is_up and journal(control).pending() == []
 
 
-def test_partition_fault_is_healed_on_exit(lab: Lab, control: ClusterControl) -> None:
+def test_partition_fault_is_healed_on_exit(lab: Lab, control: Cluster) -> None:
     with Partition(control, "cp3"):
         assert lab.host("cp3").is_partitioned
     assert not lab.host("cp3").is_partitioned and journal(control).pending() == []

@@ -20,7 +20,7 @@ import pytest
 from hakit import wait
 from hakit.catalog import checks
 from hakit.faults import journal
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -32,7 +32,7 @@ def hakit(*args: str) -> list[str]:
     return [sys.executable, "-m", "hakit.cli", *args]
 
 
-def test_interrupted_disruptive_runs_are_always_repaired(lab: Lab, control: ClusterControl) -> None:
+def test_interrupted_disruptive_runs_are_always_repaired(lab: Lab, control: Cluster) -> None:
     seed = int(os.environ.get("HAKIT_STRESS_SEED", time.time()))
     rng = random.Random(seed)
     inv = str(lab.paths.inventory)

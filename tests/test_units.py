@@ -12,7 +12,8 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.errors import ConfigError
-from hakit.faults.control import kubeadm_command, partition_script, render, self_healing
+from hakit.cluster.components import kubeadm_command, render
+from hakit.cluster.network import partition_script, self_healing
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 from hakit.inventory import load
@@ -85,11 +86,20 @@ def _result(outcome: Outcome, severity: Severity = Severity.CRITICAL) -> Result:
     ([Outcome.PASS, Outcome.PASS], Verdict.PASS),
     ([Outcome.PASS, Outcome.WARN], Verdict.DEGRADED),
     ([Outcome.WARN, Outcome.FAIL], Verdict.FAIL),
-    ([Outcome.PASS, Outcome.ERROR], Verdict.FAIL),
-    ([Outcome.SKIP], Verdict.UNKNOWN),
+    ([Outcome.PASS, Outcome.ERROR], Verdict.UNVERIFIED),
+    ([Outcome.PASS, Outcome.SKIP], Verdict.UNVERIFIED),     # one passed, the rest not looked at: no PASS
+    ([Outcome.WARN, Outcome.SKIP], Verdict.UNVERIFIED),
+    ([Outcome.FAIL, Outcome.SKIP], Verdict.FAIL),
+    ([Outcome.SKIP], Verdict.UNVERIFIED),
 ])
 def test_property_verdict(outcomes: list[Outcome], expected: Verdict) -> None:
     assert verdict([_result(o) for o in outcomes]) is expected
+
+
+def test_an_accepted_skip_does_not_leave_the_property_unverified() -> None:
+    results = [_result(Outcome.PASS), _result(Outcome.SKIP)]
+    assert verdict(results, accepted_skips={"X-1"}) is Verdict.PASS
+    assert verdict(results, accepted_skips={"OTHER-1"}) is Verdict.UNVERIFIED
 
 
 def test_check_record_rejects_unknown_property() -> None:
@@ -316,10 +326,13 @@ def test_an_audit_remediates_only_the_named_runbooks_and_never_guesses_parameter
     assert run["error"].endswith("hakit runbook run control-plane-restart host=… component=…")
 
 
-def test_the_restore_swap_is_safe_to_repeat(tmp_path: Path) -> None:
-    """A resumed etcd-restore-snapshot may run its swap again: the restored data must stay."""
+def test_the_restore_swap_is_safe_to_repeat_and_works_on_a_mount_point(tmp_path: Path) -> None:
+    """A resumed etcd-restore-snapshot may run its swap again: the restored data must stay.
+    The data dir is a mount point of its own (as on production hosts), where moving the
+    data dir itself fails with EBUSY: only member/ inside it moves."""
     import importlib.util
 
+    from hakit.cluster import ssh_quote
     from hakit.runbook import RUNBOOKS_DIR, Context
     spec = importlib.util.spec_from_file_location("restore", RUNBOOKS_DIR / "etcd_restore_snapshot.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -329,11 +342,18 @@ def test_the_restore_swap_is_safe_to_repeat(tmp_path: Path) -> None:
                         "control_plane: {hosts: [{name: cp1, address: 1.1.1.1}], "
                         f"paths: {{etcd_data: '{tmp_path}/{{host}}/etcd'}}}}\n")
     data = tmp_path / "cp1" / "etcd"
-    (data / "old").mkdir(parents=True)
-    (tmp_path / "cp1" / "etcd.hakit-restored" / "new").mkdir(parents=True)
-    (tmp_path / "cp1" / "etcd.hakit-restore.db").write_text("snapshot")
-    command = module.swap_command(Context(load(inv_file), {}, {"stamp": "T"}), "cp1")
-    for _ in range(2):
-        subprocess.run(["sh", "-c", command], check=True)
-        assert (data / "new").is_dir() and (tmp_path / "cp1" / "etcd.hakit-before-restore-T" / "old").is_dir()
-    assert sorted(p.name for p in (tmp_path / "cp1").iterdir()) == ["etcd", "etcd.hakit-before-restore-T"]
+    data.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(data)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (data / "member" / "old").mkdir(parents=True)
+        (data / ".hakit-restored" / "member" / "new").mkdir(parents=True)
+        (data / ".hakit-restore.db").write_text("snapshot")
+        command = ssh_quote(module.datadir.SWAP_IN_RESTORED,
+                            *module.swap_args(Context(load(inv_file), {}, {"stamp": "T"}), "cp1"))
+        for _ in range(2):
+            subprocess.run(["sh", "-c", command], check=True)
+            assert (data / "member" / "new").is_dir() and (data / ".hakit-before-restore-T" / "member" / "old").is_dir()
+        assert sorted(p.name for p in data.iterdir()) == [".hakit-before-restore-T", "member"]
+    finally:
+        subprocess.run(["umount", str(data)], check=True)

@@ -1,7 +1,7 @@
 """Faults as context managers named by what they break; leaving the block is the
 rollback, and it runs on success, failure, exception, Ctrl-C and SIGTERM.
 
-    control = ClusterControl(inventory)
+    control = Cluster(inventory)
     with StopComponent(control, "cp3", "etcd"):
         ...   # measure while cp3's etcd is down
 
@@ -13,6 +13,7 @@ is written to the journal; `repair()` undoes whatever a SIGKILL left behind.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -20,9 +21,13 @@ from types import FrameType, TracebackType
 
 from kubernetes import client
 
+from hakit.cluster import Cluster, Health
+from hakit.cluster.network import LINK_FAULT_DELAY
+from hakit.cluster.probes import READYZ
 from hakit.errors import PreconditionError
-from hakit.faults.control import LINK_FAULT_DELAY, ClusterControl, Health
-from hakit.faults.journal import Journal
+from hakit.etcd import Quorum
+from hakit.faults.journal import Entry, Journal, JournalError, Owner
+from hakit.faults.lock import RunLock
 from hakit.prometheus import Alertmanager
 
 
@@ -30,34 +35,75 @@ class FaultRefused(PreconditionError):
     """The guard said no; nothing was touched."""
 
 
-def journal(control: ClusterControl) -> Journal:
+def journal(control: Cluster) -> Journal:
     return Journal(control.inv.fault_journal)
 
 
-def undo(control: ClusterControl, how: dict) -> None:
-    """Undo a fault from its journal record alone (a later process may do it)."""
+_LOCKS: dict[str, RunLock] = {}   # by journal: a flock conflicts even within one process
+
+
+def run_lock(control: Cluster) -> RunLock:
+    """The one disruptive-run lock of this process for this cluster (re-entrant)."""
+    key = str(control.inv.fault_journal)
+    if key not in _LOCKS:
+        _LOCKS[key] = RunLock(control)
+    return _LOCKS[key]
+
+
+def undo(control: Cluster, how: dict) -> None:
+    """Undo a fault from its journal record alone (a later process may do it). The kind is
+    one of the journal's closed set, validated when it was read."""
     args = {k: v for k, v in how.items() if k != "kind"}
-    getattr(control, how["kind"])(**args)
+    {"start": control.start, "heal": control.heal, "wait_answering": control.wait_answering,
+     "uncordon": control.uncordon, "delete_namespace": control.delete_namespace,
+     "expire_silences": control.expire_silences}[how["kind"]](**args)
 
 
 # Undo kinds of what a check sets up rather than breaks: journaled and repaired like a
 # fault, but a fault may be injected while they are in place.
 SETUP_UNDO = ("delete_namespace", "expire_silences")
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class _Signals:
+    """While a fault is in effect, SIGINT, SIGTERM and SIGHUP (a dropped SSH session to the
+    bastion) all become KeyboardInterrupt, so the block is left and the fault restored.
+    While restoring, a signal is held until the restore is done: a second Ctrl-C never
+    aborts a rollback."""
+
+    def __init__(self) -> None:
+        self.restoring = False
+        self.deferred: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.restoring:
+            self.deferred = signum
+            return
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in SIGNALS}
+
+    def uninstall(self) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)  # type: ignore[arg-type]
+        self._old = {}
+        if self.deferred is not None:
+            signum, self.deferred = self.deferred, None
+            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name} (held until the fault was restored)")
 
 
 class Fault(ABC):
     """Base: subclasses say what they break (describe, undo) and how (inject)."""
 
-    def __init__(self, control: ClusterControl, host: str) -> None:
+    def __init__(self, control: Cluster, host: str) -> None:
         self.control, self.host = control, host
-        self._entry_id: str | None = None
+        self._entry: Entry | None = None
         self.injected_at = 0.0
         self.restored_at = 0.0
-        self._old_handler: object = None
+        self._signals = _Signals()
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -79,8 +125,10 @@ class Fault(ABC):
         sick cluster, where it would measure nothing and might break it further."""
         pending = [e for e in journal(self.control).pending() if e.undo["kind"] not in SETUP_UNDO]
         if pending:
-            raise self.refuse(f"{pending[0].fault} is still in effect "
-                              "(one fault at a time; `hakit repair` undoes leftovers)")
+            e = pending[0]
+            who = "left by a run that is gone; `hakit repair` undoes it" \
+                if e.owner.is_gone() or e.owner == Owner.me() else f"by {e.owner}, still running"
+            raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
         health = self.control.health()
         self.cost_guard(health)
         sick = [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in health if not h.ok]
@@ -88,9 +136,16 @@ class Fault(ABC):
             raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
 
     def __enter__(self) -> Fault:
-        self.guard()
-        self._old_handler = signal.signal(signal.SIGTERM, _interrupt)
-        self._entry_id = journal(self.control).injecting(self.describe(), self.undo()).id
+        lock = run_lock(self.control)
+        lock.__enter__()   # one disruptive run per cluster; re-entrant within this run
+        try:
+            self.guard()
+            self._signals.install()
+            self._entry = journal(self.control).injecting(self.describe(), self.undo(), self.control.identity)
+        except BaseException:
+            self._signals.uninstall()
+            lock.__exit__(None, None, None)
+            raise
         self.injected_at = time.monotonic()   # a disruptive check's t0
         try:
             self.inject()
@@ -104,18 +159,21 @@ class Fault(ABC):
         self._rollback()
 
     def _rollback(self) -> None:
+        self._signals.restoring = True
         try:
             undo(self.control, self.undo())
             self.restored_at = time.monotonic()
-            journal(self.control).restored(self._entry_id or "")
+            journal(self.control).restored(self._entry.id if self._entry else "")
         finally:
-            signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]
+            self._signals.restoring = False
+            run_lock(self.control).__exit__(None, None, None)
+            self._signals.uninstall()
 
 
 class StopComponent(Fault):
     """`systemctl stop` for a unit, a parked manifest for a static pod; started again on exit."""
 
-    def __init__(self, control: ClusterControl, host: str, component: str) -> None:
+    def __init__(self, control: Cluster, host: str, component: str) -> None:
         super().__init__(control, host)
         self.component = component
 
@@ -130,12 +188,11 @@ class StopComponent(Fault):
 
     def cost_guard(self, health: list[Health]) -> None:
         if self.component == "etcd":
-            members = self.control.etcd_members()
-            ok = sum(healthy for _, healthy in members)
-            if ok - 1 < len(members) // 2 + 1:
-                raise self.refuse(f"{ok} of {len(members)} etcd members are healthy; one fewer loses quorum")
+            q = Quorum.of(self.control.etcd_members())
+            if q.tolerance < 1:
+                raise self.refuse(f"{q.healthy} of {q.voters} voting etcd members are healthy; one fewer loses quorum")
         if self.component == "kube-apiserver":
-            serving = [h.host for h in health if h.component == "kube-apiserver /readyz" and h.ok]
+            serving = [h.host for h in health if h.component == READYZ and h.ok]
             if serving == [self.host]:
                 raise self.refuse("it is the last serving apiserver")
         if self.component in ("keepalived", "haproxy"):
@@ -159,7 +216,7 @@ class LinkDown(Fault):
     """The host's link goes down for `seconds` and comes back by itself: a restore
     cannot travel over a link that is down."""
 
-    def __init__(self, control: ClusterControl, host: str, seconds: float) -> None:
+    def __init__(self, control: Cluster, host: str, seconds: float) -> None:
         super().__init__(control, host)
         self.seconds = seconds
 
@@ -183,7 +240,7 @@ class LinkDown(Fault):
 class Partition(Fault):
     """Traffic to and from the other control-plane hosts dropped; the runner still reaches it."""
 
-    def __init__(self, control: ClusterControl, host: str, seconds: float = 300) -> None:
+    def __init__(self, control: Cluster, host: str, seconds: float = 300) -> None:
         super().__init__(control, host)
         self.seconds = seconds
 
@@ -216,7 +273,7 @@ class Cordon(Fault):
 class ProbeNamespace(Fault):
     """A namespace for a check's own probe workload: removed on exit, or by `hakit repair`."""
 
-    def __init__(self, control: ClusterControl, namespace: str) -> None:
+    def __init__(self, control: Cluster, namespace: str) -> None:
         super().__init__(control, host="")
         self.namespace = namespace
 
@@ -238,7 +295,7 @@ class Silence(Fault):
     """An Alertmanager silence for exactly the alerts a disruptive check expects, so on-call
     is not paged while the check still sees them arrive; expired on exit or by `hakit repair`."""
 
-    def __init__(self, control: ClusterControl, alertmanager_url: str, matchers: dict[str, str]) -> None:
+    def __init__(self, control: Cluster, alertmanager_url: str, matchers: dict[str, str]) -> None:
         super().__init__(control, host="")
         self.url, self.matchers = alertmanager_url, matchers
         self.comment = f"hakit disruptive check {uuid.uuid4().hex[:8]}: expected alerts, not an incident"
@@ -263,11 +320,26 @@ def _require_vip_standby(fault: Fault, health: list[Health]) -> None:
         raise fault.refuse("no other host runs keepalived to take the VIP")
 
 
-def repair(control: ClusterControl) -> list[str]:
-    """Undo every fault the journal says is still in effect; returns what was undone."""
-    j, done = journal(control), []
-    for entry in j.pending():
-        undo(control, entry.undo)
-        j.restored(entry.id)
-        done.append(entry.fault)
+def repair(control: Cluster) -> list[str]:
+    """Undo every fault the journal says is still in effect and whose run is gone, on this
+    cluster only; returns what was undone. Every entry is tried: one that fails does not
+    keep the others in effect, and the failures are raised together at the end."""
+    with run_lock(control):
+        j, done, failed = journal(control), [], []
+        for entry in j.pending():
+            if not entry.owner.is_gone() and entry.owner != Owner.me():
+                continue   # a live run's fault: it restores its own
+            if entry.cluster.differs(control.identity):
+                raise JournalError(f"fault journal {j.path}: '{entry.fault}' was injected on another cluster "
+                                   f"({entry.cluster}); this is {control.identity}. Refusing to replay it here")
+            try:
+                undo(control, entry.undo)
+            except Exception as e:  # noqa: BLE001 - the next entry must still be tried
+                failed.append(f"{entry.fault}: {type(e).__name__}: {str(e)[:120]}")
+                continue
+            j.restored(entry.id)
+            done.append(entry.fault)
+    if failed:
+        raise PreconditionError("could not undo: " + "; ".join(failed)
+                                + (f" (undone: {', '.join(done)})" if done else ""))
     return done

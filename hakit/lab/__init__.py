@@ -263,10 +263,11 @@ class Lab:
 
     def etcd_snapshot(self) -> Path:
         """`etcdctl snapshot save` through the first healthy member, into backups/."""
+        from hakit.etcd import snapshot_name   # not at the top: the lab's ctl must start fast
         cp = self.spec.control_plane_hosts[0]
         pki = self.paths.host_pki(cp.name) / "etcd"
         self.paths.backups.mkdir(parents=True, exist_ok=True)
-        dest = self.paths.backups / f"etcd-{time.strftime('%Y%m%dT%H%M%S')}.db"
+        dest = self.paths.backups / snapshot_name()
         net.sh(binaries.path("etcdctl"), f"--endpoints=https://{cp.address}:2379", f"--cacert={pki / 'ca.crt'}",
                f"--cert={pki / 'healthcheck-client.crt'}", f"--key={pki / 'healthcheck-client.key'}",
                "snapshot", "save", str(dest))

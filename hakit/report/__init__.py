@@ -3,7 +3,9 @@ self-contained HTML page. `hakit report` re-renders HTML from the JSON.
 
 JSON schema, version 1 (`schema: "hakit.results/v1"`):
   kit_version, cluster, inventory, started, finished (unix seconds), duration,
-  verdicts: {property: pass|degraded|fail|unknown},
+  verdicts: {property: pass|degraded|fail|unverified} (unverified: a check was skipped or
+            could not run; a skip of a check in accepted_skips does not count),
+  accepted_skips: [check id], leftover_faults: [what an earlier run left in effect],
   summary: {pass, fail, warn, skip, error: counts},
   cluster_facts: {kubernetes_version, nodes, control_plane_nodes} (when the API answered),
   kubernetes_api_requests: how many API requests the checks made (all LISTs, paginated),
@@ -50,7 +52,8 @@ def _fmt(value: Any) -> str:
 _ENV.filters["fmt"] = _fmt
 
 
-def results_document(results: list[Result], inventory: Path, started: float, finished: float) -> dict[str, Any]:
+def results_document(results: list[Result], inventory: Path, started: float, finished: float,
+                     accepted_skips: list[str] | None = None) -> dict[str, Any]:
     cluster = inventory.stem
     try:
         import yaml
@@ -61,7 +64,8 @@ def results_document(results: list[Result], inventory: Path, started: float, fin
         "schema": SCHEMA, "kit_version": __version__, "cluster": cluster, "inventory": str(inventory),
         "runner": socket.gethostname(), "started": started, "finished": finished,
         "duration": round(finished - started, 3),
-        "verdicts": {k: v.value for k, v in verdicts(results).items()},
+        "verdicts": {k: v.value for k, v in verdicts(results, accepted_skips or []).items()},
+        "accepted_skips": accepted_skips or [],
         "summary": {o.value: sum(r.outcome is o for r in results) for o in Outcome},
         "results": [r.to_dict() for r in results],
     }
@@ -112,7 +116,8 @@ def _render_audit(doc: dict[str, Any]) -> str:
     results = sorted(doc["results"], key=lambda r: (_ORDER[r["outcome"]], r["check"]["id"]))
     by_prop = {p: [r for r in results if r["check"]["property"] == p] for p in doc["verdicts"]}
     vs = set(doc["verdicts"].values())
-    overall = "fail" if "fail" in vs else "degraded" if "degraded" in vs else "pass" if vs == {"pass"} else "unknown"
+    overall = "fail" if "fail" in vs else "unverified" if "unverified" in vs or not vs else \
+        "degraded" if "degraded" in vs else "pass"
     return _ENV.get_template("audit.html.j2").render(
         doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES, runbooks=_runbooks(),
         remedied={c: run for run in doc.get("remediation", []) for c in run["for_checks"]},

@@ -2,10 +2,10 @@
 alert when an audit fails or stops running (hakit/rules/ha-alerts.yaml, group
 hakit-audit). Written as a node_exporter textfile, or pushed to a Pushgateway.
 
-    hakit_audit_success{cluster}                   1 when no check failed or errored
+    hakit_audit_success{cluster}                   1 when every property was verified and none fails
     hakit_audit_timestamp_seconds{cluster}         when the audit finished
     hakit_audit_duration_seconds{cluster}
-    hakit_property_verdict{cluster,property}       0 pass, 1 degraded, 2 fail, 3 unknown
+    hakit_property_verdict{cluster,property}       0 pass, 1 degraded, 2 fail, 3 unverified
     hakit_check_status{cluster,check,property,severity}   0 pass, 1 warn, 2 fail, 3 error, -1 skip
     hakit_measured_seconds{cluster,check,measurement}     each measured duration (failovers)
 """
@@ -19,13 +19,13 @@ from hakit.errors import UnreachableError
 from hakit.http import session
 from hakit.report import _atomic_write
 
-VERDICT = {"pass": 0, "degraded": 1, "fail": 2, "unknown": 3}
+VERDICT = {"pass": 0, "degraded": 1, "fail": 2, "unverified": 3, "unknown": 3}   # unknown: older files
 STATUS = {"pass": 0, "warn": 1, "fail": 2, "error": 3, "skip": -1}
 HELP = {
-    "hakit_audit_success": "1 when no check of the audit failed or errored",
+    "hakit_audit_success": "1 when every HA property was verified (no skip, no error) and none fails, and no fault is left",
     "hakit_audit_timestamp_seconds": "Unix time the audit finished",
     "hakit_audit_duration_seconds": "How long the audit took",
-    "hakit_property_verdict": "Per HA property: 0 pass, 1 degraded, 2 fail, 3 unknown",
+    "hakit_property_verdict": "Per HA property: 0 pass, 1 degraded, 2 fail, 3 unverified",
     "hakit_check_status": "Per check: 0 pass, 1 warn, 2 fail, 3 error, -1 skipped",
     "hakit_measured_seconds": "Durations the checks measured (failover, election, delivery)",
 }
@@ -41,8 +41,8 @@ def exposition(doc: dict[str, Any]) -> str:
     """The Prometheus text format of one results document."""
     c = doc["cluster"]
     samples: dict[str, list[str]] = {name: [] for name in HELP}
-    failed = doc["summary"].get("fail", 0) + doc["summary"].get("error", 0)
-    samples["hakit_audit_success"].append(f"{_labels(cluster=c)} {0 if failed else 1}")
+    ok = not set(doc["verdicts"].values()) & {"fail", "unverified", "unknown"} and not doc.get("leftover_faults")
+    samples["hakit_audit_success"].append(f"{_labels(cluster=c)} {1 if ok else 0}")
     samples["hakit_audit_timestamp_seconds"].append(f"{_labels(cluster=c)} {doc['finished']:.3f}")
     samples["hakit_audit_duration_seconds"].append(f"{_labels(cluster=c)} {doc['duration']:.3f}")
     for prop, verdict in doc["verdicts"].items():

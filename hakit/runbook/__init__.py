@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hakit import etcd
 from hakit.errors import ConfigError
-from hakit.faults.control import ClusterControl
+from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 
 RUNBOOKS_DIR = Path(__file__).resolve().parents[2] / "runbooks"
@@ -38,12 +38,12 @@ class Context:
     inventory: Inventory
     params: dict[str, str]
     state: dict[str, Any] = field(default_factory=dict)
-    _control: ClusterControl | None = None
+    _control: Cluster | None = None
 
     @property
-    def control(self) -> ClusterControl:
+    def control(self) -> Cluster:
         if self._control is None:
-            self._control = ClusterControl(self.inventory)
+            self._control = Cluster(self.inventory)
         return self._control
 
     def on_each_host(self, command: str) -> str:
@@ -54,11 +54,7 @@ class Context:
 
     def tool(self, name: str) -> str:
         """A program on PATH, else from hakit's binary cache (etcdctl, etcdutl, kubectl)."""
-        from hakit.lab import binaries
-        found = shutil.which(name) or next((str(d / name) for d in binaries.bin_dirs() if (d / name).exists()), None)
-        if not found:
-            raise ConfigError(f"{name} is not on PATH (nor in ~/.cache/hakit/bin): install it where hakit runs")
-        return found
+        return etcd.tool(name)
 
 
 Do = Callable[[Context], str | None]       # acts (or looks); returns output worth journaling

@@ -1,0 +1,75 @@
+"""What stopping, starting or killing a component means on a host, as one shell
+command. The default is kubeadm's layout: keepalived, haproxy and kubelet are
+systemd units; etcd and the control-plane components are static pods, stopped by
+parking their manifest where the kubelet does not look and started by putting it
+back. An inventory may give its own template (`disruptive.control`).
+
+Every value placed in a command is validated here and shell-quoted; a template is
+filled in one pass, so a value can never introduce another placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from hakit.errors import ConfigError
+
+CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                            "haproxy", "keepalived")
+SYSTEMD_UNITS = ("keepalived", "haproxy", "kubelet")
+COMPONENTS = (*CONTROL_PLANE_COMPONENTS, "kubelet")
+ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
+MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
+# etcd's --initial-cluster: name=URL pairs; no character sed or a shell would read.
+INITIAL_CLUSTER = re.compile(r"[A-Za-z0-9._-]+=https?://[A-Za-z0-9.:\[\]-]+(,[A-Za-z0-9._-]+=https?://[A-Za-z0-9.:\[\]-]+)*")
+PLACEHOLDER = re.compile(r"\{(action|host|component|initial_cluster)\}")
+
+
+def _validate(action: str, component: str, initial_cluster: str) -> None:
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    if component not in COMPONENTS:
+        raise ConfigError(f"unknown component {component!r}; expected one of {', '.join(COMPONENTS)}")
+    if initial_cluster and not INITIAL_CLUSTER.fullmatch(initial_cluster):
+        raise ConfigError(f"etcd initial cluster {initial_cluster[:80]!r}: expected name=URL pairs")
+
+
+def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> str:
+    """The shell command that performs action on a component of a kubeadm host.
+
+    `rejoin` starts a stopped etcd with an empty data dir as a member added to a running
+    cluster: its manifest gets --initial-cluster-state=existing and the cluster's current
+    --initial-cluster (kubeadm writes only the members known at join time)."""
+    _validate(action, component, initial_cluster)
+    c = shlex.quote(component)
+    if action == "rejoin":
+        parked = shlex.quote(f"{PARKED}/{component}.yaml")
+        edit = shlex.quote("/--initial-cluster-state=/d; s#^\\( *\\)- --initial-cluster=.*#\\1- "
+                           f"--initial-cluster-state=existing\\n\\1- --initial-cluster={initial_cluster}#")
+        return f"if [ -f {parked} ]; then sed -i -e {edit} {parked} && mv {parked} {MANIFESTS}/; fi"
+    if component in SYSTEMD_UNITS:
+        return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
+                "kill": f"systemctl kill --signal=SIGKILL {c}",
+                "is-active": f"systemctl is-active --quiet {c}"}[action]
+    running = f"crictl ps -q --state running --name {shlex.quote(f'^{component}$')} | grep -q ."
+    return {
+        # The kubelet stops a static pod whose manifest leaves its directory; wait until it has.
+        "stop": f"mkdir -p {PARKED} && mv {MANIFESTS}/{c}.yaml {PARKED}/ && "
+                f"for i in $(seq 120); do {running} || exit 0; sleep 0.5; done; exit 1",
+        "start": f"if [ -f {PARKED}/{c}.yaml ]; then mv {PARKED}/{c}.yaml {MANIFESTS}/; fi",
+        # By its command line: a process name is cut to 15 characters, so `pkill -x
+        # kube-controller-manager` never matches. The kubelet restarts the container.
+        "kill": f"pkill --signal KILL -f {shlex.quote(f'^([^ ]*/)?{component}( |$)')}",
+        "is-active": running,
+    }[action]
+
+
+def render(template: str | None, action: str, host: str, component: str, initial_cluster: str = "") -> str:
+    """The command for action on host's component: kubeadm's, or the inventory's template
+    with each placeholder replaced by its quoted value, in one pass."""
+    if template is None:
+        return kubeadm_command(action, component, initial_cluster)
+    _validate(action, component, initial_cluster)
+    values = {"action": action, "host": host, "component": component, "initial_cluster": initial_cluster}
+    return PLACEHOLDER.sub(lambda m: shlex.quote(values[m.group(1)]), template)
