@@ -8,19 +8,11 @@ from typing import Any
 from kubernetes import client
 
 from hakit import http
+from hakit.cluster.probes import readyz
 from hakit.apilb import backend_states, disagreements
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-
-
-def _readyz(url: str, ca: str | None) -> str:
-    """'ok' or why not, in a few words."""
-    try:
-        r = http.session(ca).get(f"{url}/readyz", timeout=5)
-    except Exception as e:  # noqa: BLE001 - any failure to answer is the finding
-        return type(e).__name__
-    return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
 
 
 @check("API-001", "The VIP answers /readyz", property="api-endpoint", runbook="vip-recover",
@@ -28,7 +20,7 @@ def _readyz(url: str, ca: str | None) -> str:
 and haproxy there (`systemctl status keepalived haproxy`) and that haproxy has UP backends.""")
 def test_vip_answers_readyz(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
     """Every client (kubelets, controllers, users) reaches the API through the VIP."""
-    got = evidence.record(f"GET {inventory.vip_url}/readyz", _readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert),
+    got = evidence.record(f"GET {inventory.vip_url}/readyz", readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert, timeout=5),
                           expected="ok")
     assert got == "ok", f"the VIP {inventory.vip_url} does not answer /readyz: {got}"
 
@@ -41,8 +33,8 @@ def test_every_apiserver_ready(inventory: Inventory, kube_api: client.ApiClient,
     """A backend that is not ready leaves one failure away from an outage."""
     bad = {}
     for h in inventory.control_plane:
-        got = evidence.record(f"{h.name} /readyz", _readyz(f"https://{h.address}:{inventory.apiserver_port}",
-                                                          kube_api.configuration.ssl_ca_cert), expected="ok")
+        got = evidence.record(f"{h.name} /readyz", readyz(f"https://{h.address}:{inventory.apiserver_port}",
+                                                         kube_api.configuration.ssl_ca_cert, timeout=5), expected="ok")
         if got != "ok":
             bad[h.name] = got
     assert not bad, "apiserver not ready on " + ", ".join(f"{n} ({why})" for n, why in bad.items())

@@ -7,7 +7,7 @@ import time
 
 from kubernetes import client
 
-from hakit import http
+from hakit.cluster.probes import readyz
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot
@@ -18,15 +18,9 @@ from hakit.snapshot import Snapshot
 with one left, any failure of it is an outage.""")
 def test_two_apiservers_serve(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
     """One serving apiserver is a single point of failure."""
-    serving = []
-    for h in inventory.control_plane:
-        try:
-            r = http.session(kube_api.configuration.ssl_ca_cert).get(
-                f"https://{h.address}:{inventory.apiserver_port}/readyz", timeout=5)
-            if r.status_code == 200:
-                serving.append(h.name)
-        except Exception:  # noqa: BLE001 - not serving is the finding
-            pass
+    serving = [h.name for h in inventory.control_plane
+               if readyz(f"https://{h.address}:{inventory.apiserver_port}", kube_api.configuration.ssl_ca_cert,
+                         timeout=5) == "ok"]
     evidence.record("serving apiservers", serving or "none", expected="≥ 2")
     assert len(serving) >= 2, f"only {len(serving)} apiserver(s) serve: {', '.join(serving) or 'none'}"
 

@@ -17,6 +17,7 @@ from fixtures.disruption import Inject
 from hakit import hosts, wait
 from hakit.faults import Fault, LinkDown, StopComponent
 from hakit.cluster import Cluster
+from hakit.cluster.probes import readyz
 from hakit.http import session
 from hakit.inventory import Inventory
 from hakit.measure import Watch
@@ -29,10 +30,7 @@ adverts (IP protocol 112) pass between the hosts, and run `hakit runbook run vip
 
 def api_answers(inv: Inventory) -> Callable[[], bool]:
     s = session()
-
-    def probe() -> bool:
-        return s.get(f"{inv.vip_url}/readyz", verify=False, timeout=1).status_code == 200
-    return probe
+    return lambda: readyz(inv.vip_url, timeout=1, session=s) == "ok"
 
 
 def sole_holder(control: Cluster, inv: Inventory) -> str:

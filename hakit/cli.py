@@ -57,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or EXIT_OK)
-    except HakitError as e:
-        print(f"hakit: {e}", file=sys.stderr)
+    except HakitError as e:   # one line, whatever the input it quotes held
+        print("hakit: " + str(e).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("hakit: interrupted", file=sys.stderr)

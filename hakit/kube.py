@@ -45,3 +45,31 @@ def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
                 raise
             refused += 1
             time.sleep(1)
+
+
+MIRROR = "kubernetes.io/config.mirror"
+
+
+def drain_plan(pods: list[client.V1Pod], force: bool = False,
+               delete_emptydir_data: bool = False) -> tuple[list[client.V1Pod], list[str]]:
+    """What `kubectl drain --ignore-daemonsets` does with a node's pods: (the pods it evicts,
+    why it refuses to). Mirror pods (static pods) and DaemonSet pods stay; a pod no controller
+    would recreate is refused unless force (evicting it loses it for good); a pod with emptyDir
+    data is refused unless delete_emptydir_data (the data is lost)."""
+    evict, refused = [], []
+    for p in pods:
+        if p.metadata.deletion_timestamp is not None or MIRROR in (p.metadata.annotations or {}):
+            continue
+        owners = p.metadata.owner_references or []
+        if any(o.kind == "DaemonSet" for o in owners):
+            continue
+        name = f"{p.metadata.namespace}/{p.metadata.name}"
+        finished = p.status is not None and p.status.phase in ("Succeeded", "Failed")
+        if not any(o.controller for o in owners) and not force and not finished:
+            refused.append(f"{name} has no controller to recreate it (force=yes evicts it for good)")
+            continue
+        if any(v.empty_dir is not None for v in p.spec.volumes or []) and not delete_emptydir_data and not finished:
+            refused.append(f"{name} keeps data in an emptyDir (delete_emptydir_data=yes loses it)")
+            continue
+        evict.append(p)
+    return evict, refused

@@ -28,7 +28,7 @@ from hakit.cluster import datadir, ssh_quote
 from hakit.etcd import PEER_PORT, Quorum
 from hakit.errors import HakitError, UnreachableError
 from hakit.cluster.components import render
-from hakit.http import session
+from hakit.cluster.probes import readyz
 from hakit.runbook import Context, Param, Runbook, Step
 
 API = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -206,13 +206,8 @@ def etcd_healthy(ctx: Context) -> str:
 
 
 def api_ready(ctx: Context) -> str:
-    http = session()
-
     def ready() -> bool:
-        try:
-            return http.get(f"{ctx.inventory.vip_url}/readyz", verify=False, timeout=3).status_code == 200
-        except OSError:
-            return False
+        return readyz(ctx.inventory.vip_url) == "ok"
     wait.until(ready, 180, f"{ctx.inventory.vip_url}/readyz", interval=1.0)
     return f"{ctx.inventory.vip_url}/readyz: ok"
 

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.errors import HakitError
-from hakit.kube import evict
+from hakit.kube import drain_plan, evict
 from hakit.runbook import Context, Param, Runbook, Step
 from hakit.snapshot import node_is_ready
 
@@ -24,10 +24,22 @@ def core(ctx: Context) -> client.CoreV1Api:
     return client.CoreV1Api(ctx.control.api)
 
 
-def movable(ctx: Context) -> list[client.V1Pod]:
+def plan(ctx: Context) -> tuple[list[client.V1Pod], list[str]]:
+    """kubectl drain's rules: DaemonSet and mirror pods stay; bare pods and emptyDir data
+    only with the operator's say-so."""
     pods = core(ctx).list_pod_for_all_namespaces(field_selector=f"spec.nodeName={ctx.params['node']}").items
-    return [p for p in pods if p.metadata.deletion_timestamp is None
-            and not any(o.kind in ("DaemonSet", "Node") for o in p.metadata.owner_references or [])]
+    return drain_plan(pods, ctx.params["force"] == "yes", ctx.params["delete_emptydir_data"] == "yes")
+
+
+def movable(ctx: Context) -> list[client.V1Pod]:
+    return plan(ctx)[0]
+
+
+def drainable(ctx: Context) -> str:
+    pods, refused = plan(ctx)
+    if refused:
+        raise HakitError(f"a drain would lose what no controller brings back: {'; '.join(refused)}")
+    return f"{len(pods)} pod(s) to evict, none lost"
 
 
 def look(ctx: Context) -> str:
@@ -79,16 +91,22 @@ RUNBOOK = Runbook(
     summary="For a node to repair or replace: cordon it, move its pods through the eviction API, wait until "
             "the node (repaired, or its replacement with the same name) is Ready, and uncordon it.",
     params=[Param("node", "the node's name"),
-            Param("timeout", "seconds to wait for the drain, and again for the node to be Ready", "300")],
+            Param("timeout", "seconds to wait for the drain, and again for the node to be Ready", "300"),
+            Param("force", "also evict pods no controller recreates (they are lost), as kubectl drain --force",
+                  "no", choices=("no", "yes")),
+            Param("delete_emptydir_data", "also evict pods with emptyDir data (it is lost)", "no",
+                  choices=("no", "yes"))],
     steps=[
         Step("look", "See the node and the pods that will move",
              lambda ctx: f"GET node {ctx.params['node']}; its pods, less DaemonSet and mirror pods", look,
              changes=False),
         Step("cordon", "Cordon the node", lambda ctx: f"kubectl cordon {ctx.params['node']}", cordon,
-             undo=uncordon, undo_text="uncordon the node"),
+             undo=uncordon, undo_text="uncordon the node", require=drainable,
+             require_text="no pod would be lost: bare pods and emptyDir data only when the parameters say so"),
         Step("drain", "Evict its pods, retrying while a PDB says not yet",
              lambda ctx: f"kubectl drain {ctx.params['node']} --ignore-daemonsets (eviction API)", drain,
-             require=room_elsewhere, require_text="another Ready, schedulable node can take the pods"),
+             require=lambda ctx: room_elsewhere(ctx) or drainable(ctx),
+             require_text="another Ready, schedulable node can take the pods, and none would be lost"),
         Step("back", "Replace or repair the node; wait until it is Ready",
              lambda ctx: f"wait for node {ctx.params['node']} Ready, up to {ctx.params['timeout']} s", back,
              changes=False),

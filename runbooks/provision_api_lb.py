@@ -20,6 +20,7 @@ from hakit.apilb import LoadBalancer, backend_states
 from hakit.errors import HakitError
 from hakit.cluster import ssh_quote
 from hakit.cluster.components import render
+from hakit.cluster.probes import answers
 from hakit.http import session
 from hakit.inventory import Host
 from hakit.runbook import Context, Param, Runbook, Step
@@ -131,13 +132,6 @@ def running(ctx: Context) -> None:
             if not ctx.control.is_active(h.name, s)]
     if down:
         raise HakitError(f"not running after the start: {', '.join(down)}")
-
-
-def answers(url: str) -> bool:
-    try:
-        return session().get(url, verify=False, timeout=3).status_code == 200
-    except OSError:
-        return False
 
 
 def vip_serves(ctx: Context) -> str:

@@ -23,11 +23,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import hakit, pytest_html, testinfra, kubernetes' 2>/dev/null \
+if ! .venv/bin/python -c 'import hakit, pytest_html, testinfra, kubernetes, hypothesis' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
   echo "[setup] installing hakit and its dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e .
+  .venv/bin/pip install -q -e '.[test]'
   touch .venv/.installed
 fi
 

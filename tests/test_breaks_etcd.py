@@ -120,7 +120,7 @@ def fresh_member(lab: Lab, host: str) -> None:
 
 
 def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:
-    assert_breaks(lab, tmp_path, "ETCD-001", lambda: member_removed(lab, "cp3"), "etcd has 2 members")
+    assert_breaks(lab, tmp_path, "ETCD-001", lambda: member_removed(lab, "cp3"), "etcd has 2 voting members")
 
 
 @contextmanager

@@ -3,14 +3,16 @@ cluster is restored from a snapshot, each run unattended until the etcd checks p
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from breaking import run_checks
+from breaking import lab_settled, run_checks
 from hakit.lab import Lab
 from test_breaks_etcd import _etcd, fresh_member
 from test_runbooks import journal, runbook
@@ -30,7 +32,7 @@ def disk_lost(lab: Lab, host: str) -> Iterator[None]:
         endpoint = f"https://{lab.spec.host(host).address}:2379"
         if not _etcd(lab).health(endpoint)[0]:
             fresh_member(lab, host)
-        for aside in lab.paths.etcd_data(host).parent.glob("etcd.hakit-replaced-*"):
+        for aside in lab.paths.etcd_data(host).glob(".hakit-replaced-*"):
             shutil.rmtree(aside)
 
 
@@ -41,13 +43,47 @@ def test_etcd_replace_member_brings_back_a_member_that_lost_its_disk(lab: Lab, t
         done = runbook(lab, "run", "etcd-replace-member", "--yes", "host=cp3")
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"cp3: member id {old}, unhealthy" in done.stdout and f"removed member {old}" in done.stdout
-        assert list(lab.paths.etcd_data("cp3").parent.glob("etcd.hakit-replaced-*")) == [], \
+        assert list(lab.paths.etcd_data("cp3").glob(".hakit-replaced-*")) == [], \
             "a data dir that was already gone is not 'moved aside'"
         members = {m.name: m.id for m in _etcd(lab).members()}
         assert sorted(members) == ["cp1", "cp2", "cp3"] and members["cp3"] != old, members
     assert "etcd-replace-member: done, and ETCD-001, ETCD-002, ETCD-003, ETCD-007 pass" in done.stdout
     steps = [r["step"] for r in journal(runs) if r.get("status") == "done"]
     assert steps == ["look", "stop", "remove", "move-aside", "add", "rejoin", "caught-up"]
+
+
+@contextmanager
+def data_dir_mounted(lab: Lab, host: str) -> Iterator[Path]:
+    """The member's data dir on a filesystem of its own (a tmpfs mounted on it, the data
+    copied in), as production hosts have it: the data dir itself cannot be moved (EBUSY)."""
+    data, keep = lab.paths.etcd_data(host), lab.paths.etcd_data(host).parent / "etcd.test-keep"
+    h = lab.host(host)
+    h.stop("etcd")
+    shutil.copytree(data, keep, symlinks=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(data)], check=True)
+    try:
+        shutil.copytree(keep, data, symlinks=True, dirs_exist_ok=True)
+        h.start("etcd")
+        lab_settled(lab)
+        yield data
+    finally:
+        h.stop("etcd")
+        shutil.rmtree(keep)
+        shutil.copytree(data, keep, symlinks=True)      # what the runbook left: the live member
+        subprocess.run(["umount", str(data)], check=True)
+        shutil.rmtree(data)
+        shutil.copytree(keep / "member", data / "member", symlinks=True)
+        shutil.rmtree(keep)
+        h.start("etcd")
+
+
+def test_etcd_replace_member_works_where_the_data_dir_is_a_mount_point(lab: Lab, runs: Path) -> None:
+    with data_dir_mounted(lab, "cp3") as data:
+        done = runbook(lab, "run", "etcd-replace-member", "--yes", "host=cp3", "force=yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert os.path.ismount(data), "the data dir is still the mount point it was"
+        [aside] = data.glob(".hakit-replaced-*")
+        assert (aside / "member").is_dir() and (data / "member").is_dir() and oct(aside.stat().st_mode)[-3:] == "700"
 
 
 def test_etcd_replace_member_refuses_a_healthy_member_and_changes_nothing(lab: Lab, runs: Path) -> None:
@@ -75,7 +111,7 @@ def leftovers_removed(lab: Lab) -> Iterator[None]:
         for h in lab.control_planes:
             for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
                 lab.host(h.name).start(c)
-            for left in lab.paths.etcd_data(h.name).parent.glob("etcd.hakit-*"):
+            for left in lab.paths.etcd_data(h.name).glob(".hakit-*"):
                 shutil.rmtree(left) if left.is_dir() else left.unlink()
 
 
@@ -96,8 +132,12 @@ def test_etcd_restore_snapshot_brings_back_what_the_snapshot_holds(lab: Lab, api
         [snap] = (tmp_path / "snaps").glob("*.db")
         core.delete_namespaced_config_map(before, "default")
         core.create_namespaced_config_map("default", {"metadata": {"name": after}})
-        done = runbook(lab, "run", "etcd-restore-snapshot", "--yes", f"snapshot={snap}")
+        refused = runbook(lab, "run", "etcd-restore-snapshot", "--yes", f"snapshot={snap}")
+        assert refused.returncode == 1 and "etcd has quorum" in refused.stderr, refused.stdout + refused.stderr
+        done = runbook(lab, "run", "etcd-restore-snapshot", "--yes", f"snapshot={snap}", "force=yes")
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "mode 0600" in done.stdout and "snapshot copies removed" in done.stdout, done.stdout
+        assert not [h.name for h in lab.control_planes if (lab.paths.etcd_data(h.name) / ".hakit-restore.db").exists()]
     names = {c.metadata.name for c in core.list_namespaced_config_map("default").items}
     assert before in names and after not in names, names
     assert "etcd-restore-snapshot: done, and ETCD-001, ETCD-002, ETCD-003, API-001, API-002, CP-002, CP-003 pass" \
@@ -111,4 +151,4 @@ def test_etcd_restore_snapshot_dry_run_changes_nothing(lab: Lab, runs: Path) -> 
     assert out.returncode == 0, out.stderr
     assert "snapshot restore" in out.stdout and "--bump-revision 1000000000 --mark-compacted" in out.stdout
     assert {h.name: lab.paths.etcd_data(h.name).stat().st_ino for h in lab.control_planes} == data
-    assert not runs.exists() and not list(lab.paths.etcd_data("cp1").parent.glob("etcd.hakit-*"))
+    assert not runs.exists() and not list(lab.paths.etcd_data("cp1").glob(".hakit-*"))
