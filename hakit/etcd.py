@@ -151,9 +151,9 @@ class EtcdClient:
         """`etcdctl member remove`: the first endpoint that answers carries it out."""
         self._first("/v3/cluster/member/remove", {"ID": member_id})
 
-    def add_member(self, peer_urls: list[str]) -> str:
-        """`etcdctl member add`; returns the new member's id."""
-        return str(self._first("/v3/cluster/member/add", {"peerURLs": peer_urls})["member"]["ID"])
+    def add_member(self, peer_urls: list[str], learner: bool = False) -> str:
+        """`etcdctl member add [--learner]`; returns the new member's id."""
+        return str(self._first("/v3/cluster/member/add", {"peerURLs": peer_urls, "isLearner": learner})["member"]["ID"])
 
     def _first(self, path: str, body: dict) -> dict:
         last: Exception | None = None

@@ -93,7 +93,7 @@ def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, con
     try:
         wait.until(lambda: not any(s.healthy for s in lab.status() if s.host == "cp3" and s.component == "etcd"),
                    10, "cp3's etcd down")
-        with pytest.raises(FaultRefused, match="2 of 3 etcd members are healthy; one fewer loses quorum"):
+        with pytest.raises(FaultRefused, match="2 of 3 voting etcd members are healthy; one fewer loses quorum"):
             with StopComponent(control, "cp2", "etcd"):
                 pass
         assert lab.host("cp2").is_running("etcd") and journal(control).pending() == []

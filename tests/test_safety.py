@@ -5,8 +5,8 @@ cluster or guessed at; quorum counts voters only. These need no lab."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +176,18 @@ def test_quorum_counts_voters_only() -> None:
     assert (q.voters, q.healthy, q.needed, q.tolerance) == (3, 3, 2, 1)
     assert Quorum.of([(_member("a"), True), (_member("b"), False), (_member("c"), True)]).tolerance == 0
     assert Quorum.of([(_member("a"), True), (_member("b"), False), (_member("c"), False)]).tolerance < 0
+
+
+def test_a_check_whose_clean_up_fails_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    """A probe namespace that is not deleted is something left on the cluster: say so."""
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\nfrom hakit.model import check\n\n"
+        "@pytest.fixture\ndef probe():\n    yield\n    raise RuntimeError('namespace hakit-probe-1 not deleted')\n\n"
+        "@check('X-001', 'x', property='workloads', remediation='r')\ndef test_x(probe):\n    pass\n")
+    out = tmp_path / "r.json"
+    subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-p", "fixtures.plugin",
+                    f"--hakit-json={out}", "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}",
+                    f"--inventory={tmp_path / 'none.yaml'}"], capture_output=True, text=True,
+                   cwd=Path(__file__).parents[1])
+    [r] = json.loads(out.read_text())["results"]
+    assert r["outcome"] == "error" and "clean-up failed" in r["message"] and "not deleted" in r["message"], r

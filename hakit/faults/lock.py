@@ -93,7 +93,7 @@ class RunLock:
         return client.CoordinationV1Api(self.cluster.api)
 
     def _take_lease(self) -> None:
-        now = _micro_time()
+        now = micro_time()
         body = {"metadata": {"name": LEASE, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/managed-by": "hakit"}},
                 "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": DURATION,
                          "acquireTime": now, "renewTime": now}}
@@ -123,7 +123,7 @@ class RunLock:
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY):
             try:   # an API outage during a fault is what is being measured: try again later
-                self._api().patch_namespaced_lease(LEASE, NAMESPACE, {"spec": {"renewTime": _micro_time()}}, _request_timeout=5)
+                self._api().patch_namespaced_lease(LEASE, NAMESPACE, {"spec": {"renewTime": micro_time()}}, _request_timeout=5)
             except (ApiException, HTTPError, OSError):
                 continue
 
@@ -154,9 +154,11 @@ def _who(identity: str) -> str:
     return f"pid {rest.partition('/')[0]} on {host}"
 
 
-def _micro_time() -> str:
-    """Kubernetes' MicroTime: RFC 3339 with exactly six fractional digits."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def micro_time() -> datetime:
+    """Now, for a MicroTime field. The client sends it as isoformat(), which drops a zero
+    fraction that the apiserver then refuses to parse: never a zero fraction."""
+    now = datetime.now(timezone.utc)
+    return now if now.microsecond else now.replace(microsecond=1)
 
 
 def _now() -> str:
