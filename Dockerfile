@@ -1,15 +1,14 @@
-# The image the in-cluster CronJob (deploy/) runs: hakit and its check suites.
+# The image the in-cluster CronJob (deploy/) runs: hakit installed from its wheel, as a
+# user would install it; nothing of the source tree is left in the image.
+FROM python:3.11-slim AS wheel
+COPY . /src
+RUN pip wheel --no-cache-dir --no-deps -w /wheels /src
+
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends openssh-client \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /opt/hakit
-COPY pyproject.toml conftest.py ./
-COPY hakit/ hakit/
-COPY checks/ checks/
-COPY fixtures/ fixtures/
-COPY runbooks/ runbooks/
-# Editable: hakit finds its check suites and runbooks beside the package.
-RUN pip install --no-cache-dir -e . && python -c "import hakit.cli"
+COPY --from=wheel /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels && python -c "import hakit.cli, hakit.checks"
 USER 65532:65532
 ENV HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 ENTRYPOINT ["hakit"]

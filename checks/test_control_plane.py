@@ -25,10 +25,8 @@ def test_two_apiservers_serve(inventory: Inventory, kube_api: client.ApiClient, 
     assert len(serving) >= 2, f"only {len(serving)} apiserver(s) serve: {', '.join(serving) or 'none'}"
 
 
-def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
-    instances = [p.spec.node_name for p in snapshot.control_plane_pods(component)
-                 if p.status and p.status.phase == "Running"]
-    evidence.record(f"{component} instances", instances or "none", expected="≥ 2")
+def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evidence: Evidence,
+                  instances: dict[str, str]) -> None:
     lease = snapshot.kube_system_leases.get(component)
     assert lease is not None and lease.spec.holder_identity, f"no {component} Lease is held: no leader"
     age = time.time() - lease.spec.renew_time.timestamp()
@@ -36,22 +34,28 @@ def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evid
     evidence.record(f"{component} leader", lease.spec.holder_identity.split("_")[0])
     evidence.record("lease renewed", f"{age:.1f} s ago", expected=f"< {limit:g} s", ok=age < limit)
     assert age < limit, f"the {component} Lease was last renewed {age:.0f} s ago (> {limit:g} s): the leader is stuck or gone"
-    assert len(instances) >= 2, f"{component} runs {len(instances)} instance(s) ({', '.join(instances) or 'none'}): no standby to take over"
+    evidence.record(f"{component} /healthz per host", instances, expected="ok on every control-plane host")
+    down = {h: why for h, why in instances.items() if why != "ok"}
+    assert not down, (f"{component} does not serve on " + ", ".join(f"{h} ({why})" for h, why in down.items())
+                      + f": {len(instances) - len(down)} instance(s) left to take over")
 
 
-@check("CP-002", "kube-controller-manager has a standby and a live leader", property="control-plane",
+@check("CP-002", "kube-controller-manager serves on every control-plane host, with a live leader",
+       property="control-plane",
        runbook="control-plane-restart",
        remediation="""Run kube-controller-manager on every control-plane host with --leader-elect=true;
 restart the one whose Lease renewals stopped.""")
-def test_controller_manager_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
+def test_controller_manager_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence,
+                                   elected_instances: dict[str, dict[str, str]]) -> None:
     """Without a live leader no controller reconciles: nothing is rescheduled."""
-    _leader_check("kube-controller-manager", snapshot, inventory, evidence)
+    _leader_check("kube-controller-manager", snapshot, inventory, evidence, elected_instances["kube-controller-manager"])
 
 
-@check("CP-003", "kube-scheduler has a standby and a live leader", property="control-plane",
+@check("CP-003", "kube-scheduler serves on every control-plane host, with a live leader", property="control-plane",
        runbook="control-plane-restart",
        remediation="""Run kube-scheduler on every control-plane host with --leader-elect=true; restart the one
 whose Lease renewals stopped.""")
-def test_scheduler_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence) -> None:
+def test_scheduler_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence,
+                          elected_instances: dict[str, dict[str, str]]) -> None:
     """Without a live leader new pods stay Pending."""
-    _leader_check("kube-scheduler", snapshot, inventory, evidence)
+    _leader_check("kube-scheduler", snapshot, inventory, evidence, elected_instances["kube-scheduler"])

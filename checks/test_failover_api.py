@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from fixtures.disruption import Inject
+from hakit.fixtures.disruption import Inject
 from hakit import hosts, wait
 from hakit.faults import Fault, LinkDown, StopComponent
 from hakit.cluster import Cluster

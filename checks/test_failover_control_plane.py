@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from fixtures.disruption import Inject
+from hakit.fixtures.disruption import Inject
 from hakit.faults import KillComponent
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory

@@ -14,10 +14,10 @@ from itertools import cycle
 
 import pytest
 
-from fixtures.disruption import Inject
+from hakit.fixtures.disruption import Inject
 from hakit import wait
 from hakit.errors import UnreachableError
-from fixtures.targets import statuses
+from hakit.fixtures.targets import statuses
 from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
 from hakit.cluster import Cluster

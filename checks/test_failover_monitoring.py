@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from fixtures.disruption import Inject
+from hakit.fixtures.disruption import Inject
 from hakit import wait
 from hakit.faults import Fault, Silence, StopComponent
 from hakit.cluster import Cluster

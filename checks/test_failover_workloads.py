@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from fixtures.disruption import Inject
+from hakit.fixtures.disruption import Inject
 from hakit import wait
 from hakit.kube import evict
 from hakit.faults import Cordon, ProbeNamespace, StopComponent

@@ -13,10 +13,9 @@ from hakit.snapshot import Snapshot, is_control_plane, is_schedulable, node_is_r
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One check per critical workload named in the inventory."""
     if "workload" in metafunc.fixturenames:
-        from fixtures.plugin import inventory_path
-        from hakit.inventory import load
+        from hakit.fixtures.plugin import inventory_of
         try:
-            workloads = load(inventory_path(metafunc.config)).critical_workloads
+            workloads = inventory_of(metafunc.config).critical_workloads
         except Exception:  # noqa: BLE001 - a bad inventory is reported by the inventory fixture
             workloads = []
         metafunc.parametrize("workload", workloads, ids=[f"{w.namespace}/{w.name}" for w in workloads])

@@ -4,22 +4,19 @@ its marker rather than listed by hand."""
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
+import hakit.checks
 from hakit.model import Check
 
-CHECKS_DIR = Path(__file__).resolve().parent.parent / "checks"
+CHECKS_DIR = Path(hakit.checks.__file__).resolve().parent   # checks/ in the repository, hakit/checks installed
 
 
 def checks() -> list[tuple[str, Check]]:
     """(function name, record) for each check, in file order."""
-    root = str(CHECKS_DIR.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     found = []
     for path in sorted(CHECKS_DIR.glob("test_*.py")):
-        module = importlib.import_module(f"checks.{path.stem}")
+        module = importlib.import_module(f"hakit.checks.{path.stem}")
         for name, fn in vars(module).items():
             for mark in getattr(fn, "pytestmark", []):
                 if mark.name == "hakit_check":

@@ -4,21 +4,15 @@ pytest and turn their results into reports and an exit code a CI can use."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
-from hakit import http
-from hakit.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE, \
-    ConfigError, UnreachableError
-from hakit.catalog import CHECKS_DIR, checks
-from hakit.inventory import Inventory, load
-from hakit.lab.paths import default_root
+from hakit import audit, http
+from hakit.audit import Results, Selection
+from hakit.catalog import checks
+from hakit.errors import EXIT_OK, ConfigError, UnreachableError
+from hakit.inventory import Inventory, default_path, load
 from hakit.model import PROPERTIES
 from hakit.report import read_json, write_html, write_json
 from hakit.table import table
@@ -109,7 +103,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def _inventory_path(args: argparse.Namespace) -> Path:
-    return Path(args.inventory or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
+    return default_path(args.inventory)
 
 
 def preflight(inv: Inventory) -> None:
@@ -135,55 +129,24 @@ def list_checks() -> int:
     return EXIT_OK
 
 
-def run_checks(args: argparse.Namespace, extra: list[str]) -> int:
+def run_checks(args: argparse.Namespace, extra: list[str]) -> tuple[int, Results | None, Inventory | None]:
+    """Run the checks the flags select; (exit code, results, inventory)."""
     if args.list:
-        return list_checks()
-    inv_path = _inventory_path(args)
-    inv = load(inv_path)
+        return list_checks(), None, None
+    inv = load(_inventory_path(args))
     preflight(inv)
-    if not CHECKS_DIR.is_dir():
-        raise ConfigError(f"check suites not found at {CHECKS_DIR}; install hakit from its source tree")
-    with tempfile.TemporaryDirectory() as tmp:
-        json_path = Path(tmp) / "results.json"
-        argv = [str(CHECKS_DIR), "-p", "fixtures.plugin", f"--inventory={inv_path}", f"--hakit-json={json_path}",
-                f"--rootdir={CHECKS_DIR.parent}", "-v", "--tb=no", "-p", "no:cacheprovider",
-                # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
-                "-W", "ignore::pytest.PytestAssertRewriteWarning", *extra]
-        argv += [f"--hakit-property={p}" for p in args.property] + [f"--hakit-check={c}" for c in args.check]
-        argv += [f"--hakit-accept-skip={c}" for c in args.accept_skip]
-        argv += ["--hakit-disruptive"] if args.disruptive else []
-        argv += ["--hakit-silence"] if args.silence else []
-        argv += [f"--hakit-metrics={args.metrics}"] if args.metrics else []
-        argv += [f"--hakit-pushgateway={args.pushgateway}"] if args.pushgateway else []
-        code = pytest.main(argv + list(args.pytest_args))
-        if json_path.exists() and getattr(args, "json", None):
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(json_path, args.json)
-        return _exit_code(int(code), json_path)
-
-
-def _exit_code(pytest_code: int, json_path: Path) -> int:
-    """1 a check failed, 3 one could not run, 5 a property is unverified (a check skipped),
-    0 only when every selected property was verified and holds, and no fault is left over."""
-    if pytest_code == pytest.ExitCode.INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if pytest_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-        return EXIT_USAGE
-    if not json_path.exists():
-        return EXIT_OK if pytest_code == 0 else EXIT_CHECK_FAILED
-    doc = json.loads(json_path.read_text())
-    outcomes = {r["outcome"] for r in doc["results"]}
-    if outcomes & {"fail", "warn"} or doc.get("leftover_faults"):
-        return EXIT_CHECK_FAILED
-    if "error" in outcomes:
-        return EXIT_UNREACHABLE
-    if "unverified" in doc["verdicts"].values():
-        return EXIT_UNVERIFIED
-    return EXIT_OK
+    outputs = [f"--hakit-metrics={args.metrics}"] * bool(args.metrics) + \
+        [f"--hakit-pushgateway={args.pushgateway}"] * bool(args.pushgateway)
+    selection = Selection(tuple(args.property), tuple(args.check), args.disruptive, args.silence,
+                          tuple(args.accept_skip))
+    results = audit.run(inv, selection, pytest_args=(*extra, *outputs, *args.pytest_args))
+    if getattr(args, "json", None) and results.document:
+        write_json(results.document, Path(args.json))
+    return results.exit_code, results, inv
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    return run_checks(args, [])
+    return run_checks(args, [])[0]
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -197,11 +160,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.remediate) - set(load_all()))
         if unknown:
             raise ConfigError(f"--remediate: no runbook {', '.join(unknown)} (`hakit runbook list`)")
-    code = run_checks(args, extra)
-    if not out.is_dir():
+    code, results, inv = run_checks(args, extra)
+    if not out.is_dir() or results is None or inv is None:
         return code
-    if args.remediate and args.json.exists():
-        remediate_into(args.json, load(_inventory_path(args)), args.remediate)
+    if args.remediate and results.document:
+        remediate_into(results, inv, args.remediate, out)
     latest = Path(args.reports) / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()
@@ -210,13 +173,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return code
 
 
-def remediate_into(results: Path, inv: Inventory, allowed: list[str]) -> None:
+def remediate_into(results: Results, inv: Inventory, allowed: list[str], out: Path) -> None:
     """Run the allowed runbooks for what failed, and put their runs into the report."""
     from hakit.runbook.remediate import remediate
-    doc = read_json(results)
-    doc["remediation"] = remediate(doc, inv, allowed, print)
-    write_json(doc, results)
-    write_html(doc, results.with_name("audit.html"))
+    doc = results.document
+    doc["remediation"] = remediate(results.results, inv, allowed, print)
+    write_json(doc, out / "results.json")
+    write_html(doc, out / "audit.html")
     for run in doc["remediation"]:
         print(f"remediation: {run['runbook']} for {', '.join(run['for_checks'])}: {run['status']}")
 

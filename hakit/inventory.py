@@ -197,6 +197,12 @@ def _name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def default_path(given: str | Path | None = None) -> Path:
+    """The inventory a command means: the one given, else $HAKIT_INVENTORY, else the local lab's."""
+    from hakit.lab.paths import default_root
+    return Path(given or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
+
+
 def load(path: Path | str) -> Inventory:
     """Read and validate an inventory; ConfigError lists every problem found."""
     path = Path(path)

@@ -25,3 +25,15 @@ def test_cp002_cp003_see_a_lease_nobody_renews(lab: Lab, tmp_path: Path, check_i
     assert_breaks(lab, tmp_path, check_id,
                   lambda: stopped(lab, *(f"{h}/{component}" for h in ("cp1", "cp2", "cp3"))),
                   f"{component} Lease", within=45)
+
+
+@pytest.mark.parametrize(("check_id", "component"), [("CP-002", "kube-controller-manager"),
+                                                     ("CP-003", "kube-scheduler")])
+def test_cp002_cp003_name_a_standby_that_does_not_serve(lab: Lab, tmp_path: Path, check_id: str,
+                                                       component: str) -> None:
+    """The leader keeps working, so nothing else notices; the next failover has no standby there."""
+    from kubernetes import client
+    holder = client.CoordinationV1Api(lab.api()).read_namespaced_lease(component, "kube-system").spec.holder_identity
+    standby = next(h.name for h in lab.control_planes if not holder.startswith(f"{h.name}_"))
+    assert_breaks(lab, tmp_path, check_id, lambda: stopped(lab, f"{standby}/{component}"),
+                  f"{component} does not serve on {standby}")

@@ -41,7 +41,8 @@ def test_discovered_inventory_audits_what_it_can_and_skips_the_rest(lab: Lab, tm
     outcomes = {r["check"]["id"]: r["outcome"] for r in json.loads(results.read_text())["results"]}
     assert outcomes["ETCD-002"] == "pass" and outcomes["API-001"] == "pass"
     assert outcomes["HOST-003"] == "skip" and outcomes["MON-001"] == "skip"
-    assert proc.returncode in (0, 1), proc.stdout[-1500:]
+    assert proc.returncode == 5, proc.stdout[-1500:]   # what was skipped is unverified, never a pass
+    assert json.loads(results.read_text())["verdicts"]["monitoring"] == "unverified"
 
 
 def test_wrong_ssh_key_is_an_unreachable_target(lab: Lab, tmp_path: Path) -> None:

@@ -55,26 +55,33 @@ def test_etcd_replace_member_brings_back_a_member_that_lost_its_disk(lab: Lab, t
 @contextmanager
 def data_dir_mounted(lab: Lab, host: str) -> Iterator[Path]:
     """The member's data dir on a filesystem of its own (a tmpfs mounted on it, the data
-    copied in), as production hosts have it: the data dir itself cannot be moved (EBUSY)."""
+    copied in), as production hosts have it: the data dir itself cannot be moved (EBUSY).
+    Each lab process has a private copy of the machine's mounts taken when it started, so
+    etcd and the host's sshd (what the runbook reaches) are restarted to see the mount."""
     data, keep = lab.paths.etcd_data(host), lab.paths.etcd_data(host).parent / "etcd.test-keep"
     h = lab.host(host)
+
+    def restarted(*components: str) -> None:
+        for c in components:
+            h.stop(c)
+            h.start(c)
     h.stop("etcd")
     shutil.copytree(data, keep, symlinks=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(data)], check=True)
     try:
         shutil.copytree(keep, data, symlinks=True, dirs_exist_ok=True)
-        h.start("etcd")
+        shutil.rmtree(keep)
+        restarted("sshd", "etcd")
         lab_settled(lab)
         yield data
     finally:
         h.stop("etcd")
-        shutil.rmtree(keep)
         shutil.copytree(data, keep, symlinks=True)      # what the runbook left: the live member
         subprocess.run(["umount", str(data)], check=True)
         shutil.rmtree(data)
         shutil.copytree(keep / "member", data / "member", symlinks=True)
         shutil.rmtree(keep)
-        h.start("etcd")
+        restarted("sshd", "etcd")
 
 
 def test_etcd_replace_member_works_where_the_data_dir_is_a_mount_point(lab: Lab, runs: Path) -> None:

@@ -185,7 +185,7 @@ def test_a_check_whose_clean_up_fails_is_an_error_not_a_pass(tmp_path: Path) -> 
         "@pytest.fixture\ndef probe():\n    yield\n    raise RuntimeError('namespace hakit-probe-1 not deleted')\n\n"
         "@check('X-001', 'x', property='workloads', remediation='r')\ndef test_x(probe):\n    pass\n")
     out = tmp_path / "r.json"
-    subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-p", "fixtures.plugin",
+    subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), 
                     f"--hakit-json={out}", "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}",
                     f"--inventory={tmp_path / 'none.yaml'}"], capture_output=True, text=True,
                    cwd=Path(__file__).parents[1])

@@ -130,3 +130,16 @@ def test_a_read_only_audit_names_a_leftover_fault_first(lab: Lab, control: Clust
     finally:
         assert _hakit(lab, "repair").returncode == 0
     assert lab.host("cp3").is_running("kube-scheduler")
+
+
+def test_an_uploaded_snapshot_is_readable_by_its_owner_only(lab: Lab, control: Cluster, tmp_path: Path) -> None:
+    """A snapshot holds every Secret: on the host it is 0600 from its first byte."""
+    local = tmp_path / "snap.db"
+    local.write_bytes(b"not really a snapshot")
+    remote = lab.paths.etcd_data("cp2") / ".hakit-test-upload.db"   # lab hosts share this machine's disk
+    try:
+        control.upload("cp2", local, str(remote))
+        assert remote.read_bytes() == local.read_bytes() and oct(remote.stat().st_mode)[-3:] == "600"
+        assert not remote.with_name(remote.name + ".hakit-new").exists()
+    finally:
+        remote.unlink(missing_ok=True)

@@ -60,7 +60,7 @@ def token_inventory(lab: Lab, api: client.ApiClient, tmp_path: Path) -> Path:
 def test_the_read_only_role_is_enough_for_the_audit_and_refuses_every_write(
         lab: Lab, api: client.ApiClient, deployed: str, tmp_path: Path) -> None:
     assert "cronjob.batch/hakit-audit created" in deployed or "cronjob.batch/hakit-audit" in deployed
-    assert "clusterrole.rbac.authorization.k8s.io/hakit-disruptive-unbound" in deployed
+    assert "hakit-disruptive-unbound" not in deployed, "the disruptive role is an opt-in overlay"
     inventory = token_inventory(lab, api, tmp_path)
     code, results = run_checks(inventory, tmp_path)
     bad = {i: (r["outcome"], r["message"]) for i, r in results.items() if r["outcome"] != "pass"}

@@ -315,13 +315,13 @@ def test_an_audit_remediates_only_the_named_runbooks_and_never_guesses_parameter
     from hakit.runbook import load_all
     from hakit.runbook.remediate import plan, remediate
 
-    def result(check_id: str, outcome: str, runbook: str) -> dict:
-        return {"check": {"id": check_id, "runbook": runbook}, "outcome": outcome}
+    def result(check_id: str, outcome: str, runbook: str) -> Result:
+        return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix", runbook), Outcome(outcome), "", 0.0, [], "n")
     results = [result("ETCD-008", "fail", "etcd-backup"), result("API-002", "fail", "control-plane-restart"),
                result("API-004", "pass", "vip-recover"), result("CP-002", "warn", "control-plane-restart")]
     assert plan(results, ["etcd-backup"], load_all()) == {"etcd-backup": ["ETCD-008"]}
     assert plan(results, ["vip-recover"], load_all()) == {}, "a passing check is not remediated"
-    [run] = remediate({"results": results}, None, ["control-plane-restart"], print)  # type: ignore[arg-type]
+    [run] = remediate(results, None, ["control-plane-restart"], print)  # type: ignore[arg-type]
     assert run["status"] == "not run" and run["for_checks"] == ["API-002", "CP-002"]
     assert run["error"].endswith("hakit runbook run control-plane-restart host=… component=…")
 

@@ -25,12 +25,27 @@ def readyz(url: str, ca: Path | str | None = None, timeout: float = 3.0,
            session: requests.Session | None = None) -> str:
     """"ok" when GET url/readyz answers 200, else why not in a few words. Without a CA the
     certificate is not verified: a liveness probe, as haproxy's own check is."""
+    return _get_ok(f"{url}/readyz", ca, timeout, session)
+
+
+def healthz(url: str, timeout: float = 3.0) -> str:
+    """"ok" when GET url/healthz answers 200 (kube-controller-manager, kube-scheduler)."""
+    return _get_ok(f"{url}/healthz", None, timeout, None)
+
+
+def _get_ok(url: str, ca: Path | str | None, timeout: float, session: requests.Session | None) -> str:
     s = session or http.session(ca)
     try:
-        r = s.get(f"{url}/readyz", timeout=timeout, verify=str(ca) if ca else False)
+        r = s.get(url, timeout=timeout, verify=str(ca) if ca else False)
     except requests.RequestException as e:
         return type(e).__name__
     return "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
+
+
+# Where kubeadm's kube-controller-manager and kube-scheduler serve /healthz. kubeadm binds them
+# to 127.0.0.1, so from elsewhere they are asked through the host (see ON_HOST).
+HEALTHZ_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
+ON_HOST = "curl -sk --max-time 3 -o /dev/null -w '%%{http_code}' https://127.0.0.1:%s/healthz"
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:

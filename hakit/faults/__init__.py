@@ -1,5 +1,5 @@
 """Faults as context managers named by what they break; leaving the block is the
-rollback, and it runs on success, failure, exception, Ctrl-C and SIGTERM.
+rollback, and it runs on success, failure, exception, Ctrl-C, SIGTERM and SIGHUP.
 
     control = Cluster(inventory)
     with StopComponent(control, "cp3", "etcd"):

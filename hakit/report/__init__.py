@@ -52,14 +52,9 @@ def _fmt(value: Any) -> str:
 _ENV.filters["fmt"] = _fmt
 
 
-def results_document(results: list[Result], inventory: Path, started: float, finished: float,
+def results_document(results: list[Result], cluster: str, inventory: Path, started: float, finished: float,
                      accepted_skips: list[str] | None = None) -> dict[str, Any]:
-    cluster = inventory.stem
-    try:
-        import yaml
-        cluster = (yaml.safe_load(inventory.read_text()) or {}).get("cluster", {}).get("name", cluster)
-    except (OSError, ValueError, AttributeError):
-        pass
+    """The results, serialised: where outcomes and verdicts become strings."""
     return {
         "schema": SCHEMA, "kit_version": __version__, "cluster": cluster, "inventory": str(inventory),
         "runner": socket.gethostname(), "started": started, "finished": finished,

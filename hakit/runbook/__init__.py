@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hakit.runbooks
 from hakit import etcd
 from hakit.errors import ConfigError
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 
-RUNBOOKS_DIR = Path(__file__).resolve().parents[2] / "runbooks"
+RUNBOOKS_DIR = Path(hakit.runbooks.__file__).resolve().parent   # runbooks/ in the repository
 
 
 @dataclass

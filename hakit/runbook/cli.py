@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from hakit.errors import ConfigError
-from hakit.inventory import Inventory, load
-from hakit.lab.paths import default_root
+from hakit.inventory import Inventory, default_path, load
 from hakit.runbook import Context, Param, get, load_all
 from hakit.runbook import run as runner
 from hakit.table import table
@@ -55,7 +53,7 @@ def add_runbook_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _inventory(args: argparse.Namespace) -> Inventory:
-    return load(Path(args.inventory or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml"))
+    return load(default_path(args.inventory))
 
 
 def _params(pairs: list[str]) -> dict[str, str]:

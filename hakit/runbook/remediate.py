@@ -14,28 +14,29 @@ from typing import Any
 
 from hakit.errors import HakitError
 from hakit.inventory import Inventory
+from hakit.model import Outcome, Result
 from hakit.runbook import Runbook, load_all
 from hakit.runbook import run as runner
 
 
-def plan(results: list[dict[str, Any]], allowed: list[str], books: dict[str, Runbook]) -> dict[str, list[str]]:
+def plan(results: list[Result], allowed: list[str], books: dict[str, Runbook]) -> dict[str, list[str]]:
     """Runbook name -> the failing checks it repairs, for the runbooks named in allowed."""
     out: dict[str, list[str]] = {}
     for r in results:
-        name = r["check"].get("runbook")
-        if r["outcome"] in ("fail", "warn") and name in allowed and name in books:
-            out.setdefault(name, []).append(r["check"]["id"])
+        name = r.check.runbook
+        if r.outcome in (Outcome.FAIL, Outcome.WARN) and name in allowed and name in books:
+            out.setdefault(name, []).append(r.check.id)
     return out
 
 
-def remediate(doc: dict[str, Any], inv: Inventory, allowed: list[str], out: runner.Print) -> list[dict[str, Any]]:
+def remediate(results: list[Result], inv: Inventory, allowed: list[str], out: runner.Print) -> list[dict[str, Any]]:
     """Run what the plan says; a run that fails does not stop the next."""
     books = load_all()
     unknown = sorted(set(allowed) - set(books))
     if unknown:   # checked before the audit too; here for callers that skip that
         raise HakitError(f"--remediate: no runbook {', '.join(unknown)} (`hakit runbook list`)")
     runs = []
-    for name, checks in plan(doc["results"], allowed, books).items():
+    for name, checks in plan(results, allowed, books).items():
         rb = books[name]
         needs = [p.name for p in rb.params if p.default is None]
         if needs:

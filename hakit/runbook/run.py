@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -183,13 +180,9 @@ def verify_with_checks(rb: Runbook, ctx: Context, journal: RunJournal, out: Prin
         journal.write("end", status="succeeded")
         return
     out(f"verifying: {', '.join(rb.checks)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp) / "results.json"
-        argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(ctx.inventory.source),
-                "--json", str(results), *[a for c in rb.checks for a in ("--check", c)]]
-        subprocess.run(argv, capture_output=True, text=True, timeout=900)
-        found = json.loads(results.read_text())["results"] if results.exists() else []
-    outcomes = {r["check"]["id"]: (r["outcome"], r["message"]) for r in found}
+    from hakit import audit   # not at the top: it brings pytest in, which only this step needs
+    found = audit.run(ctx.inventory, audit.Selection(checks=tuple(rb.checks)), quiet=True).results
+    outcomes = {r.check.id: (r.outcome.value, r.message) for r in found}
     journal.write("checks", outcomes=outcomes)
     bad = {c: o for c, o in outcomes.items() if o[0] != "pass"} or (
         {c: ("missing", "did not run") for c in rb.checks if c not in outcomes})

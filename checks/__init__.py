@@ -1,0 +1,1 @@
+"""The HA check suites, one module per property (shipped as hakit.checks)."""

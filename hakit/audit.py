@@ -1,0 +1,111 @@
+"""One audit, in process: the check suites run through pytest with the Inventory
+object handed to hakit's plugin, and the Results come back as objects. The CLI
+(`check`, `audit`), runbooks' closing checks and `--remediate` all call `run()`.
+
+    results = run(inventory, Selection(checks=("ETCD-001", "ETCD-007")), quiet=True)
+    results.exit_code, results.by_id["ETCD-001"].outcome
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hakit.catalog import CHECKS_DIR
+from hakit.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED,
+                          EXIT_USAGE)
+from hakit.inventory import Inventory
+from hakit.model import Outcome, Result, Verdict
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which checks run, and how: what `--property`, `--check` and their friends say."""
+
+    properties: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    disruptive: bool = False
+    silence: bool = False
+    accept_skips: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        return ([f"--hakit-property={p}" for p in self.properties] + [f"--hakit-check={c}" for c in self.checks]
+                + [f"--hakit-accept-skip={c}" for c in self.accept_skips]
+                + ["--hakit-disruptive"] * self.disruptive + ["--hakit-silence"] * self.silence)
+
+
+@dataclass
+class Results:
+    """What an audit found: each check's Result, the verdicts, and the serialised document
+    (schema hakit.results/v1) that the report writers and `--json` take."""
+
+    results: list[Result]
+    verdicts: dict[str, Verdict]
+    document: dict[str, Any]
+    leftover_faults: list[str]
+    pytest_code: int = 0
+    by_id: dict[str, Result] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {r.check.id: r for r in self.results}
+
+    @property
+    def exit_code(self) -> int:
+        """1 a check failed (or a fault is left over), 3 one could not run, 5 a property is
+        unverified, 0 only when every selected property was verified and holds."""
+        if self.pytest_code == pytest.ExitCode.INTERRUPTED:
+            return EXIT_INTERRUPTED
+        if self.pytest_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+            return EXIT_USAGE
+        outcomes = {r.outcome for r in self.results}
+        if outcomes & {Outcome.FAIL, Outcome.WARN} or self.leftover_faults:
+            return EXIT_CHECK_FAILED
+        if Outcome.ERROR in outcomes:
+            return EXIT_UNREACHABLE
+        if Verdict.UNVERIFIED in self.verdicts.values() or not self.results:
+            return EXIT_UNVERIFIED
+        return EXIT_OK
+
+
+class Handoff:
+    """A pytest plugin object: gives hakit's plugin the Inventory (parsed once, by the
+    caller) and takes the Results back when the session ends."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.results: Results | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from hakit.fixtures.plugin import INVENTORY_KEY
+        config.stash[INVENTORY_KEY] = self.inventory
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from hakit.fixtures.plugin import results_of
+        self.results = results_of(session.config)
+
+
+def run(inventory: Inventory, selection: Selection = Selection(), *, quiet: bool = False,
+        pytest_args: tuple[str, ...] = ()) -> Results:
+    """Run the selected checks against the inventory's cluster, in this process."""
+    # The plugin comes in through its pytest11 entry point; named here only when autoloading is off.
+    plugin = ["-p", "hakit.fixtures.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
+    argv = [str(CHECKS_DIR), *plugin, f"--inventory={inventory.source}", f"--rootdir={CHECKS_DIR.parent}",
+            "-p", "no:cacheprovider",
+            # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            *(["-p", "no:terminal"] if quiet else ["-v", "--tb=no"]), *selection.argv(), *pytest_args]
+    handoff = Handoff(inventory)
+    code = pytest.main(argv, plugins=[handoff])
+    found = handoff.results or Results([], {}, {}, [])
+    found.pytest_code = int(code)
+    return found
+
+
+def write_document(results: Results, path: Path) -> None:
+    from hakit.report import write_json
+    write_json(results.document, path)

@@ -1,0 +1,1 @@
+"""The runbooks, one module per procedure (shipped as hakit.runbooks)."""
