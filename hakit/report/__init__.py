@@ -102,7 +102,7 @@ def _runbooks() -> dict[str, str]:
 def write_html(doc: dict[str, Any], path: Path) -> None:
     try:
         html = _render_audit(doc)
-    except (jinja2.UndefinedError, KeyError, TypeError, ValueError) as e:   # a hand-edited or truncated file
+    except (jinja2.UndefinedError, AttributeError, IndexError, KeyError, TypeError, ValueError) as e:   # hand-edited
         raise ConfigError(f"results document lacks a field the report needs ({type(e).__name__}: {e})") from None
     _atomic_write(path, html)
 
