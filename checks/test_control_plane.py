@@ -30,7 +30,7 @@ def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evid
     lease = snapshot.kube_system_leases.get(component)
     assert lease is not None and lease.spec.holder_identity, f"no {component} Lease is held: no leader"
     age = time.time() - lease.spec.renew_time.timestamp()
-    limit = lease.spec.lease_duration_seconds + inventory.thresholds["lease_slack_seconds"]
+    limit = lease.spec.lease_duration_seconds + inventory.thresholds.lease_slack_seconds
     evidence.record(f"{component} leader", lease.spec.holder_identity.split("_")[0])
     evidence.record("lease renewed", f"{age:.1f} s ago", expected=f"< {limit:g} s", ok=age < limit)
     assert age < limit, f"the {component} Lease was last renewed {age:.0f} s ago (> {limit:g} s): the leader is stuck or gone"

@@ -103,7 +103,7 @@ def test_db_size_under_quota(etcd_statuses: dict[str, MemberStatus | str], snaps
                              inventory: Inventory, evidence: Evidence) -> None:
     """At the quota etcd raises NOSPACE and refuses every write."""
     quota = _quota(snapshot)
-    share = inventory.thresholds["etcd_db_quota_share"]
+    share = inventory.thresholds.etcd_db_quota_share
     over = []
     for s in _answered(etcd_statuses):
         used = s.db_size / quota
@@ -142,7 +142,7 @@ def test_backup_is_recent(inventory: Inventory, evidence: Evidence) -> None:
     is not a readable snapshot (empty, truncated) is no backup at all."""
     if not inventory.etcd.backup_dir:
         pytest.skip("etcd.backup_dir not set in the inventory")
-    max_age = inventory.slo["backup_max_age_hours"]
+    max_age = inventory.slo.backup_max_age_hours
     snaps = snapshots(Path(inventory.etcd.backup_dir))
     assert snaps, f"no snapshot (etcd-<UTC time>.db) in {inventory.etcd.backup_dir}"
     newest = snaps[0]

@@ -50,7 +50,7 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
     leader_id = next(iter(answering.values())).leader
     victim = next(ep for ep, s in answering.items() if (s.member_id == leader_id) == leader)
     survivors = [ep for ep in answering if ep != victim]
-    slo = inv.slo["etcd_leader_election_seconds"]
+    slo = inv.slo.etcd_leader_election_seconds
     evidence.deadline = (slo, "slo.etcd_leader_election_seconds") if leader else None
     targets = cycle(survivors)
     with ExitStack() as stack:
@@ -84,9 +84,8 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
                     "none beyond the election" if leader else "none: a follower's loss costs no write", None)
     if leader:
         election = elected - t0
-        evidence.record("leader election", f"{election:.2f} s", f"≤ {slo:g} s (slo.etcd_leader_election_seconds)",
-                        election <= slo, seconds=election)
-        assert election <= slo, f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
+        assert evidence.within("leader election", election, slo, "etcd_leader_election_seconds"), \
+            f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
         window = (lost[1] - lost[0]) if lost else 0.0
         assert window <= slo, f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"
     else:

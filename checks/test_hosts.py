@@ -33,7 +33,7 @@ def test_swap_off(cp_hosts: dict[str, Any], evidence: Evidence) -> None:
 (`chronyc tracking`); skewed clocks break certificate validity and lease timing.""")
 def test_clocks_agree(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """Leases and certificates are judged by the clock of whoever reads them."""
-    tolerance = inventory.thresholds["clock_skew_seconds"]
+    tolerance = inventory.thresholds.clock_skew_seconds
     offsets = {}
     for name, host in cp_hosts.items():
         before = time.time()
@@ -82,7 +82,7 @@ def test_ports_listening(cp_hosts: dict[str, Any], inventory: Inventory, evidenc
 control-plane static pods; `kubeadm certs check-expiration` lists the dates.""")
 def test_certificates_not_expiring(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """An expired apiserver or etcd certificate stops the control plane at a known time."""
-    margin = inventory.thresholds["cert_min_days"]
+    margin = inventory.thresholds.cert_min_days
     now = datetime.now(timezone.utc)
     soon, soonest = [], None
     for name, host in cp_hosts.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,26 @@ from hakit.errors import ConfigError
 SCHEMA_VERSION = 1
 IN_CLUSTER = Path("in-cluster")   # cluster.kubeconfig: use the pod's service-account token
 
-DEFAULT_SLO = {
-    "vip_failover_seconds": 10.0,
-    "etcd_leader_election_seconds": 5.0,
-    "controller_failover_seconds": 30.0,
-    "pod_rescheduling_seconds": 60.0,
-    "alert_delivery_seconds": 120.0,
-    "backup_max_age_hours": 24.0,
-}
-DEFAULT_THRESHOLDS = {
-    "etcd_db_quota_share": 0.8,     # db size may use at most this share of its quota
-    "clock_skew_seconds": 1.0,
-    "cert_min_days": 30.0,
-    "lease_slack_seconds": 5.0,     # renewals may lag the lease duration by this much
-}
+@dataclass(frozen=True)
+class Slo:
+    """What the failovers must achieve (`slo:` in the inventory; defaults shown)."""
+
+    vip_failover_seconds: float = 10.0
+    etcd_leader_election_seconds: float = 5.0
+    controller_failover_seconds: float = 30.0
+    pod_rescheduling_seconds: float = 60.0
+    alert_delivery_seconds: float = 120.0
+    backup_max_age_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits of the read-only checks (`thresholds:` in the inventory; defaults shown)."""
+
+    etcd_db_quota_share: float = 0.8     # db size may use at most this share of its quota
+    clock_skew_seconds: float = 1.0
+    cert_min_days: float = 30.0
+    lease_slack_seconds: float = 5.0     # renewals may lag the lease duration by this much
 # What names, users and paths may look like: everything here can end up in a command line,
 # a config file or a file name, so nothing a shell or a config parser reads specially.
 NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")            # DNS-1123: hosts, nodes, namespaces
@@ -106,8 +112,8 @@ class Inventory:
     alertmanager_url: str | None
     receiver_url: str | None    # a test receiver's GET /notifications (hakit.lab.pager), to time delivery
     alertmanager_peers: int | None   # how many clustered Alertmanagers there should be
-    slo: dict[str, float]
-    thresholds: dict[str, float]
+    slo: Slo
+    thresholds: Thresholds
     critical_workloads: list[CriticalWorkload]
     disruptive_allowed: list[str]
     fault_journal: Path
@@ -256,9 +262,10 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         r.url(f"etcd.endpoints[{i}]", e if isinstance(e, str) else repr(e), ip_host=True)
     tls = {k: r.file(f"etcd.{k}", r.get(f"etcd.{k}", str, None)) for k in ("ca", "cert", "key")}
     etcd = Etcd(endpoints=endpoints, backup_dir=r.get("etcd.backup_dir", str, None), **tls)
-    slo = {k: r.get(f"slo.{k}", float, v) for k, v in DEFAULT_SLO.items()}
-    thresholds = {k: r.get(f"thresholds.{k}", float, v) for k, v in DEFAULT_THRESHOLDS.items()}
-    for section, known in (("slo", DEFAULT_SLO), ("thresholds", DEFAULT_THRESHOLDS)):
+    slo = Slo(**{f.name: r.get(f"slo.{f.name}", float, f.default) for f in fields(Slo)})
+    thresholds = Thresholds(**{f.name: r.get(f"thresholds.{f.name}", float, f.default) for f in fields(Thresholds)})
+    for section, kind in (("slo", Slo), ("thresholds", Thresholds)):
+        known = [f.name for f in fields(kind)]
         for key in (r.get(section, dict, {}) or {}):
             if key not in known:
                 r.errors.append(f"{section}.{key}: unknown; expected one of {', '.join(known)}")

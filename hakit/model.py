@@ -112,6 +112,14 @@ class Evidence:
         self.measurements.append(Measurement(name, value, expected, ok, None if seconds is None else round(seconds, 3)))
         return value
 
+    def within(self, name: str, seconds: float, slo: float, slo_name: str, detail: str = "") -> bool:
+        """Record a measured duration held against its SLO (for the report, the history and
+        the metrics); returns whether it was met. The caller asserts, with its own words."""
+        ok = seconds <= slo
+        self.record(name, f"{seconds:.2f} s" + (f" ({detail})" if detail else ""), f"≤ {slo:g} s (slo.{slo_name})",
+                    ok, seconds=seconds)
+        return ok
+
     def fault(self, what: str, at: float) -> None:
         """The fault happened at `at` (time.monotonic()): the timeline's zero."""
         self.t0 = at

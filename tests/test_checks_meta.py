@@ -13,6 +13,23 @@ def test_there_are_checks_for_every_property() -> None:
     assert {c.property for _, c in checks()} == set(PROPERTIES)
 
 
+PREFIXES = {"API": "api-endpoint", "VIP": "api-endpoint", "ETCD": "etcd", "CP": "control-plane", "WL": "workloads",
+            "MON": "monitoring", "HOST": "hosts"}
+
+
+def test_a_checks_id_property_file_and_disruptive_name_agree() -> None:
+    """One check, one vocabulary: its id's prefix names its property; a disruptive check has a
+    -D id, lives in a test_failover_*.py file and names a disruptive.allowed entry."""
+    from hakit.inventory import DISRUPTIVE_CHECKS
+    for qualname, chk in checks():
+        module = qualname.split(".")[0]
+        prefix, _, number = chk.id.partition("-")
+        assert PREFIXES.get(prefix) == chk.property, f"{chk.id}: prefix {prefix} but property {chk.property}"
+        disruptive = number.startswith("D")
+        assert disruptive == bool(chk.disruptive) == module.startswith("test_failover_"), (chk.id, module)
+        assert chk.disruptive is None or chk.disruptive in DISRUPTIVE_CHECKS, chk.id
+
+
 def test_ids_are_unique() -> None:
     ids = [c.id for _, c in checks()]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
@@ -21,7 +38,7 @@ def test_ids_are_unique() -> None:
 def test_each_check_has_title_remediation_and_docstring() -> None:
     for qualname, chk in checks():
         module, name = qualname.split(".")
-        fn = getattr(importlib.import_module(f"checks.{module}"), name)
+        fn = getattr(importlib.import_module(f"hakit.checks.{module}"), name)
         assert chk.title and len(chk.remediation) > 30, chk.id
         assert (fn.__doc__ or "").strip(), f"{qualname} ({chk.id}) has no docstring"
 

@@ -122,7 +122,7 @@ slo: {{vip_failover_seconds: 3}}
 """)
     inv = load(inv_file)
     assert inv.kubeconfig == kc and inv.vip_url == "https://10.0.0.100:8443"
-    assert inv.slo["vip_failover_seconds"] == 3.0 and inv.slo["backup_max_age_hours"] == 24.0
+    assert inv.slo.vip_failover_seconds == 3.0 and inv.slo.backup_max_age_hours == 24.0
     assert inv.host_path("pki", "cp1") == "/srv/cp1/pki"
     assert inv.host_path("keepalived_conf", "cp1") == "/etc/keepalived/keepalived.conf"
 

@@ -5,6 +5,7 @@ templates and rules all come from the wheel."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,7 +23,10 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The venv's bin directory, hakit installed there from its wheel."""
     where = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where / "dist"), str(REPO)],
+    source = where / "source"   # a copy: building writes build/ and *.egg-info into the tree it builds
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "reports",
+                                                                "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where / "dist"), str(source)],
                    check=True, capture_output=True, timeout=600)
     [wheel] = (where / "dist").glob("hakit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
