@@ -4,14 +4,19 @@ healthy host holds, with haproxy balancing over every healthy apiserver."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
+import yaml
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from hakit import http
-from hakit.cluster.probes import readyz
 from hakit.apilb import backend_states, disagreements
+from hakit.cluster.probes import readyz
+from hakit.errors import UnreachableError
 from hakit.hosts import ipv4_addresses, parse_keepalived
-from hakit.inventory import Inventory
+from hakit.inventory import IN_CLUSTER, Inventory
 from hakit.model import Evidence, check
 
 
@@ -100,12 +105,37 @@ def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any]
     assert not problems + drift, "; ".join(problems + drift)
 
 
-@check("API-006", "The kubeconfig points at the VIP, not one host", property="api-endpoint",
-       remediation="""Set the cluster's server to https://VIP:PORT (kubeadm's controlPlaneEndpoint) in the
-kubeconfigs you hand out; a kubeconfig naming one host loses the API with that host.""")
-def test_kubeconfig_points_at_vip(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
-    """A client pinned to one apiserver does not fail over."""
-    server = evidence.record("kubeconfig server", kube_api.configuration.host, expected=inventory.vip_url)
-    pinned = [h.name for h in inventory.control_plane if f"//{h.address}:" in server]
-    assert not pinned, f"the kubeconfig server {server} is host {pinned[0]}, not the VIP {inventory.vip_url}"
-    assert server.rstrip("/") == inventory.vip_url, f"the kubeconfig server {server} is not the VIP {inventory.vip_url}"
+@check("API-006", "Clients are pointed at the VIP, not one host", property="api-endpoint",
+       remediation="""Set kubeadm's controlPlaneEndpoint to VIP:PORT (the kubeadm-config ConfigMap in kube-system,
+from which joining nodes and kube-proxy are configured) and the server of the kubeconfigs you hand out
+to https://VIP:PORT; a client naming one host loses the API with that host.""")
+def test_clients_point_at_vip(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
+    """A client pinned to one apiserver does not fail over. In a pod, hakit's own client goes
+    through the Service IP, so the cluster's own record of its endpoint is what is judged."""
+    endpoint = _control_plane_endpoint(kube_api)
+    if inventory.kubeconfig != IN_CLUSTER:
+        _is_the_vip("kubeconfig server", kube_api.configuration.host.rstrip("/"), inventory, evidence)
+    elif endpoint is None:
+        pytest.skip("in a pod hakit reaches the API through the Service IP, and the cluster has no kubeadm-config "
+                    "ConfigMap recording its controlPlaneEndpoint: nothing says where clients point")
+    if endpoint is not None:
+        _is_the_vip("kubeadm controlPlaneEndpoint", f"https://{endpoint}", inventory, evidence)
+
+
+def _control_plane_endpoint(api: client.ApiClient) -> str | None:
+    """kubeadm's controlPlaneEndpoint (host:port) from kube-system/kubeadm-config; None where there is none."""
+    try:
+        cm = client.CoreV1Api(api).read_namespaced_config_map("kubeadm-config", "kube-system", _request_timeout=10)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise UnreachableError(f"cannot read kube-system/kubeadm-config: HTTP {e.status}") from None
+    doc = yaml.safe_load((cm.data or {}).get("ClusterConfiguration", "")) or {}
+    return doc.get("controlPlaneEndpoint") or None
+
+
+def _is_the_vip(what: str, server: str, inventory: Inventory, evidence: Evidence) -> None:
+    evidence.record(what, server, expected=inventory.vip_url)
+    pinned = [h.name for h in inventory.control_plane if urlsplit(server).hostname == h.address]
+    assert not pinned, f"the {what} {server} is host {pinned[0]}, not the VIP {inventory.vip_url}"
+    assert server == inventory.vip_url, f"the {what} {server} is not the VIP {inventory.vip_url}"

@@ -4,16 +4,18 @@ loaded, and alerts reach a real receiver (the Watchdog proves the pipeline)."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
+
+import hakit
 
 from hakit.errors import UnreachableError
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.prometheus import Alertmanager, Prometheus
+from hakit.prometheus import Alertmanager, Prometheus, ha_targets
 
-RULES_FILE = Path(__file__).resolve().parent.parent / "hakit" / "rules" / "ha-alerts.yaml"
-HA_JOBS = ("etcd", "apiserver", "kube-controller-manager", "kube-scheduler", "haproxy")
+RULES_FILE = Path(hakit.__file__).resolve().parent / "rules" / "ha-alerts.yaml"
 
 
 def ha_rule_names() -> list[str]:
@@ -29,19 +31,27 @@ def test_prometheus_ready(prometheus: Prometheus, evidence: Evidence) -> None:
     assert ok == "ready", f"Prometheus at {prometheus.url} is not ready"
 
 
-@check("MON-002", "Every scrape target of the HA components is up", property="monitoring",
+@check("MON-002", "Every HA component is scraped on every control-plane host, and up", property="monitoring",
        remediation="""Open Prometheus' /targets page: the error names the cause (TLS, 403 from RBAC on
-/metrics, connection refused). Each HA job must have one target per control-plane host.""")
-def test_ha_targets_up(prometheus: Prometheus, evidence: Evidence) -> None:
+/metrics, connection refused). etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+haproxy each need a target on every control-plane host, whatever their jobs are called (the lab's
+names and kube-prometheus-stack's are both understood; a target is also known by its port).""")
+def test_ha_targets_up(prometheus: Prometheus, inventory: Inventory, evidence: Evidence) -> None:
     """A component that is not scraped cannot raise an alert."""
-    targets = prometheus.targets()
-    jobs = {t["labels"].get("job") for t in targets}
-    missing = [j for j in HA_JOBS if j not in jobs]
-    down = [f"{t['labels'].get('job')} {t['labels'].get('instance')} ({t.get('lastError') or t['health']})"
-            for t in targets if t["labels"].get("job") in HA_JOBS and t["health"] != "up"]
-    evidence.record("HA targets", sum(t["labels"].get("job") in HA_JOBS for t in targets))
+    found = ha_targets(prometheus.targets())
+    addresses = {h.address: h.name for h in inventory.control_plane}
+    missing, down = [], []
+    for component, targets in found.items():
+        hosts = {addresses.get(urlsplit(f"//{t['labels'].get('instance', '')}").hostname or "") for t in targets}
+        absent = [n for a, n in addresses.items() if n not in hosts]
+        missing += [f"{component} on {', '.join(absent)}"] if absent else []
+        down += [f"{component} {t['labels'].get('instance')} (job {t['labels'].get('job')}: "
+                 f"{t.get('lastError') or t['health']})" for t in targets if t["health"] != "up"]
+        evidence.record(f"{component} targets", ", ".join(sorted(f"{t['labels'].get('job')}/{t['labels'].get('instance')}"
+                                                                 for t in targets)) or "none")
+    evidence.record("not scraped", missing or "none", expected="none")
     evidence.record("down", down or "none", expected="none")
-    assert not missing, f"no scrape job for: {', '.join(missing)}"
+    assert not missing, f"no scrape target for {'; '.join(missing)}"
     assert not down, f"targets down: {'; '.join(down)}"
 
 

@@ -8,6 +8,7 @@ the hosts, where Prometheus is) for the user to fill in.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,29 +32,35 @@ def discover(kubeconfig: Path, context: str | None = None) -> dict:
     server = urlparse(api.configuration.host)
     hosts = []
     for node in snap.nodes:
-        if is_control_plane(node):
+        if is_control_plane(node):   # what a node says of itself is checked when the inventory is loaded
             ips = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
-            hosts.append({"name": node.metadata.name, "address": ips[0] if ips else node.metadata.name})
+            hosts.append({"name": node.metadata.name, "address": ips[0] if ips else "FILL-IN-ITS-IP"})
     apiservers = snap.control_plane_pods("kube-apiserver")
     etcds = snap.control_plane_pods("etcd")
     apiserver_port = int(_flag(apiservers[0], "secure-port") or 6443) if apiservers else 6443
     doc: dict = {
         "version": SCHEMA_VERSION,
-        "cluster": {"name": context or server.hostname, "kubeconfig": str(kubeconfig)},
+        # a file name too (the fault journal's): "kubernetes-admin@kubernetes" becomes "kubernetes-admin-kubernetes"
+        "cluster": {"name": re.sub(r"[^A-Za-z0-9._-]+", "-", context or server.hostname or "cluster").strip("-._"),
+                    "kubeconfig": str(kubeconfig)},
         "api": {"vip": server.hostname, "port": server.port or 443, "apiserver_port": apiserver_port},
         "control_plane": {"hosts": hosts},
         "etcd": {"endpoints": sorted(u for p in etcds for u in (_flag(p, "advertise-client-urls") or "").split(",") if u)
                  or "discover"},
     }
-    if etcds:  # kubeadm's paths, as seen by the host that runs hakit if it is a control-plane host
+    if etcds:  # kubeadm's paths: written only where hakit runs on a control-plane host that has them
         pki = Path(_flag(etcds[0], "trusted-ca-file") or "/etc/kubernetes/pki/etcd/ca.crt").parent
-        doc["etcd"].update({"ca": str(pki / "ca.crt"), "cert": str(pki / "healthcheck-client.crt"),
-                            "key": str(pki / "healthcheck-client.key")})
+        files = {"ca": pki / "ca.crt", "cert": pki / "healthcheck-client.crt", "key": pki / "healthcheck-client.key"}
+        if all(p.is_file() for p in files.values()):
+            doc["etcd"].update({k: str(p) for k, p in files.items()})
     return doc
 
 
 TODO = """
 # To fill in (hakit could not see these through the API):
+# under etcd: above, unless it has them: a client certificate etcd accepts, copied from a
+#   control-plane host (kubeadm: /etc/kubernetes/pki/etcd/{ca,healthcheck-client}.{crt,key}),
+#   as ca:, cert: and key: (paths relative to this file); without it etcd is unverified
 # access:                 # how host checks reach the control-plane hosts
 #   ssh: {user: root, key: ~/.ssh/id_ed25519}
 #   # or ansible: {inventory: hosts.ini, control_plane_group: k8s-master}

@@ -9,6 +9,7 @@ import re
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -105,3 +106,31 @@ def duration_seconds(duration: str) -> float:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# What an HA component's scrape target looks like, whatever its job is called: its port
+# (kubeadm's and the components' defaults), else its job name in the lab's, the etcd and
+# kubernetes mixins' and kube-prometheus-stack's conventions.
+HA_PORTS = {2379: "etcd", 2381: "etcd", 6443: "kube-apiserver", 10257: "kube-controller-manager",
+            10259: "kube-scheduler", 8404: "haproxy", 8405: "haproxy"}
+HA_JOBS = {"etcd": "etcd", "kube-etcd": "etcd", "apiserver": "kube-apiserver", "kube-apiserver": "kube-apiserver",
+           "kube-controller-manager": "kube-controller-manager", "kube-scheduler": "kube-scheduler",
+           "haproxy": "haproxy"}
+HA_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "haproxy")
+
+
+def ha_component(target: dict[str, Any]) -> str | None:
+    """Which HA component a scrape target is, by what it is rather than what it is named."""
+    instance = target.get("labels", {}).get("instance", "") or target.get("scrapeUrl", "")
+    port = urlsplit(instance if "//" in instance else f"//{instance}").port
+    job = target.get("labels", {}).get("job", "")
+    return HA_JOBS.get(job) or (HA_PORTS.get(port) if port else None)
+
+
+def ha_targets(targets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The HA components' scrape targets, by component."""
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in HA_COMPONENTS}
+    for t in targets:
+        if (component := ha_component(t)) is not None:
+            out[component].append(t)
+    return out

@@ -84,3 +84,24 @@ def test_api006_sees_a_kubeconfig_pinned_to_one_host(lab: Lab, tmp_path: Path) -
             use(lab.paths.admin_kubeconfig)
 
     assert_breaks(lab, tmp_path, "API-006", pinned_kubeconfig, "is host cp1", inventory=inventory)
+
+
+def test_api006_sees_a_control_plane_endpoint_pinned_to_one_host(lab: Lab, api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """kubeadm-config says where joining nodes and kube-proxy point: one host there is an
+    outage waiting for that host, whatever the admin's kubeconfig says."""
+    from kubernetes import client
+    core = client.CoreV1Api(api)
+
+    @contextmanager
+    def pinned_endpoint() -> Iterator[None]:
+        cm = core.read_namespaced_config_map("kubeadm-config", "kube-system")
+        original = cm.data["ClusterConfiguration"]
+        doc = yaml.safe_load(original)
+        doc["controlPlaneEndpoint"] = f"{lab.spec.host('cp1').address}:6443"
+        core.patch_namespaced_config_map("kubeadm-config", "kube-system", {"data": {"ClusterConfiguration": yaml.safe_dump(doc)}})
+        try:
+            yield
+        finally:
+            core.patch_namespaced_config_map("kubeadm-config", "kube-system", {"data": {"ClusterConfiguration": original}})
+
+    assert_breaks(lab, tmp_path, "API-006", pinned_endpoint, "kubeadm controlPlaneEndpoint https://")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from breaking import assert_breaks, file_changed, stopped
+from breaking import assert_breaks, file_changed, run_checks, stopped
 
+from hakit import wait
 from hakit.http import session
 from hakit.lab import Lab
+from hakit.prometheus import Prometheus
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
@@ -75,3 +78,34 @@ def test_mon006_names_the_rule_that_fails_to_evaluate(lab: Lab, tmp_path: Path) 
 def test_mon007_sees_a_missing_alertmanager_peer(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "MON-007", lambda: stopped(lab, "am2/alertmanager"),
                   "Alertmanager sees 1 of 2 cluster peers", within=90)
+
+
+def _jobs_renamed(renames: dict[str, str | None]) -> Callable[[str], str]:
+    """prometheus.yml with its scrape jobs renamed (None: the job removed)."""
+    def change(text: str) -> str:
+        doc = yaml.safe_load(text)
+        doc["scrape_configs"] = [{**job, "job_name": renames.get(job["job_name"], job["job_name"])}
+                                 for job in doc["scrape_configs"] if renames.get(job["job_name"], "") is not None]
+        return yaml.safe_dump(doc)
+    return change
+
+
+def test_mon002_and_the_rules_understand_kube_prometheus_stack_job_names(lab: Lab, tmp_path: Path) -> None:
+    """kube-prometheus-stack calls etcd's job kube-etcd: targets are known by what they are."""
+    conf = lab.paths.etc("mon", "prometheus", "prometheus.yml")
+    renamed = _jobs_renamed({"etcd": "kube-etcd"})
+    with file_changed(conf, renamed, after=lambda: _reload(lab, 9090)):
+        wait.until(lambda: Prometheus(f"http://{lab.spec.monitoring_host.address}:9090").query(
+            'count(up{job="kube-etcd"} == 1)'), 60, "kube-etcd targets scraped")
+        _, results = run_checks(lab.paths.inventory, tmp_path, "MON-002", "MON-006")
+        assert {r["outcome"] for r in results.values()} == {"pass"}, results
+        etcd = next(m["value"] for m in results["MON-002"]["evidence"] if m["name"] == "etcd targets")
+        assert "kube-etcd/" in etcd, etcd
+
+
+def test_mon002_names_a_component_nobody_scrapes(lab: Lab, tmp_path: Path) -> None:
+    conf = lab.paths.etc("mon", "prometheus", "prometheus.yml")
+    assert_breaks(lab, tmp_path, "MON-002",
+                  lambda: file_changed(conf, _jobs_renamed({"kube-controller-manager": None}),
+                                       after=lambda: _reload(lab, 9090)),
+                  "no scrape target for kube-controller-manager on cp1, cp2, cp3", within=30)

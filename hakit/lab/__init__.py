@@ -189,6 +189,7 @@ class Lab:
             for host in self.spec.control_plane_hosts:
                 bootstrap.mirror_pods(api, host, [c for c in self.components if c.host == host.name])
             bootstrap.coredns(api)
+            bootstrap.kubeadm_config(api, self.spec)
         except ApiException as e:
             raise LabError(f"registering the lab's API objects failed: HTTP {e.status} {e.reason}") from None
         kubelets = [h for h in self.spec.hosts if h.role in ("control-plane", WORKER, BULK)]

@@ -1,18 +1,21 @@
 """The API objects that make the lab look like a kubeadm cluster: RBAC for the
 lab's own clients, Node objects for every host (kwok keeps them alive), the
-control-plane mirror pods, and CoreDNS with its PodDisruptionBudget."""
+control-plane mirror pods, CoreDNS with its PodDisruptionBudget, and kubeadm's own
+record of the cluster (the kubeadm-config ConfigMap)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from hakit.lab import binaries
 from hakit.lab.components import Component
-from hakit.lab.topology import Host, LabSpec
+from hakit.lab.provision import SERVICE_CIDR
+from hakit.lab.topology import LB_PORT, Host, LabSpec
 
 MIRROR_LABEL = "hakit.io/lab-mirror"
 
@@ -121,3 +124,15 @@ def coredns(api: client.ApiClient) -> None:
     _create(client.PolicyV1Api(api).create_namespaced_pod_disruption_budget, "kube-system", {
         "metadata": {"name": "coredns", "namespace": "kube-system"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+
+
+def kubeadm_config(api: client.ApiClient, spec: LabSpec) -> None:
+    """The ConfigMap `kubeadm init` writes: the cluster's own record of its endpoint, which
+    in-cluster clients and joining nodes are built from (API-006 reads it)."""
+    config = yaml.safe_dump({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
+                             "clusterName": "hakit-lab", "kubernetesVersion": binaries.kubernetes_version(),
+                             "controlPlaneEndpoint": f"{spec.vip}:{LB_PORT}",
+                             "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
+                             "networking": {"serviceSubnet": SERVICE_CIDR, "dnsDomain": "cluster.local"}})
+    _create(client.CoreV1Api(api).create_namespaced_config_map, "kube-system", {
+        "metadata": {"name": "kubeadm-config", "namespace": "kube-system"}, "data": {"ClusterConfiguration": config}})
