@@ -27,6 +27,8 @@ def test_vip_answers_readyz(inventory: Inventory, kube_api: client.ApiClient, ev
     """Every client (kubelets, controllers, users) reaches the API through the VIP."""
     got = evidence.record(f"GET {inventory.vip_url}/readyz", readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert, timeout=5),
                           expected="ok")
+    if got != "ok":
+        evidence.about("", "vip")
     assert got == "ok", f"the VIP {inventory.vip_url} does not answer /readyz: {got}"
 
 
@@ -42,6 +44,7 @@ def test_every_apiserver_ready(inventory: Inventory, kube_api: client.ApiClient,
                                                          kube_api.configuration.ssl_ca_cert, timeout=5), expected="ok")
         if got != "ok":
             bad[h.name] = got
+            evidence.about(h.name, "kube-apiserver")
     assert not bad, "apiserver not ready on " + ", ".join(f"{n} ({why})" for n, why in bad.items())
 
 
@@ -61,10 +64,14 @@ def test_haproxy_backends_up(inventory: Inventory, evidence: Evidence) -> None:
             csv = http.session().get(url, timeout=5).text
         except Exception as e:  # noqa: BLE001
             down.append(f"{h.name}: stats unreachable ({type(e).__name__})")
+            evidence.about(h.name, "haproxy")
             continue
         states = backend_states(csv)
         evidence.record(f"{h.name} backends", ", ".join(f"{k}={v}" for k, v in states.items()), expected="all UP")
         down += [f"{h.name} sees {srv} {st}" for srv, st in states.items() if not st.startswith("UP")]
+        for srv, st in states.items():   # a backend is named after its host (hakit's and kubeadm's template)
+            if not st.startswith("UP"):
+                evidence.about(srv, "kube-apiserver")
         if len(states) < len(inventory.control_plane):
             down.append(f"{h.name} balances to {len(states)} backends, not {len(inventory.control_plane)}")
     assert not down, "; ".join(down)
@@ -79,6 +86,8 @@ def test_exactly_one_vip_holder(inventory: Inventory, cp_hosts: dict[str, Any], 
     holders = [name for name, host in cp_hosts.items()
                if inventory.vip in ipv4_addresses(host.check_output("ip -o -4 addr show"))]
     evidence.record("VIP holders", holders or "none", expected="exactly one host")
+    if len(holders) != 1:
+        evidence.about("", "vip")
     assert len(holders) == 1, (f"no host holds the VIP {inventory.vip}: API outage" if not holders else
                                f"split brain: {', '.join(holders)} all hold the VIP {inventory.vip}")
 

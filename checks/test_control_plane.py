@@ -22,11 +22,18 @@ def test_two_apiservers_serve(inventory: Inventory, kube_api: client.ApiClient, 
                if readyz(f"https://{h.address}:{inventory.apiserver_port}", kube_api.configuration.ssl_ca_cert,
                          timeout=5) == "ok"]
     evidence.record("serving apiservers", serving or "none", expected="≥ 2")
+    if len(serving) < 2:
+        for h in inventory.control_plane:
+            if h.name not in serving:
+                evidence.about(h.name, "kube-apiserver")
     assert len(serving) >= 2, f"only {len(serving)} apiserver(s) serve: {', '.join(serving) or 'none'}"
 
 
 def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evidence: Evidence,
                   instances: dict[str, str]) -> None:
+    down = {h: why for h, why in instances.items() if why != "ok"}
+    for h in down:
+        evidence.about(h, component)
     lease = snapshot.kube_system_leases.get(component)
     assert lease is not None and lease.spec.holder_identity, f"no {component} Lease is held: no leader"
     age = time.time() - lease.spec.renew_time.timestamp()
@@ -35,7 +42,6 @@ def _leader_check(component: str, snapshot: Snapshot, inventory: Inventory, evid
     evidence.record("lease renewed", f"{age:.1f} s ago", expected=f"< {limit:g} s", ok=age < limit)
     assert age < limit, f"the {component} Lease was last renewed {age:.0f} s ago (> {limit:g} s): the leader is stuck or gone"
     evidence.record(f"{component} /healthz per host", instances, expected="ok on every control-plane host")
-    down = {h: why for h, why in instances.items() if why != "ok"}
     assert not down, (f"{component} does not serve on " + ", ".join(f"{h} ({why})" for h, why in down.items())
                       + f": {len(instances) - len(down)} instance(s) left to take over")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +20,13 @@ DEFAULT_QUOTA = 2 * 1024**3  # etcd's default --quota-backend-bytes
 
 def _answered(statuses: dict[str, MemberStatus | str]) -> list[MemberStatus]:
     return [s for s in statuses.values() if isinstance(s, MemberStatus)]
+
+
+def _member_down(inventory: Inventory, endpoint: str, evidence: Evidence) -> None:
+    """The finding is about the etcd member on the endpoint's host."""
+    address = urlsplit(endpoint).hostname
+    evidence.about(next((h.name for h in inventory.control_plane if h.address == address), address or endpoint),
+                   "etcd")
 
 
 @check("ETCD-001", "etcd has an odd number of members, at least 3", property="etcd",
@@ -41,7 +49,7 @@ def test_member_count(etcd: EtcdClient, evidence: Evidence) -> None:
 @check("ETCD-002", "Every etcd endpoint is healthy", property="etcd", runbook="etcd-replace-member",
        remediation="""On the failing host: `systemctl status etcd` or the etcd static pod's log;
 `etcdctl endpoint health --cluster` shows which member cannot serve.""")
-def test_every_endpoint_healthy(etcd: EtcdClient, evidence: Evidence) -> None:
+def test_every_endpoint_healthy(etcd: EtcdClient, inventory: Inventory, evidence: Evidence) -> None:
     """A member down is fault tolerance spent."""
     bad = {}
     for ep in etcd.endpoints:
@@ -49,6 +57,7 @@ def test_every_endpoint_healthy(etcd: EtcdClient, evidence: Evidence) -> None:
         evidence.record(ep, "healthy" if ok else why, expected="healthy")
         if not ok:
             bad[ep] = why
+            _member_down(inventory, ep, evidence)
     assert not bad, "unhealthy etcd endpoints: " + "; ".join(f"{ep} ({why})" for ep, why in bad.items())
 
 
@@ -56,10 +65,14 @@ def test_every_endpoint_healthy(etcd: EtcdClient, evidence: Evidence) -> None:
        runbook="etcd-replace-member",
        remediation="""Several cluster ids mean a member was started with --initial-cluster-state=new against
 an existing cluster: remove and re-add it. No leader: quorum is lost; restore members first.""")
-def test_one_leader_one_cluster(etcd_statuses: dict[str, MemberStatus | str], evidence: Evidence) -> None:
+def test_one_leader_one_cluster(etcd_statuses: dict[str, MemberStatus | str], inventory: Inventory,
+                                evidence: Evidence) -> None:
     """Disagreement here means quorum is lost or the cluster has split."""
     ok = _answered(etcd_statuses)
     silent = [f"{ep} ({why})" for ep, why in etcd_statuses.items() if isinstance(why, str)]
+    for ep, why in etcd_statuses.items():
+        if isinstance(why, str):
+            _member_down(inventory, ep, evidence)
     leaders = {s.leader for s in ok}
     clusters = evidence.record("cluster ids", sorted({s.cluster_id for s in ok}), expected="one")
     evidence.record("leaders", sorted(leaders), expected="one")
@@ -75,14 +88,19 @@ def test_one_leader_one_cluster(etcd_statuses: dict[str, MemberStatus | str], ev
        runbook="etcd-replace-member",
        remediation="""A member whose revision stays behind is not applying the log: check its disk latency
 (etcd_disk_wal_fsync_duration_seconds) and network to the leader; replace it if it never catches up.""")
-def test_revisions_converge(etcd: EtcdClient, evidence: Evidence) -> None:
+def test_revisions_converge(etcd: EtcdClient, inventory: Inventory, evidence: Evidence) -> None:
     """Revisions differ for a moment under writes; a gap that persists is a lagging member."""
     for attempt in range(5):
-        revs = {ep: etcd.status(ep).revision for ep in etcd.endpoints}
-        if len(set(revs.values())) == 1:
+        now = etcd.statuses()
+        revs = {ep: s.revision for ep, s in now.items() if isinstance(s, MemberStatus)}
+        if len(set(revs.values())) == 1 and len(revs) == len(now):
             break
         time.sleep(0.5)
     evidence.record("revisions", revs, expected="equal within 2.5 s")
+    silent = [ep for ep, s in now.items() if isinstance(s, str)]
+    for ep in silent:
+        _member_down(inventory, ep, evidence)
+    assert not silent, f"members that gave no revision: {', '.join(silent)}"
     assert len(set(revs.values())) == 1, f"revisions still differ after 2.5 s: {revs}"
 
 
@@ -125,9 +143,13 @@ def _quota(snapshot: Snapshot) -> int:
 @check("ETCD-007", "etcd can lose a member and keep quorum", property="etcd", runbook="etcd-replace-member",
        remediation="""Fault tolerance is (members − 1) / 2 of the healthy ones. Bring failed members back or
 replace them (runbook etcd-replace-member) until at least one failure can be absorbed.""")
-def test_fault_tolerance(etcd: EtcdClient, evidence: Evidence) -> None:
+def test_fault_tolerance(etcd: EtcdClient, inventory: Inventory, evidence: Evidence) -> None:
     """The property HA rests on: one more failure must not cost quorum."""
-    q = Quorum.of([(m, any(etcd.health(u)[0] for u in m.client_urls)) for m in etcd.members()])
+    members = [(m, any(etcd.health(u)[0] for u in m.client_urls)) for m in etcd.members()]
+    q = Quorum.of(members)
+    for m, ok in members:
+        if not ok and not m.is_learner and m.client_urls:
+            _member_down(inventory, m.client_urls[0], evidence)
     tolerance = evidence.record("failures tolerated now", q.tolerance, expected="≥ 1")
     evidence.record("voters / healthy / quorum", f"{q.voters} / {q.healthy} / {q.needed}")
     assert tolerance >= 1, (f"{q.healthy} of {q.voters} voting members healthy, quorum is {q.needed}: "

@@ -17,7 +17,6 @@ import pytest
 from hakit.fixtures.disruption import Inject
 from hakit import wait
 from hakit.errors import UnreachableError
-from hakit.fixtures.targets import statuses
 from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
 from hakit.cluster import Cluster
@@ -44,7 +43,7 @@ def host_of(inv: Inventory, endpoint: str) -> str:
 
 def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inject, evidence: Evidence,
                 leader: bool) -> None:
-    now = statuses(etcd)   # now, not at the start of the run: an earlier check may have moved the leader
+    now = etcd.statuses()   # now, not at the start of the run: an earlier check may have moved the leader
     answering = {ep: s for ep, s in now.items() if not isinstance(s, str)}
     assert answering, f"no etcd member answers: {now}"
     leader_id = next(iter(answering.values())).leader

@@ -57,6 +57,7 @@ def test_ha_services_running(cp_hosts: dict[str, Any], evidence: Evidence) -> No
             # --ns $$ --nslist net: processes of this host's network namespace only
             if host.run(f"pgrep -x {proc} --ns $$ --nslist net").rc != 0:
                 missing.append(f"{proc} on {name}")
+                evidence.about(name, proc)
     evidence.record("not running", missing or "none", expected="none")
     assert not missing, f"not running: {', '.join(missing)}"
 
@@ -67,11 +68,15 @@ VIP port); `ss -ltnp` shows what listens.""")
 def test_ports_listening(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """A port not listening is a component down, whatever its process says."""
     ports = {"apiserver": inventory.apiserver_port, "etcd client": 2379, "etcd peer": 2380, "load balancer": inventory.port}
+    owner = {"apiserver": "kube-apiserver", "etcd client": "etcd", "etcd peer": "etcd", "load balancer": "haproxy"}
     closed = []
     for name, host in cp_hosts.items():
         listening = host.check_output("ss -Hltn")
         open_ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines() if line.strip()}
-        closed += [f"{what} :{p} on {name}" for what, p in ports.items() if p not in open_ports]
+        for what, p in ports.items():
+            if p not in open_ports:
+                closed.append(f"{what} :{p} on {name}")
+                evidence.about(name, owner[what])
     evidence.record("closed", closed or "none", expected="none")
     assert not closed, f"not listening: {', '.join(closed)}"
 

@@ -28,6 +28,8 @@ def ha_rule_names() -> list[str]:
 def test_prometheus_ready(prometheus: Prometheus, evidence: Evidence) -> None:
     """No Prometheus, no alert about anything else failing."""
     ok = evidence.record("GET /-/ready", "ready" if prometheus.ready() else "not ready", expected="ready")
+    if ok != "ready":
+        evidence.about("", "prometheus")
     assert ok == "ready", f"Prometheus at {prometheus.url} is not ready"
 
 
@@ -45,8 +47,12 @@ def test_ha_targets_up(prometheus: Prometheus, inventory: Inventory, evidence: E
         hosts = {addresses.get(urlsplit(f"//{t['labels'].get('instance', '')}").hostname or "") for t in targets}
         absent = [n for a, n in addresses.items() if n not in hosts]
         missing += [f"{component} on {', '.join(absent)}"] if absent else []
-        down += [f"{component} {t['labels'].get('instance')} (job {t['labels'].get('job')}: "
-                 f"{t.get('lastError') or t['health']})" for t in targets if t["health"] != "up"]
+        for t in targets:
+            if t["health"] != "up":
+                down.append(f"{component} {t['labels'].get('instance')} (job {t['labels'].get('job')}: "
+                            f"{t.get('lastError') or t['health']})")
+                host = urlsplit(f"//{t['labels'].get('instance', '')}").hostname or ""
+                evidence.about(addresses.get(host, host), component)
         evidence.record(f"{component} targets", ", ".join(sorted(f"{t['labels'].get('job')}/{t['labels'].get('instance')}"
                                                                  for t in targets)) or "none")
     evidence.record("not scraped", missing or "none", expected="none")
@@ -75,6 +81,7 @@ def test_watchdog_in_alertmanager(alertmanager: Alertmanager, evidence: Evidence
     try:
         alerts = alertmanager.alerts(filter="alertname=Watchdog")
     except UnreachableError as e:
+        evidence.about("", "alertmanager")
         raise AssertionError(f"Alertmanager does not answer, so no alert reaches anyone: {e}") from None
     found = [a for a in alerts if a.get("status", {}).get("state") != "unprocessed"]
     evidence.record("Watchdog in Alertmanager", "yes" if found else "no", expected="yes")

@@ -30,6 +30,8 @@ def test_nodes_ready(snapshot: Snapshot, evidence: Evidence) -> None:
     not_ready = sorted(n.metadata.name for n in nodes if not node_is_ready(n))
     evidence.record("nodes", len(nodes))
     evidence.record("not Ready", not_ready[:20] or "none", expected="none")
+    for name in not_ready:
+        evidence.about(name, "node")
     assert not not_ready, f"{len(not_ready)} node(s) not Ready: {', '.join(not_ready[:10])}"
 
 

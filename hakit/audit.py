@@ -18,6 +18,7 @@ import pytest
 from hakit.catalog import CHECKS_DIR
 from hakit.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED,
                           EXIT_USAGE)
+from hakit.incidents import Incident
 from hakit.inventory import Inventory
 from hakit.model import Outcome, Result, Verdict
 
@@ -47,6 +48,7 @@ class Results:
     verdicts: dict[str, Verdict]
     document: dict[str, Any]
     leftover_faults: list[str]
+    incidents: list[Incident] = field(default_factory=list)
     pytest_code: int = 0
     by_id: dict[str, Result] = field(init=False)
 

@@ -53,6 +53,15 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                            "needs no parameter (repeatable); its run goes into the report. The exit code still "
                            "says a check failed")
         p.set_defaults(func=cmd_check if name == "check" else cmd_audit)
+    diag = sub.add_parser("diagnose", help="the incident view: each cause, what it explains, the command that "
+                          "repairs it (read-only checks; the first thing to run on call)",
+                          description="Runs the read-only checks quietly and groups what fails by cause: a "
+                          "failing component none of whose dependencies fails is a cause, and the findings it "
+                          "explains are folded under it, with the runbook command that repairs it, parameters "
+                          "filled. A fault an interrupted hakit run left in effect is always the first incident. "
+                          "Exit code as for `check`.")
+    diag.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
+    diag.set_defaults(func=cmd_diagnose)
     fix = sub.add_parser("repair", help="undo every fault a crashed or killed run left behind (from its journal)",
                          description="Reads the inventory's fault journal (disruptive.journal) and undoes each "
                          "fault injected but never restored: starts what was stopped, heals a partition, "
@@ -67,6 +76,8 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("directory", nargs="?", help="with `history`: the reports directory (default reports/)")
     rep.add_argument("-o", "--output", help="HTML file to write (default: audit.html beside the JSON; "
                      "history.html in the directory)")
+    rep.add_argument("--runbooks", metavar="DIR", help="with `history`: where runbook runs are journaled, shown "
+                     "beside the audits (default: $HAKIT_RUNBOOK_DIR, else ~/.local/state/hakit/runbooks)")
     rep.set_defaults(func=cmd_report)
 
 
@@ -177,11 +188,25 @@ def remediate_into(results: Results, inv: Inventory, allowed: list[str], out: Pa
     """Run the allowed runbooks for what failed, and put their runs into the report."""
     from hakit.runbook.remediate import remediate
     doc = results.document
-    doc["remediation"] = remediate(results.results, inv, allowed, print)
+    doc["remediation"] = remediate(results.results, results.incidents, inv, allowed, print)
     write_json(doc, out / "results.json")
     write_html(doc, out / "audit.html")
     for run in doc["remediation"]:
         print(f"remediation: {run['runbook']} for {', '.join(run['for_checks'])}: {run['status']}")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from hakit.fixtures.plugin import write_incidents
+    inv = load(_inventory_path(args))
+    preflight(inv)
+    results = audit.run(inv, Selection(), quiet=True)
+    failing = sum(i.explained and bool(i.findings) for i in results.incidents)
+    print(f"hakit diagnose: {len(results.results)} read-only checks of {inv.name}: "
+          + (f"{len(results.incidents)} incident(s)" if results.incidents else "no incident, every check passed"))
+    write_incidents(print, results.incidents)
+    if failing:
+        print("\nafter a repair, `hakit diagnose` again; `hakit audit` writes the full report")
+    return results.exit_code
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -194,11 +219,12 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.results == "history":
-        from hakit.report.history import collect, regressions, write_history
+        from hakit.report.history import collect, regressions, runbook_runs, write_history
+        from hakit.runbook.run import state_dir
         where = Path(args.directory or "reports")
         docs = collect(where)
         dest = Path(args.output) if args.output else where / "history.html"
-        write_history(docs, dest)
+        write_history(docs, dest, runbook_runs(Path(args.runbooks) if args.runbooks else state_dir()))
         found = regressions(docs)
         print(f"wrote {dest}: {len(docs)} audits; " + (f"{len(found)} regression(s) since the audit before"
                                                       if found else "no regression since the audit before"))

@@ -21,6 +21,7 @@ exit codes: 0 every property verified and holding, 1 a check failed (or a fault 
 first steps:
   hakit lab up                  bring up the local HA lab (root; see `hakit lab doctor`)
   hakit audit                   audit the cluster in $HAKIT_INVENTORY (the lab's by default)
+  hakit diagnose                on call: what is broken, what it explains, the command that repairs it
   hakit audit --disruptive      also measure real failovers (breaks one thing at a time, restores it)
   hakit runbook list            the procedures that repair what a check finds
   hakit report history reports/ every audit on one page, regressions first

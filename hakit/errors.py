@@ -28,9 +28,15 @@ class ConfigError(HakitError):
 
 
 class UnreachableError(HakitError):
-    """The target (API, host, Prometheus) did not answer."""
+    """The target (API, host, Prometheus) did not answer. `about` names it as (host,
+    component), host "" for the cluster as a whole, so a check that could not run is
+    joined to the incident that explains it."""
 
     exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, message: str, about: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.about = about
 
 
 class PreconditionError(HakitError):

@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -126,9 +127,11 @@ class EtcdClient:
         try:
             r = self.session.post(f"{endpoint}{path}", json=body, timeout=self.timeout)
         except requests.RequestException as e:
-            raise UnreachableError(f"etcd {endpoint}: {type(e).__name__}: {_short(e)}") from None
+            raise UnreachableError(f"etcd {endpoint}: {type(e).__name__}: {_short(e)}",
+                                   (urlsplit(endpoint).hostname or endpoint, "etcd")) from None
         if r.status_code != 200:
-            raise UnreachableError(f"etcd {endpoint}{path}: HTTP {r.status_code} {r.text.strip()[:120]}")
+            raise UnreachableError(f"etcd {endpoint}{path}: HTTP {r.status_code} {r.text.strip()[:120]}",
+                                   (urlsplit(endpoint).hostname or endpoint, "etcd"))
         return r.json()
 
     def status(self, endpoint: str) -> MemberStatus:
@@ -140,6 +143,16 @@ class EtcdClient:
                             revision=int(h.get("revision", 0)), db_size=int(d.get("dbSize", 0)),
                             db_size_in_use=int(d.get("dbSizeInUse", 0)), version=d.get("version", ""),
                             errors=tuple(d.get("errors", [])))
+
+    def statuses(self) -> dict[str, MemberStatus | str]:
+        """Each endpoint's status, or the one-line reason it gave none."""
+        out: dict[str, MemberStatus | str] = {}
+        for ep in self.endpoints:
+            try:
+                out[ep] = self.status(ep)
+            except UnreachableError as e:
+                out[ep] = str(e)
+        return out
 
     def members(self) -> list[Member]:
         d = self._first("/v3/cluster/member/list", {"linearizable": True})

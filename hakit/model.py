@@ -106,6 +106,13 @@ class Evidence:
     timeline: list[Event] = field(default_factory=list)
     t0: float | None = None   # time.monotonic() of the fault
     deadline: tuple[float, str] | None = None   # (seconds after the fault, "SLO name"): drawn on the chart
+    components: list[tuple[str, str]] = field(default_factory=list)   # (host, component) a failure is about
+
+    def about(self, host: str, component: str) -> None:
+        """Say which component a failure is about ("" for the cluster as a whole), so findings
+        can be joined into incidents (hakit.incidents)."""
+        if (host, component) not in self.components:
+            self.components.append((host, component))
 
     def record(self, name: str, value: Any, expected: str | None = None, ok: bool | None = None,
                seconds: float | None = None) -> Any:
@@ -142,6 +149,7 @@ class Result:
     nodeid: str
     timeline: list[Event] = field(default_factory=list)
     deadline: tuple[float, str] | None = None
+    about: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -19,6 +19,8 @@ from hakit.errors import UnreachableError
 
 
 class _Api:
+    component = "monitoring"   # what hakit.incidents calls it when it does not answer
+
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self.session = http.session()
@@ -31,9 +33,10 @@ class _Api:
         try:
             r = self.session.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
-            raise UnreachableError(f"{self.url}: {type(e).__name__}") from None
+            raise UnreachableError(f"{self.url}: {type(e).__name__}", ("", self.component)) from None
         if r.status_code != 200:
-            raise UnreachableError(f"{self.url}{path}: HTTP {r.status_code} {r.text.strip()[:120]}")
+            raise UnreachableError(f"{self.url}{path}: HTTP {r.status_code} {r.text.strip()[:120]}",
+                                   ("", self.component))
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
 
     def ready(self) -> bool:
@@ -46,6 +49,8 @@ class _Api:
 
 
 class Prometheus(_Api):
+    component = "prometheus"
+
 
     def targets(self) -> list[dict[str, Any]]:
         return self.get("/api/v1/targets", state="active")["data"]["activeTargets"]
@@ -67,6 +72,8 @@ class Prometheus(_Api):
 
 
 class Alertmanager(_Api):
+    component = "alertmanager"
+
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         return self.get("/api/v2/alerts", **filters)

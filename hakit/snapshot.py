@@ -30,9 +30,9 @@ class Snapshot:
             try:
                 page = fn(*args, limit=PAGE, _continue=token, **kwargs)
             except ApiException as e:
-                raise UnreachableError(f"API {fn.__name__}: HTTP {e.status} {e.reason}") from None
+                raise UnreachableError(f"API {fn.__name__}: HTTP {e.status} {e.reason}", ("", "api")) from None
             except HTTPError as e:
-                raise UnreachableError(f"API {fn.__name__}: {type(e).__name__}") from None
+                raise UnreachableError(f"API {fn.__name__}: {type(e).__name__}", ("", "api")) from None
             yield from page.items
             token = page.metadata._continue
             if not token:
@@ -44,7 +44,7 @@ class Snapshot:
         try:
             return client.VersionApi(self.api).get_code().git_version
         except (ApiException, HTTPError) as e:
-            raise UnreachableError(f"API /version: {type(e).__name__}") from None
+            raise UnreachableError(f"API /version: {type(e).__name__}", ("", "api")) from None
 
     def facts(self) -> dict[str, object]:
         """What the report's header says about the cluster (from data already listed)."""

@@ -9,19 +9,23 @@ The restart is what `systemctl restart` or a kubelet does to a static pod: stop
 
 from __future__ import annotations
 
+from kubernetes import client
+
 from hakit import wait
 from hakit.errors import HakitError
 from hakit.cluster.components import render
 from hakit.cluster.probes import READYZ
 from hakit.etcd import Quorum
 from hakit.runbook import Context, Param, Runbook, Step
+from hakit.snapshot import node_is_ready
 
-COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kubelet")
 
 
 def where(ctx: Context) -> tuple[str, str]:
+    """A control-plane host of the inventory; for component=kubelet, any node (reached at its InternalIP)."""
     host, component = ctx.params["host"], ctx.params["component"]
-    if host not in {h.name for h in ctx.inventory.control_plane}:
+    if host not in {h.name for h in ctx.inventory.control_plane} and component != "kubelet":
         raise HakitError(f"host={host}: not a control-plane host of the inventory")
     return host, component
 
@@ -43,6 +47,8 @@ def affordable(ctx: Context) -> str:
         if not serving:
             raise HakitError("no other apiserver serves: restarting this one is an outage; fix another first")
         return f"other apiservers serve: {', '.join(serving)}"
+    if component == "kubelet":
+        return "a kubelet restart leaves the node's containers running"
     return "leader election hands the work to another instance during the restart"
 
 
@@ -52,6 +58,8 @@ def serving(ctx: Context) -> bool:
         return any(h.ok for h in ctx.control.health() if h.host == host and h.component == READYZ)
     if component == "etcd":
         return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "etcd health")
+    if component == "kubelet":   # it serves when its node reports Ready again
+        return node_is_ready(client.CoreV1Api(ctx.control.api).read_node(host, _request_timeout=5))
     return ctx.control.is_active(host, component)
 
 
@@ -81,10 +89,10 @@ def commands(ctx: Context) -> str:
 
 RUNBOOK = Runbook(
     name="control-plane-restart",
-    title="Restart a stuck control-plane component on one host",
-    summary="For a component that runs but does not serve: restart it, only while the others can carry the "
-            "cluster, and wait until it serves and the control-plane checks pass.",
-    params=[Param("host", "the control-plane host, as named in the inventory"),
+    title="Restart a stuck or stopped control-plane component (or a node's kubelet) on one host",
+    summary="For a component that is down or runs but does not serve: restart it, only while the others can "
+            "carry the cluster, and wait until it serves and the control-plane checks pass.",
+    params=[Param("host", "the control-plane host, as named in the inventory (for kubelet: any node)"),
             Param("component", "what to restart", choices=COMPONENTS)],
     steps=[
         Step("look", "See whether it serves now", lambda ctx: "{} health on {}".format(*reversed(where(ctx))),
@@ -95,5 +103,5 @@ RUNBOOK = Runbook(
         Step("serving", "Wait until it serves again", lambda ctx: "poll its health every second, up to 120 s",
              wait_serving, changes=False),
     ],
-    checks=["API-002", "ETCD-002", "CP-001", "CP-002", "CP-003"],
+    checks=["API-002", "ETCD-002", "CP-001", "CP-002", "CP-003", "WL-001"],
 )

@@ -261,8 +261,8 @@ def test_runbook_parameters_are_checked_in_one_line() -> None:
     rb = get("control-plane-restart")
     with pytest.raises(ConfigError, match="parameter host is required"):
         rb.resolve({"component": "etcd"})
-    with pytest.raises(ConfigError, match=r"component='kubelet'; expected one of kube-apiserver"):
-        rb.resolve({"host": "cp1", "component": "kubelet"})
+    with pytest.raises(ConfigError, match=r"component='keepalived'; expected one of kube-apiserver"):
+        rb.resolve({"host": "cp1", "component": "keepalived"})
     with pytest.raises(ConfigError, match="unknown parameter\\(s\\) colour"):
         rb.resolve({"host": "cp1", "component": "etcd", "colour": "red"})
     assert get("etcd-backup").resolve({}) == {"keep": "7", "dir": ""}
@@ -319,9 +319,9 @@ def test_an_audit_remediates_only_the_named_runbooks_and_never_guesses_parameter
         return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix", runbook), Outcome(outcome), "", 0.0, [], "n")
     results = [result("ETCD-008", "fail", "etcd-backup"), result("API-002", "fail", "control-plane-restart"),
                result("API-004", "pass", "vip-recover"), result("CP-002", "warn", "control-plane-restart")]
-    assert plan(results, ["etcd-backup"], load_all()) == {"etcd-backup": ["ETCD-008"]}
-    assert plan(results, ["vip-recover"], load_all()) == {}, "a passing check is not remediated"
-    [run] = remediate(results, None, ["control-plane-restart"], print)  # type: ignore[arg-type]
+    assert plan(results, [], ["etcd-backup"], load_all()) == [("etcd-backup", {}, ["ETCD-008"])]
+    assert plan(results, [], ["vip-recover"], load_all()) == [], "a passing check is not remediated"
+    [run] = remediate(results, [], None, ["control-plane-restart"], print)  # type: ignore[arg-type]
     assert run["status"] == "not run" and run["for_checks"] == ["API-002", "CP-002"]
     assert run["error"].endswith("hakit runbook run control-plane-restart host=… component=…")
 

@@ -74,9 +74,10 @@ def run(host: Any, name: str, template: str, *args: object) -> Any:
     except RuntimeError as e:  # testinfra raises on ssh's own failures
         stderr = getattr(e.args[0], "stderr", "") if e.args else ""
         lines = (stderr or str(e)).strip().splitlines() or ["no output"]
-        raise UnreachableError(f"host {name}: ssh failed: {lines[-1][:160]}") from None
+        raise UnreachableError(f"host {name}: ssh failed: {lines[-1][:160]}", (name, "host")) from None
     if result.rc == 255:
-        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
+        raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}",
+                               (name, "host"))
     return result
 
 

@@ -14,6 +14,8 @@ JSON schema, version 1 (`schema: "hakit.results/v1"`):
              evidence: [{name, value, expected, ok}],
              timeline: [{at (seconds after the fault), what, ok}] (disruptive checks),
              deadline: [seconds, "slo name"] or null}],
+  incidents: [{cause, components, repair (the command), explained, checks, consequences}]
+             (hakit.incidents: failing checks grouped by cause, leftover faults first),
   remediation (with `hakit audit --remediate`): [{runbook, title, for_checks, status
              (succeeded|failed|aborted|not run), error, run, params, journal, started, finished,
              steps: [{id, text, status, output, error}], checks: {id: {outcome, message}}}]

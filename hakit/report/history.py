@@ -80,7 +80,7 @@ def regressions(docs: list[dict[str, Any]]) -> list[str]:
         return []
     before, now = docs[-2], docs[-1]
     out = [f"{PROPERTIES.get(p, p)}: {before['verdicts'].get(p)} → {v}" for p, v in now["verdicts"].items()
-           if v in ("fail", "degraded") and before["verdicts"].get(p) == "pass"
+           if v in ("fail", "degraded", "unverified") and before["verdicts"].get(p) == "pass"
            or v == "fail" and before["verdicts"].get(p) == "degraded"]
     was = {(r["check"]["id"], r["nodeid"]): r for r in before["results"]}
     for r in now["results"]:
@@ -94,10 +94,36 @@ def regressions(docs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_history(docs: list[dict[str, Any]], path: Path) -> None:
+def runbook_runs(directory: Path) -> list[dict[str, Any]]:
+    """Every runbook run journaled in directory (hand-made ones too): when, which runbook with
+    which parameters, how it ended. A journal that cannot be read is left out."""
+    out = []
+    for path in sorted(directory.glob("*.jsonl")):
+        try:
+            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            start = records[0]
+            end = next((r for r in reversed(records) if r.get("event") == "end"), {"status": "interrupted"})
+            out.append({"at": float(start["at"]), "runbook": str(start["runbook"]), "run": path.stem,
+                        "params": " ".join(f"{k}={v}" for k, v in (start.get("params") or {}).items()),
+                        "status": str(end.get("status")), "error": str(end.get("error", ""))[:200]})
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def story(docs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audits and runbook runs in one timeline, newest first: audit red → runbook run → audit green."""
+    events = [{"at": d["started"], "kind": "audit", "doc": d} for d in docs] + \
+             [{"at": r["at"], "kind": "runbook", "run": r} for r in runs if not docs or r["at"] >= docs[0]["started"]]
+    for e in events:
+        e["when"] = datetime.fromtimestamp(e["at"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return sorted(events, key=lambda e: e["at"], reverse=True)
+
+
+def write_history(docs: list[dict[str, Any]], path: Path, runs: list[dict[str, Any]] | None = None) -> None:
     when = [datetime.fromtimestamp(d["started"], timezone.utc).strftime("%Y-%m-%d %H:%M") for d in docs]
     props = [p for p in PROPERTIES if any(p in d["verdicts"] for d in docs)]
     html = _ENV.get_template("history.html.j2").render(
         docs=docs, when=when, props=props, properties=PROPERTIES, series=series(docs),
-        regressions=regressions(docs), W=W, H=H, PAD=PAD)
+        regressions=regressions(docs), story=story(docs, runs or []), W=W, H=H, PAD=PAD)
     _atomic_write(path, html)

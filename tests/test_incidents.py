@@ -1,0 +1,77 @@
+"""The incident model on results as the checks report them: causes found, consequences
+folded under them, the repair command filled from the evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hakit.incidents import incidents
+from hakit.model import Check, Outcome, Result, Severity
+
+INV = Path("/etc/hakit/prod.yaml")
+
+
+def failed(check_id: str, *about: tuple[str, str], outcome: Outcome = Outcome.FAIL, runbook: str | None = None) -> Result:
+    return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix it", runbook), outcome, f"{check_id} failed",
+                  0.0, [], check_id, about=list(about))
+
+
+def test_an_etcd_member_down_is_one_incident_with_its_consequences_folded() -> None:
+    results = [failed("API-002", ("cp3", "kube-apiserver")), failed("API-003", ("cp3", "kube-apiserver")),
+               failed("ETCD-002", ("cp3", "etcd")), failed("ETCD-007", ("cp3", "etcd")),
+               failed("HOST-004", ("cp3", "etcd"), ("cp3", "kube-apiserver")),
+               failed("MON-002", ("cp3", "etcd"), ("cp3", "kube-apiserver"), ("cp3", "kube-controller-manager")),
+               failed("ETCD-004", ("172.31.250.13", "etcd"), outcome=Outcome.ERROR)]
+    [one] = incidents(results, [], INV, names={"172.31.250.13": "cp3"})
+    assert one.cause == "etcd on cp3"
+    assert one.repair == "hakit runbook run control-plane-restart host=cp3 component=etcd"
+    assert [r.check.id for r in one.findings][:3] == ["ETCD-002", "ETCD-007", "HOST-004"]
+    assert {c.split()[0] for c in one.consequences} == {"API-002", "API-003"}
+
+
+def test_keepalived_down_everywhere_is_one_incident_explaining_every_check_that_lost_the_api() -> None:
+    results = [failed("API-001", ("", "vip")), failed("API-004", ("", "vip")),
+               failed("HOST-003", ("cp1", "keepalived"), ("cp2", "keepalived"), ("cp3", "keepalived")),
+               failed("WL-001", ("", "api"), outcome=Outcome.ERROR), failed("CP-002", outcome=Outcome.ERROR)]
+    [one] = incidents(results, [], INV)
+    assert one.cause == "keepalived on cp1, cp2, cp3" and one.repair == "hakit runbook run vip-recover"
+    assert {r.check.id for r in one.findings} == {"API-001", "API-004", "HOST-003", "WL-001", "CP-002"}
+
+
+def test_two_unrelated_causes_are_two_incidents_and_a_leftover_fault_comes_first() -> None:
+    results = [failed("ETCD-002", ("cp3", "etcd")), failed("MON-004", ("", "alertmanager")),
+               failed("MON-007", ("", "alertmanager"), outcome=Outcome.ERROR)]
+    found = incidents(results, ["stop kube-scheduler on cp2 (by pid 7 on bastion)"], INV)
+    assert [i.cause.split(":")[0] for i in found] == [
+        "a fault injected by an interrupted hakit run is still in effect", "alertmanager", "etcd on cp3"]
+    assert found[0].repair == f"hakit repair --inventory {INV}"
+    assert "systemctl start alertmanager" in found[1].repair
+
+
+def test_findings_nothing_explains_are_listed_as_they_are() -> None:
+    results = [failed("ETCD-008", runbook="etcd-backup"), failed("WL-001", ("w1", "node"))]
+    found = incidents(results, [], INV)
+    assert found[0].repair == "hakit runbook run control-plane-restart host=w1 component=kubelet"
+    assert not found[1].explained and found[1].repair == "hakit runbook show etcd-backup"
+
+
+def test_the_history_tells_the_story_audit_red_runbook_run_audit_green(tmp_path: Path) -> None:
+    import json
+
+    from hakit.report.history import runbook_runs, story, write_history
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    (runs_dir / "control-plane-restart-1.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"event": "start", "at": 150.0, "run": "control-plane-restart-1", "runbook": "control-plane-restart",
+         "params": {"host": "cp3", "component": "etcd"}},
+        {"event": "end", "at": 170.0, "status": "succeeded"}]) + "\n")
+    (runs_dir / "torn.jsonl").write_text('{"event": "sta')
+    docs = [{"started": t, "duration": 5, "verdicts": {"etcd": v}, "summary": {"pass": 1, "fail": 0, "warn": 0},
+             "results": [], "cluster": "prod"}
+            for t, v in ((100.0, "fail"), (200.0, "pass"))]
+    runs = runbook_runs(runs_dir)
+    assert [r["runbook"] for r in runs] == ["control-plane-restart"], "a torn journal is left out"
+    assert [e["kind"] for e in story(docs, runs)] == ["audit", "runbook", "audit"]
+    write_history(docs, tmp_path / "history.html", runs)
+    html = (tmp_path / "history.html").read_text()
+    assert "control-plane-restart host=cp3 component=etcd</code>:\n<b>succeeded</b>" in html
