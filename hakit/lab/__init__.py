@@ -318,6 +318,12 @@ def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: P
         procs.stop(pid, timeout=2, sig=signal.SIGKILL)
     net.destroy(spec)
     if paths.root.exists():
+        # A test may have mounted a filesystem inside (a data dir as its own disk) and died:
+        # unmount what is below the root, deepest first, so nothing is left mounted or behind.
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        root = str(paths.root.resolve())
+        for target in sorted((m for m in mounts if m.startswith(root + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(paths.root)], check=False)
     progress("lab removed")
 
