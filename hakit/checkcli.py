@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from hakit import audit, http
-from hakit.audit import Results, Selection
+from hakit.audit import OPTIONS, Results, Selection
 from hakit.catalog import checks
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
@@ -26,23 +26,9 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=helptext, description=f"{helptext}. {SELECT_HELP}. "
                            "Arguments after `--` go to pytest.")
         p.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
-        p.add_argument("--property", action="append", default=[], choices=list(PROPERTIES), metavar="NAME",
-                       help="only checks of this HA property (repeatable)")
-        p.add_argument("--check", action="append", default=[], metavar="ID", help="only this check id (repeatable)")
-        p.add_argument("--accept-skip", action="append", default=[], metavar="ID",
-                       help="a skip of this check (e.g. ETCD-008 where no backup dir is reachable) does not make "
-                       "its property unverified or the exit code 5 (repeatable)")
+        for option in OPTIONS:   # declared once, in hakit.audit; the pytest plugin takes them as --hakit-NAME
+            option.add(p.add_argument)
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
-        p.add_argument("--disruptive", action="store_true",
-                       help="also run the disruptive checks the inventory's disruptive.allowed permits: they stop, "
-                       "kill or cut things on purpose, measure the failover, and restore (see `hakit repair`)")
-        p.add_argument("--metrics", metavar="PATH", help="also write the results as Prometheus metrics "
-                       "(node_exporter textfile format)")
-        p.add_argument("--pushgateway", metavar="URL", help="also push the results as Prometheus metrics to a "
-                       "Pushgateway (job=hakit, cluster=NAME)")
-        p.add_argument("--silence", action="store_true",
-                       help="with --disruptive: silence in Alertmanager exactly the alerts the alert-delivery checks "
-                       "expect, so on-call is not paged; they still verify the alerts reached Alertmanager")
         if name == "check":
             p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
@@ -146,11 +132,7 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> tuple[int, Results
         return list_checks(), None, None
     inv = load(_inventory_path(args))
     preflight(inv)
-    outputs = [f"--hakit-metrics={args.metrics}"] * bool(args.metrics) + \
-        [f"--hakit-pushgateway={args.pushgateway}"] * bool(args.pushgateway)
-    selection = Selection(tuple(args.property), tuple(args.check), args.disruptive, args.silence,
-                          tuple(args.accept_skip))
-    results = audit.run(inv, selection, pytest_args=(*extra, *outputs, *args.pytest_args))
+    results = audit.run(inv, Selection.from_args(args), pytest_args=(*extra, *args.pytest_args))
     if getattr(args, "json", None) and results.document:
         write_json(results.document, Path(args.json))
     return results.exit_code, results, inv

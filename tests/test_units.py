@@ -357,3 +357,12 @@ def test_the_restore_swap_is_safe_to_repeat_and_works_on_a_mount_point(tmp_path:
         assert sorted(p.name for p in data.iterdir()) == [".hakit-before-restore-T", "member"]
     finally:
         subprocess.run(["umount", str(data)], check=True)
+
+def test_an_audits_options_are_declared_once_for_the_cli_and_the_plugin() -> None:
+    from hakit.audit import Selection
+    from hakit.cli import build_parser
+    args, _ = build_parser().parse_known_args(["check", "--property", "etcd", "--check", "API-001", "--disruptive",
+                                               "--accept-skip", "ETCD-008", "--metrics", "m.prom"])
+    assert Selection.from_args(args).argv() == [
+        "--hakit-property=etcd", "--hakit-check=API-001", "--hakit-accept-skip=ETCD-008", "--hakit-disruptive",
+        "--hakit-metrics=m.prom"]
