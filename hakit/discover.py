@@ -45,8 +45,7 @@ def discover(kubeconfig: Path, context: str | None = None) -> dict:
                     "kubeconfig": str(kubeconfig)},
         "api": {"vip": server.hostname, "port": server.port or 443, "apiserver_port": apiserver_port},
         "control_plane": {"hosts": hosts},
-        "etcd": {"endpoints": sorted(u for p in etcds for u in (_flag(p, "advertise-client-urls") or "").split(",") if u)
-                 or "discover"},
+        "etcd": {"endpoints": snap.etcd_endpoints() if etcds else "discover"},
     }
     if etcds:  # kubeadm's paths: written only where hakit runs on a control-plane host that has them
         pki = Path(_flag(etcds[0], "trusted-ca-file") or "/etc/kubernetes/pki/etcd/ca.crt").parent

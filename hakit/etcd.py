@@ -18,7 +18,7 @@ import requests
 from hakit import http
 from hakit.errors import ConfigError, HakitError, UnreachableError
 
-CLIENT_PORT, PEER_PORT = 2379, 2380   # etcd's and kubeadm's defaults
+PEER_PORT = 2380   # etcd's and kubeadm's default
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from hakit.errors import UnreachableError
+from hakit.errors import ConfigError, UnreachableError
 
 PAGE = 500
 
@@ -83,6 +84,26 @@ class Snapshot:
 
     def control_plane_pods(self, component: str) -> list[client.V1Pod]:
         return [p for p in self.kube_system_pods if (p.metadata.labels or {}).get("component") == component]
+
+    def etcd_endpoints(self) -> list[str]:
+        """The --advertise-client-urls of the kube-system etcd pods, as kubeadm sets them: how an
+        inventory's `etcd.endpoints: discover` is resolved, everywhere. Read from the cluster,
+        so each must be a URL with an IP address and a port before it is used."""
+        from hakit.cluster.network import ip   # not at the top: hakit.cluster imports this module
+        urls = []
+        for pod in self.control_plane_pods("etcd"):
+            for arg in pod.spec.containers[0].command or []:
+                if arg.startswith("--advertise-client-urls="):
+                    urls += arg.split("=", 1)[1].split(",")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or parts.port is None:
+                raise ConfigError(f"etcd pod advertises {url[:60]!r}: not a client URL with a port")
+            ip(parts.hostname or "", "etcd pod --advertise-client-urls")
+        if not urls:
+            raise UnreachableError("etcd endpoints: none set and no kube-system etcd pods to discover them from",
+                                   ("", "api"))
+        return sorted(set(urls))
 
 
 def node_is_ready(node: client.V1Node) -> bool:

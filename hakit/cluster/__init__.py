@@ -31,10 +31,10 @@ from hakit.cluster import network, ssh
 from hakit.cluster.components import CONTROL_PLANE_COMPONENTS, render
 from hakit.cluster.probes import READYZ, Health, readyz
 from hakit.errors import ConfigError, HakitError, UnreachableError
-from hakit.etcd import CLIENT_PORT, EtcdClient, Member
+from hakit.etcd import EtcdClient, Member
 from hakit.inventory import Inventory
 from hakit.prometheus import Alertmanager
-from hakit.snapshot import node_is_ready
+from hakit.snapshot import Snapshot, node_is_ready
 
 __all__ = ["Cluster", "ClusterId", "Health"]
 
@@ -66,6 +66,7 @@ class Cluster:
         self._hosts: dict[str, Any] = {}
         self._api: client.ApiClient | None = None
         self._identity: ClusterId | None = None
+        self._etcd_endpoints: list[str] | None = None
 
     @property
     def identity(self) -> ClusterId:
@@ -316,11 +317,13 @@ class Cluster:
         return next((e for e in self.etcd().endpoints if urlsplit(e).hostname == self.addresses[host]), None)
 
     def etcd(self) -> EtcdClient:
-        """A client of the inventory's etcd ("discover" falls back to each host's :2379)."""
+        """A client of the inventory's etcd ("discover": what the etcd pods advertise, read once)."""
         e = self.inv.etcd
-        endpoints = e.endpoints if isinstance(e.endpoints, list) else [
-            f"https://{h.address}:{CLIENT_PORT}" for h in self.inv.control_plane]
-        return EtcdClient(endpoints, e.ca, e.cert, e.key)
+        if isinstance(e.endpoints, list):
+            return EtcdClient(e.endpoints, e.ca, e.cert, e.key)
+        if self._etcd_endpoints is None:
+            self._etcd_endpoints = Snapshot(self.api).etcd_endpoints()
+        return EtcdClient(self._etcd_endpoints, e.ca, e.cert, e.key)
 
 
 def ssh_quote(template: str, *args: str) -> str:
