@@ -25,7 +25,10 @@ NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "haproxy": (("same", "host"),),
     "keepalived": (("same", "host"),),
     "kubelet": (("same", "host"),),
-    "node": (("same", "kubelet"), ("same", "host")),
+    # A kubelet reaches the API through the VIP (a control-plane node's through its own apiserver,
+    # kubeadm's ControlPlaneKubeletLocalMode), and a long-lived connection stays on the apiserver it
+    # first reached: any failing apiserver may be why a node went NotReady.
+    "node": (("same", "kubelet"), ("same", "host"), ("*", "kube-apiserver")),
     "vip": (("*", "keepalived"), ("*", "haproxy")),
     "api": (("*", "vip"),),                                   # the API as clients reach it: through the VIP
     "alert-delivery": (("*", "prometheus"), ("*", "alertmanager")),

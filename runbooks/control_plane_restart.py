@@ -77,8 +77,17 @@ def running(ctx: Context) -> None:
 
 
 def wait_serving(ctx: Context) -> str:
+    """Until it serves; then, for what kubelets depend on, until every node is Ready again (a
+    kubelet whose connection was on the broken apiserver reports again within its lease)."""
     host, component = where(ctx)
     wait.until(lambda: serving(ctx), 120, f"{component} on {host} to serve again", interval=1.0)
+    if component in ("etcd", "kube-apiserver", "kubelet"):
+        core = client.CoreV1Api(ctx.control.api)
+        wait.until(lambda: all(node_is_ready(n) for n in core.list_node(_request_timeout=5).items), 120,
+                   "every node to be Ready again", interval=2.0,
+                   why=lambda: "not Ready: " + ", ".join(n.metadata.name for n in core.list_node().items
+                                                          if not node_is_ready(n)))
+        return f"{component} on {host} serves; every node Ready"
     return f"{component} on {host} serves"
 
 
@@ -100,8 +109,9 @@ RUNBOOK = Runbook(
         Step("restart", "Restart it (stop, escalating to SIGKILL, then start)", commands, restart, verify=running,
              require=affordable, require_text="the others carry the cluster meanwhile (etcd quorum without it, "
                                               "another apiserver serving)"),
-        Step("serving", "Wait until it serves again", lambda ctx: "poll its health every second, up to 120 s",
-             wait_serving, changes=False),
+        Step("serving", "Wait until it serves again",
+             lambda ctx: "poll its health every second, up to 120 s; for etcd, an apiserver or a kubelet, then "
+                         "every node Ready, up to 120 s", wait_serving, changes=False),
     ],
     checks=["API-002", "ETCD-002", "CP-001", "CP-002", "CP-003", "WL-001"],
 )

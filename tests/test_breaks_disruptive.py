@@ -34,7 +34,7 @@ def test_vip_d02_fails_when_the_track_script_ignores_haproxy(lab: Lab, tmp_path:
 
 def test_etcd_d01_fails_on_a_two_member_etcd(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-D01", lambda: member_removed(lab, "cp3"),
-                  "2 of 2 etcd members are healthy; one fewer loses quorum", within=60, disruptive=True)
+                  "2 of 2 voting etcd members are healthy; one fewer loses quorum", within=60, disruptive=True)
 
 
 @contextmanager
