@@ -77,10 +77,14 @@ def running(ctx: Context) -> None:
 
 
 def wait_serving(ctx: Context) -> str:
-    """Until it serves; then, for what kubelets depend on, until every node is Ready again (a
-    kubelet whose connection was on the broken apiserver reports again within its lease)."""
+    """Until it serves (for etcd, until the host's apiserver, which reads it, is ready too); then,
+    for what kubelets depend on, until every node is Ready again (a kubelet whose connection was on
+    the broken apiserver reports again within its lease)."""
     host, component = where(ctx)
     wait.until(lambda: serving(ctx), 120, f"{component} on {host} to serve again", interval=1.0)
+    if component == "etcd":   # the host's apiserver reads its local member: it is ready again only after
+        wait.until(lambda: any(h.ok for h in ctx.control.health() if h.host == host and h.component == READYZ),
+                   120, f"the kube-apiserver on {host} to be ready again on its etcd", interval=1.0)
     if component in ("etcd", "kube-apiserver", "kubelet"):
         core = client.CoreV1Api(ctx.control.api)
         wait.until(lambda: all(node_is_ready(n) for n in core.list_node(_request_timeout=5).items), 120,
