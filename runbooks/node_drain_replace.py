@@ -75,18 +75,19 @@ def drain(ctx: Context) -> str:
 
 
 def back(ctx: Context) -> str:
-    """The node Ready, and every pod the workloads placed meanwhile Ready too: a PDB counts
-    them, and the closing checks judge the PDBs."""
+    """The node Ready, and its pods Ready again (a PDB counts them, and the closing checks judge
+    the PDBs)."""
     node, timeout = ctx.params["node"], float(ctx.params["timeout"])
     wait.until(lambda: node_is_ready(core(ctx).read_node(node)), timeout,
                f"{node} (replaced or repaired) to be Ready", interval=2.0)
-    wait.until(lambda: not unready_pods(ctx), timeout, "every pod to be Ready again", interval=2.0,
+    wait.until(lambda: not unready_pods(ctx), timeout, f"the pods on {node} to be Ready again", interval=2.0,
                why=lambda: "not Ready: " + ", ".join(unready_pods(ctx)[:5]))
-    return f"{node} is Ready, and so is every pod"
+    return f"{node} is Ready, and so are its pods"
 
 
 def unready_pods(ctx: Context) -> list[str]:
-    pods = core(ctx).list_pod_for_all_namespaces(_request_timeout=10).items
+    pods = core(ctx).list_pod_for_all_namespaces(field_selector=f"spec.nodeName={ctx.params['node']}",
+                                                 _request_timeout=10).items
     return [f"{p.metadata.namespace}/{p.metadata.name}" for p in pods
             if p.metadata.deletion_timestamp is None and p.status and p.status.phase == "Running"
             and not any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
