@@ -10,6 +10,7 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
 from hakit import http
 from hakit.apilb import backend_states, disagreements
@@ -138,7 +139,9 @@ def _control_plane_endpoint(api: client.ApiClient) -> str | None:
     except ApiException as e:
         if e.status == 404:
             return None
-        raise UnreachableError(f"cannot read kube-system/kubeadm-config: HTTP {e.status}") from None
+        raise UnreachableError(f"cannot read kube-system/kubeadm-config: HTTP {e.status}", ("", "api")) from None
+    except (HTTPError, OSError) as e:
+        raise UnreachableError(f"cannot read kube-system/kubeadm-config: {type(e).__name__}", ("", "api")) from None
     doc = yaml.safe_load((cm.data or {}).get("ClusterConfiguration", "")) or {}
     return doc.get("controlPlaneEndpoint") or None
 

@@ -112,7 +112,7 @@ def incidents(results: list[Result], leftovers: list[str], inventory: Path,
     could not reach by address)."""
     names = names or {}
     bad = [r for r in results if r.outcome in (Outcome.FAIL, Outcome.WARN, Outcome.ERROR)]
-    about = {id(r): {Component(names.get(h, h), c) for h, c in r.about} or _could_not_run(r) for r in bad}
+    about = {id(r): {Component(names.get(h, h), c) for h, c in r.about} for r in bad}
     failing = set().union(*about.values()) if about else set()
     causes = sorted(c for c in failing if not needs(c, failing))
     out: list[Incident] = []
@@ -135,14 +135,6 @@ def incidents(results: list[Result], leftovers: list[str], inventory: Path,
     if loose:
         out.append(Incident("no single cause explains these", [], loose, _check_repair(loose), explained=False))
     return out
-
-
-def _could_not_run(r: Result) -> set[Component]:
-    """A check that could not run and named nothing: when the API is what it could not reach,
-    it is a consequence of whatever broke the API's endpoint."""
-    if r.outcome is Outcome.ERROR:
-        return {Component("", "api")}
-    return set()
 
 
 def _check_repair(findings: list[Result]) -> str:

@@ -155,8 +155,9 @@ RUNBOOK = Runbook(
              lambda ctx: etcdctl(ctx, f"member add {host(ctx)} --peer-urls={peer_url(ctx)}"), add),
         Step("rejoin", "Start etcd on the host as a member joining the existing cluster",
              lambda ctx: f"on {host(ctx)}: " + render(
-                 ctx.inventory.fault_control, "rejoin", host(ctx), "etcd",
-                 ctx.state.get("initial_cluster", f"<the others>,{host(ctx)}={peer_url(ctx)}")), rejoin),
+                 ctx.inventory.fault_control, "rejoin", host(ctx), "etcd", ctx.state.get("initial_cluster", ""))
+             + ("" if "initial_cluster" in ctx.state else "  (with the --initial-cluster the look step finds)"),
+             rejoin),
         Step("caught-up", "Wait until it is healthy and has caught up with the cluster",
              lambda ctx: "poll its /health and revision every second, up to 120 s", caught_up, changes=False),
     ],

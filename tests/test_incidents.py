@@ -32,7 +32,7 @@ def test_an_etcd_member_down_is_one_incident_with_its_consequences_folded() -> N
 def test_keepalived_down_everywhere_is_one_incident_explaining_every_check_that_lost_the_api() -> None:
     results = [failed("API-001", ("", "vip")), failed("API-004", ("", "vip")),
                failed("HOST-003", ("cp1", "keepalived"), ("cp2", "keepalived"), ("cp3", "keepalived")),
-               failed("WL-001", ("", "api"), outcome=Outcome.ERROR), failed("CP-002", outcome=Outcome.ERROR)]
+               failed("WL-001", ("", "api"), outcome=Outcome.ERROR), failed("CP-002", ("", "api"), outcome=Outcome.ERROR)]
     [one] = incidents(results, [], INV)
     assert one.cause == "keepalived on cp1, cp2, cp3" and one.repair == "hakit runbook run vip-recover"
     assert {r.check.id for r in one.findings} == {"API-001", "API-004", "HOST-003", "WL-001", "CP-002"}
