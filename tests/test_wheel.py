@@ -24,8 +24,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The venv's bin directory, hakit installed there from its wheel."""
     where = tmp_path_factory.mktemp("wheel")
     source = where / "source"   # a copy: building writes build/ and *.egg-info into the tree it builds
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "reports",
-                                                                "__pycache__"))
+    def ignored(directory: str, names: list[str]) -> set[str]:   # hakit/lab/build is data, /build is not
+        top = {".git", ".venv", "build", "reports"} if Path(directory) == REPO else set()
+        return {n for n in names if n in top or n == "__pycache__" or n.endswith(".egg-info")}
+    shutil.copytree(REPO, source, ignore=ignored)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where / "dist"), str(source)],
                    check=True, capture_output=True, timeout=600)
     [wheel] = (where / "dist").glob("hakit-*.whl")
