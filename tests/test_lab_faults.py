@@ -68,6 +68,7 @@ def test_sigkilled_keepalived_on_the_holder_loses_the_vip_to_a_peer(lab: Lab) ->
 def test_crash_kills_every_process_of_a_host_and_restart_all_brings_it_back(lab: Lab) -> None:
     w2 = lab.host("w2")
     w2.crash()
-    wait.until(lambda: not w2.is_running("kwok"), 10, "w2's kwok to be gone")
+    # SIGKILL takes effect asynchronously: restart_all starts only what is gone, so wait for all of it.
+    wait.until(lambda: not w2.is_running("kwok") and not w2.is_running("sshd"), 10, "w2's processes to be gone")
     w2.restart_all()
     assert w2.is_running("kwok")
