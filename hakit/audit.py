@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,8 +163,3 @@ def run(inventory: Inventory, selection: Selection = Selection(), *, quiet: bool
     found = handoff.results or Results([], {}, {}, [])
     found.pytest_code = int(code)
     return found
-
-
-def write_document(results: Results, path: Path) -> None:
-    from hakit.report import write_json
-    write_json(results.document, path)

@@ -20,7 +20,7 @@ from hakit.apilb import LoadBalancer, backend_states
 from hakit.errors import HakitError
 from hakit.cluster import ssh_quote
 from hakit.cluster.components import render
-from hakit.cluster.probes import answers
+from hakit.cluster.probes import readyz
 from hakit.http import session
 from hakit.inventory import Host
 from hakit.runbook import Context, Param, Runbook, Step
@@ -135,7 +135,7 @@ def running(ctx: Context) -> None:
 
 
 def vip_serves(ctx: Context) -> str:
-    wait.until(lambda: ctx.control.one_vip_holder_for() and answers(f"{ctx.inventory.vip_url}/readyz"), 60,
+    wait.until(lambda: ctx.control.one_vip_holder_for() and readyz(ctx.inventory.vip_url) == "ok", 60,
                f"exactly one VIP holder and {ctx.inventory.vip_url}/readyz", interval=1.0,
                why=lambda: f"held by {ctx.control.vip_holders() or 'nobody'}")
     return f"{ctx.control.vip_holders()[0]} holds the VIP; {ctx.inventory.vip_url}/readyz answers"
@@ -147,7 +147,7 @@ def backends_up(ctx: Context) -> str:
 
     def down() -> list[str]:
         out = [f"{h.name}: haproxy does not answer" for h in inv.control_plane
-               if not answers(f"https://{h.address}:{inv.port}/readyz")]
+               if readyz(f"https://{h.address}:{inv.port}") != "ok"]
         if inv.haproxy_stats:
             for h in inv.control_plane:
                 url = inv.haproxy_stats.replace("{address}", h.address)

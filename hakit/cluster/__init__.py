@@ -127,14 +127,9 @@ class Cluster:
 
     # --- components -----------------------------------------------------------------------
 
-    def _act(self, action: str, host: str, component: str, initial_cluster: str = "") -> Any:
-        return self.run(host, render(self.inv.fault_control, action, host, component, initial_cluster))
-
     def _must_act(self, action: str, host: str, component: str, initial_cluster: str = "") -> None:
-        result = self._act(action, host, component, initial_cluster)
-        if result.rc != 0:
-            raise HakitError(f"{action} {component} on {host} failed (exit {result.rc}): "
-                             f"{(result.stderr or result.stdout).strip()[:200] or 'no output'}")
+        self.must(host, f"{action} {component}",
+                  render(self.inv.fault_control, action, host, component, initial_cluster))
 
     def stop(self, host: str, component: str) -> None:
         self._must_act("stop", host, component)
@@ -150,7 +145,7 @@ class Cluster:
         self._must_act("rejoin", host, "etcd", initial_cluster)
 
     def is_active(self, host: str, component: str) -> bool:
-        return self._act("is-active", host, component).rc == 0
+        return self.run(host, render(self.inv.fault_control, "is-active", host, component)).rc == 0
 
     # --- files ------------------------------------------------------------------------------
 

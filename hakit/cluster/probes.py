@@ -46,11 +46,3 @@ def _get_ok(url: str, ca: Path | str | None, timeout: float, session: requests.S
 # to 127.0.0.1, so from elsewhere they are asked through the host (see ON_HOST).
 HEALTHZ_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
 ON_HOST = "curl -sk --max-time 3 -o /dev/null -w '%%{http_code}' https://127.0.0.1:%s/healthz"
-
-
-def answers(url: str, timeout: float = 3.0) -> bool:
-    """Whether url answers 200 (no certificate check: is it up, not is it trusted)."""
-    try:
-        return http.session().get(url, verify=False, timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
