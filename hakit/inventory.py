@@ -103,6 +103,7 @@ class Inventory:
     apiserver_port: int
     haproxy_stats: str | None
     control_plane: list[Host]
+    workers: list[Host]          # optional: worker hosts to reach over SSH (provisioning, node faults)
     ssh: SSH | None
     ansible_inventory: str | None
     ansible_group: str
@@ -187,12 +188,27 @@ class _Reader:
                                + (" with an IP address and a port" if ip_host else ""))
         return value
 
-    def file(self, path: str, value: str | None) -> Path | None:
+    def hosts(self, path: str, required: bool) -> list[Host]:
+        out = []
+        for i, h in enumerate(self.get(path, list, ... if required else [], expect="a list of {name, address}") or []):
+            if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("address"), str):
+                self.errors.append(f"{path}[{i}]: expected a mapping with string name and address")
+                continue
+            if self.match(f"{path}[{i}].name", h["name"], NAME, "a host name (lowercase letters, digits, '.', '-')") \
+                    & self.ip(f"{path}[{i}].address", h["address"]):
+                out.append(Host(h["name"], str(ipaddress.ip_address(h["address"]))))
+        return out
+
+    def path(self, value: str | None) -> Path | None:
+        """A local path, relative to the inventory's directory."""
         if value is None:
             return None
         p = Path(os.path.expanduser(value))
-        p = p if p.is_absolute() else self.base / p
-        if not p.exists():
+        return p if p.is_absolute() else self.base / p
+
+    def file(self, path: str, value: str | None) -> Path | None:
+        p = self.path(value)
+        if p is not None and not p.exists():
             self.errors.append(f"{path}: file {p} does not exist")
         return p
 
@@ -223,7 +239,7 @@ def load(path: Path | str) -> Inventory:
     return parse(doc, path)
 
 
-SECTIONS = ("version", "cluster", "api", "control_plane", "access", "etcd", "monitoring", "slo", "thresholds",
+SECTIONS = ("version", "cluster", "api", "control_plane", "workers", "access", "etcd", "monitoring", "slo", "thresholds",
             "workloads", "disruptive")
 
 
@@ -236,17 +252,12 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))   # a pod: its service account is the default
     given = r.get("cluster.kubeconfig", str, "in-cluster" if in_pod else ...,
                   expect='a path to a kubeconfig, or "in-cluster"')
-    kubeconfig = IN_CLUSTER if given == "in-cluster" else r.file("cluster.kubeconfig", given)
-    hosts = []
-    for i, h in enumerate(r.get("control_plane.hosts", list, expect="a list of {name, address}") or []):
-        if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("address"), str):
-            r.errors.append(f"control_plane.hosts[{i}]: expected a mapping with string name and address")
-            continue
-        if r.match(f"control_plane.hosts[{i}].name", h["name"], NAME, "a host name (lowercase letters, digits, "
-                   "'.', '-')") & r.ip(f"control_plane.hosts[{i}].address", h["address"]):
-            hosts.append(Host(h["name"], str(ipaddress.ip_address(h["address"]))))
-    if len({h.name for h in hosts}) != len(hosts):
-        r.errors.append("control_plane.hosts: host names must be unique")
+    # May not exist yet: a cluster being installed gets it from the kubeadm-init runbook.
+    kubeconfig = IN_CLUSTER if given == "in-cluster" else r.path(given)
+    hosts = r.hosts("control_plane.hosts", required=True)
+    workers = r.hosts("workers.hosts", required=False)
+    if len({h.name for h in hosts + workers}) != len(hosts + workers):
+        r.errors.append("control_plane.hosts, workers.hosts: host names must be unique")
     ssh = None
     if r.get("access.ssh", dict, None) is not None:
         ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=None, port=r.port("access.ssh.port", 22))
@@ -311,7 +322,7 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         source=source, name=name, kubeconfig=kubeconfig or Path(),
         context=r.get("cluster.context", str, None), vip=vip or "",
         port=r.port("api.port", 6443), apiserver_port=r.port("api.apiserver_port", 6443), haproxy_stats=stats,
-        control_plane=hosts, ssh=ssh, ansible_inventory=ansible,
+        control_plane=hosts, workers=workers, ssh=ssh, ansible_inventory=ansible,
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
         alertmanager_url=r.get("monitoring.alertmanager", str, None),

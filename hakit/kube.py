@@ -15,6 +15,9 @@ from hakit.errors import ConfigError
 def api_client(kubeconfig: Path | str, context: str | None = None, timeout: float = 10.0) -> client.ApiClient:
     """A client for the kubeconfig; bad or missing files raise ConfigError, one line."""
     cfg = client.Configuration()
+    if str(kubeconfig) != "in-cluster" and not Path(kubeconfig).is_file():
+        raise ConfigError(f"kubeconfig {kubeconfig} does not exist (a cluster being installed gets it from "
+                          "the kubeadm-init runbook)")
     try:
         if str(kubeconfig) == "in-cluster":   # inventory.IN_CLUSTER: the pod's service account
             config.load_incluster_config(client_configuration=cfg)

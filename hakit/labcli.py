@@ -7,8 +7,9 @@ import os
 import sys
 import time
 
-from hakit.errors import LabError, PreconditionError
-from hakit.lab import Lab, binaries, down, free_subnet
+from hakit.errors import HakitError, LabError, PreconditionError
+from hakit.lab import Lab, binaries, down, free_subnet, nodes
+from hakit.lab.kubeadm import KubeadmLab
 from hakit.lab.ctl import ACTIONS, ctl
 from hakit.lab.paths import LabPaths, default_root
 from hakit.lab.topology import LabSpec
@@ -41,11 +42,15 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--prefix", default="hakit",
                     help="prefix of the lab's namespaces and links, to run a second lab beside the first")
     up.add_argument("--timeout", type=float, default=240, help="seconds to wait for health (default 240)")
+    up.add_argument("--kubeadm", action="store_true",
+                    help="the kubeadm lab instead: 3 control-plane + 2 worker hosts as LXC system containers "
+                         "(systemd, containerd, kubelet), installed by hakit's provisioning runbooks")
     up.set_defaults(func=cmd_up)
     lab_sub.add_parser("status", help="each component's real health").set_defaults(func=cmd_status)
     lab_sub.add_parser("env", help="shell exports for kubectl and hakit").set_defaults(func=cmd_env)
     dn = lab_sub.add_parser("down", help="remove every process, namespace, link and file")
     dn.add_argument("--prefix", help="also clean namespaces with this prefix when the state file is gone")
+    dn.add_argument("--kubeadm", action="store_true", help="remove the kubeadm lab (every container, the bridge)")
     dn.set_defaults(func=cmd_down)
     lab_sub.add_parser("doctor", help="what is missing and how to install it").set_defaults(func=cmd_doctor)
     ctl = lab_sub.add_parser(
@@ -66,6 +71,8 @@ def _require_root() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     _require_root()
+    if args.kubeadm:
+        return kubeadm_up(args)
     paths = LabPaths(default_root())
     try:
         existing = Lab.load(paths.root)
@@ -96,6 +103,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def kubeadm_up(args: argparse.Namespace) -> int:
+    root = nodes.default_root()
+    if root.exists():
+        raise LabError(f"a kubeadm lab exists at {root}; `hakit lab down --kubeadm` first")
+    lab = KubeadmLab(nodes.Spec(subnet=args.subnet or free_subnet(), prefix="hka"), nodes.Paths(root))
+    started = time.monotonic()
+
+    def progress(msg: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {msg}", flush=True)
+    try:
+        lab.up(progress)
+    except (HakitError, KeyboardInterrupt):
+        print(f"kubeadm lab left as it is for inspection under {root}; `hakit lab down --kubeadm` removes it",
+              file=sys.stderr)
+        raise
+    print(f"\nkubeadm lab ready in {time.monotonic() - started:.0f}s. Next: "
+          f"hakit audit --inventory {lab.inventory}")
+    return 0
+
+
 def _status_table(lab: Lab) -> str:
     rows = [(s.host, s.component, str(s.pid or "-"), s.address, "ok" if s.healthy else "DOWN", s.detail)
             for s in lab.status()]
@@ -119,6 +146,12 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     _require_root()
+    if args.kubeadm:
+        try:
+            KubeadmLab.load().down()
+        except LabError as e:
+            print(e)
+        return 0
     down(spec=LabSpec(prefix=args.prefix) if args.prefix else None)
     return 0
 

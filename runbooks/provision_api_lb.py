@@ -20,7 +20,7 @@ from hakit.apilb import LoadBalancer, backend_states
 from hakit.errors import HakitError
 from hakit.cluster import ssh_quote
 from hakit.cluster.components import render
-from hakit.cluster.probes import readyz
+from hakit.cluster.probes import accepts, readyz
 from hakit.http import session
 from hakit.inventory import Host
 from hakit.runbook import Context, Param, Runbook, Step
@@ -134,7 +134,16 @@ def running(ctx: Context) -> None:
         raise HakitError(f"not running after the start: {', '.join(down)}")
 
 
+def new_cluster(ctx: Context) -> bool:
+    return ctx.params["new_cluster"] == "yes"
+
+
 def vip_serves(ctx: Context) -> str:
+    if new_cluster(ctx):   # no apiserver yet: haproxy accepting on the VIP is all there is to see
+        wait.until(lambda: ctx.control.one_vip_holder_for() and accepts(ctx.inventory.vip, ctx.inventory.port) == "ok", 60,
+                   f"exactly one VIP holder, and haproxy accepting on {ctx.inventory.vip}:{ctx.inventory.port}",
+                   interval=1.0, why=lambda: f"held by {ctx.control.vip_holders() or 'nobody'}")
+        return f"{ctx.control.vip_holders()[0]} holds the VIP; haproxy accepts on it (no apiserver yet)"
     wait.until(lambda: ctx.control.one_vip_holder_for() and readyz(ctx.inventory.vip_url) == "ok", 60,
                f"exactly one VIP holder and {ctx.inventory.vip_url}/readyz", interval=1.0,
                why=lambda: f"held by {ctx.control.vip_holders() or 'nobody'}")
@@ -144,6 +153,8 @@ def vip_serves(ctx: Context) -> str:
 def backends_up(ctx: Context) -> str:
     """Each host's haproxy answers, and (with the stats page) sees every apiserver UP."""
     inv = ctx.inventory
+    if new_cluster(ctx):
+        return "no apiserver yet: the backends come up with kubeadm-init and control-plane-join"
 
     def down() -> list[str]:
         out = [f"{h.name}: haproxy does not answer" for h in inv.control_plane
@@ -180,7 +191,9 @@ RUNBOOK = Runbook(
     title="Install and configure keepalived and haproxy for the API VIP",
     summary="The kubeadm HA guide's load balancer on every control-plane host: install, render the configs, "
             "check them, restart, and verify the VIP and every backend.",
-    params=[Param("router_id", "the VRRP virtual_router_id (unique on the subnet)", "51")],
+    params=[Param("router_id", "the VRRP virtual_router_id (unique on the subnet)", "51"),
+            Param("new_cluster", "yes: no apiserver runs yet (before kubeadm-init); only the VIP and haproxy "
+                  "listening are checked", "no", ("yes", "no"))],
     steps=[
         Step("look", "See what each host has installed and runs, and where the VIP goes",
              lambda ctx: ctx.on_each_host(f"{INSTALLED}; is-active haproxy, keepalived; ip -o -4 addr show"),
@@ -200,4 +213,6 @@ RUNBOOK = Runbook(
              backends_up, changes=False),
     ],
     checks=["API-001", "API-003", "API-004", "API-005", "HOST-003"],
+    checks_skipped=lambda ctx: "new_cluster=yes: there is no API yet; kubeadm-init verifies it through the VIP"
+    if new_cluster(ctx) else None,
 )

@@ -13,8 +13,10 @@ interface name) is validated first.
 from __future__ import annotations
 
 import base64
+import os
 import shlex
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,7 +64,7 @@ class Cluster:
         if inv.ssh is None and not inv.ansible_inventory:
             raise ConfigError("access: acting on hosts needs access.ssh or access.ansible in the inventory")
         self.inv = inv
-        self.addresses = {h.name: h.address for h in inv.control_plane}
+        self.addresses = {h.name: h.address for h in inv.control_plane + inv.workers}
         self._hosts: dict[str, Any] = {}
         self._api: client.ApiClient | None = None
         self._identity: ClusterId | None = None
@@ -163,23 +165,48 @@ class Cluster:
                   "mkdir -p -- \"$(dirname -- %s)\" && (umask 077; echo %s | base64 -d > %s) && chmod %s %s && mv -- %s %s",
                   path, data, path + ".hakit-new", f"{mode:o}", path + ".hakit-new", path + ".hakit-new", path)
 
-    def upload(self, host: str, local: Path, remote: str, mode: int = 0o600) -> None:
-        """Copy a file (a snapshot: too big for a command line) to the host, readable by its
-        owner only, then rename it into place, over the SSH connection commands share."""
+    def upload(self, host: str, local: Path | bytes, remote: str, mode: int = 0o600) -> None:
+        """Copy a file (a snapshot: too big for a command line) or bytes (a secret: never on a
+        command line) to the host through ssh's stdin, readable by its owner only until
+        chmod, then renamed into place."""
         self.host(host)   # resolves a node's address
         staging = remote + ".hakit-new"
         if self.inv.ansible_inventory:
-            self._hosts[host].ansible("copy", f"src={local} dest={staging} mode={mode:o}", check=False)
+            self._ansible_copy(host, local, staging, mode)
         else:
             command = ssh_quote("mkdir -p -- \"$(dirname -- %s)\" && umask 077 && cat > %s && chmod %s %s",
                                 staging, staging, f"{mode:o}", staging)
             argv = ssh.ssh_argv(self.inv.ssh, self.addresses[host], command)  # type: ignore[arg-type]
-            with local.open("rb") as f:
-                done = subprocess.run(argv, stdin=f, capture_output=True, timeout=600)
+            if isinstance(local, bytes):
+                done = subprocess.run(argv, input=local, capture_output=True, timeout=600)
+            else:
+                with local.open("rb") as f:
+                    done = subprocess.run(argv, stdin=f, capture_output=True, timeout=600)
             if done.returncode != 0:
-                raise HakitError(f"copying {local} to {host}:{remote} failed: "
+                raise HakitError(f"copying to {host}:{remote} failed: "
                                  f"{done.stderr.decode(errors='replace').strip()[:200]}")
         self.must(host, f"placing {remote}", "mv -- %s %s", staging, remote)
+
+    def _ansible_copy(self, host: str, local: Path | bytes, dest: str, mode: int) -> None:
+        if isinstance(local, Path):
+            self._hosts[host].ansible("copy", f"src={local} dest={dest} mode={mode:o}", check=False)
+            return
+        with tempfile.TemporaryDirectory() as d:   # 0700: the bytes are a secret
+            path = Path(d) / "content"
+            path.write_bytes(local)
+            self._hosts[host].ansible("copy", f"src={path} dest={dest} mode={mode:o}", check=False)
+
+    def download(self, host: str, remote: str, local: Path) -> None:
+        """Copy a file from the host (a kubeconfig, a client key) into a file only this user
+        can read, in a directory only this user can enter, renamed into place whole."""
+        text = self.read(host, remote)
+        local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = local.with_name(f".{local.name}.hakit-new")
+        staging.unlink(missing_ok=True)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(staging, local)
 
     # --- network ------------------------------------------------------------------------------
 

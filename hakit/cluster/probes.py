@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,16 @@ def readyz(url: str, ca: Path | str | None = None, timeout: float = 3.0,
     """"ok" when GET url/readyz answers 200, else why not in a few words. Without a CA the
     certificate is not verified: a liveness probe, as haproxy's own check is."""
     return _get_ok(f"{url}/readyz", ca, timeout, session)
+
+
+def accepts(address: str, port: int, timeout: float = 2.0) -> str:
+    """"ok" when a TCP connection to address:port is accepted (a load balancer with no
+    backend yet still accepts), else the reason."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+        return "ok"
+    except OSError as e:
+        return e.strerror or type(e).__name__
 
 
 def healthz(url: str, timeout: float = 3.0) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -82,3 +83,41 @@ def kwok_stages() -> Path:
 def bin_dirs() -> list[Path]:
     """Directories to put on PATH so kubectl and etcdctl match the lab's versions."""
     return [_built("kubernetes", "KUBERNETES_VERSION"), _built("etcd", "ETCD_VERSION")]
+
+
+# --- the kubeadm lab (build.sh --kubeadm) ---
+
+PIN_OF = {"kubernetes": "KUBERNETES_VERSION", "kubernetes-node": "KUBERNETES_VERSION", "etcd": "ETCD_VERSION",
+          "containerd": "CONTAINERD_VERSION", "crictl": "CRICTL_VERSION", "coredns": "COREDNS_VERSION"}
+
+
+def versions() -> dict[str, str]:
+    return _pins()
+
+
+def component_dir(component: str) -> Path:
+    """A built component's directory in the cache, e.g. containerd-v2.4.2."""
+    return _built(component, PIN_OF[component])
+
+
+def node_dir() -> Path:
+    return component_dir("kubernetes-node")
+
+
+def pause() -> Path:
+    """The pause binary (its cache key is its source's hash: it has no upstream version)."""
+    source = (BUILD_SCRIPT.parent / "pause" / "main.go").read_bytes()
+    return cache_dir() / f"pause-{hashlib.sha256(source).hexdigest()[:12]}" / "pause"
+
+
+def build_kubeadm_lab() -> Path:
+    """Build (or find cached) the kubeadm lab's node binaries and host image; the image's path."""
+    import subprocess   # here: `hakit.lab.ctl` imports this module and must start fast
+    env = {**os.environ, "PATH": f"/usr/local/go/bin:{os.environ.get('PATH', '')}"}
+    for script, args in (("build.sh", ["--kubeadm"]), ("rootfs.sh", ["--print-dir"])):
+        done = subprocess.run(["bash", str(BUILD_SCRIPT.parent / script), *args], env=env, stdout=subprocess.PIPE,
+                              text=True)
+        if done.returncode != 0:
+            from hakit.errors import LabError
+            raise LabError(f"{script} {' '.join(args)} failed (exit {done.returncode}); its output is above")
+    return Path(done.stdout.strip().splitlines()[-1])

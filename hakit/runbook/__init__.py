@@ -92,6 +92,9 @@ class Runbook:
     steps: list[Step]
     params: list[Param] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)   # check ids that must pass at the end
+    # Why the closing checks cannot apply to this run (e.g. a load balancer set up before
+    # the cluster exists), or None: said in the output and the journal, never silent.
+    checks_skipped: Callable[[Context], str | None] | None = None
     source: str = ""                                   # set by load(): the module's text
 
     @property

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the lab's Go binaries from their modules into a cache outside the repo,
 # keyed by component and version, so only a pin change triggers a rebuild.
-#   build.sh [--print-dir]     HAKIT_CACHE overrides ~/.cache/hakit
+#   build.sh [--print-dir | --kubeadm]   HAKIT_CACHE overrides ~/.cache/hakit
+# --kubeadm also builds the kubeadm lab's node binaries (containerd, crictl,
+# kubeadm, kubelet, kube-proxy, CoreDNS, pause).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -18,15 +20,15 @@ log() { printf '[build] %s\n' "$*" >&2; }
 # interrupted build is redone rather than trusted.
 built() { [ -f "$1/.complete" ]; }
 
-build_kubernetes() {
-  local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
-  built "$out" && return 0
-  log "kubernetes $v (apiserver, controller-manager, scheduler, kubectl; ~6 min cold)"
-  local mod=$work/kubernetes-$v
-  mkdir -p "$mod" "$out"
+# k8s_module DIR TOOLS: a Go module requiring k8s.io/kubernetes at the pinned
+# version, its staging replaces pinned too (the upstream go.mod points them at
+# ./staging, which a module download does not have).
+k8s_module() {
+  local mod=$1 tools=$2 v=$KUBERNETES_VERSION
+  [ -f "$mod/go.sum" ] && return 0
+  mkdir -p "$mod"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  local minor=${v#v1.}; minor=${minor%%.*}
   local staging_v="v0.${v#v1.}"
   {
     echo "module hakit.local/labbuild"
@@ -39,16 +41,88 @@ build_kubernetes() {
     grep -E '=> \./staging/src/k8s\.io/' "$gomod" | awk -v sv="$staging_v" '{print "\t" $1 " => " $1 " " sv}'
     echo ")"
   } > "$mod/go.mod"
-  cp "$here/kubernetes_tools.go" "$mod/tools.go"
+  cp "$tools" "$mod/tools.go"
   (cd "$mod" && go mod tidy >/dev/null)
-  local pkg=k8s.io/component-base/version cpkg=k8s.io/client-go/pkg/version
-  local ld="-s -w"
-  for p in $pkg $cpkg; do
+}
+
+# k8s_build OUT PKG...: Kubernetes commands with the version stamped the way
+# the release build stamps it (kubeadm and the kubelet refuse an unstamped one).
+k8s_build() {
+  local out=$1 v=$KUBERNETES_VERSION; shift
+  local minor=${v#v1.}; minor=${minor%%.*}
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  (cd "$mod" && go build -trimpath -ldflags "$ld" -o "$out/" \
+  mkdir -p "$out"
+  go build -trimpath -ldflags "$ld" -o "$out/" "$@"
+  touch "$out/.complete"
+}
+
+build_kubernetes() {
+  local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
+  built "$out" && return 0
+  log "kubernetes $v (apiserver, controller-manager, scheduler, kubectl; ~6 min cold)"
+  k8s_module "$work/kubernetes-$v" "$here/kubernetes_tools.go"
+  (cd "$work/kubernetes-$v" && k8s_build "$out" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+}
+
+# --- the kubeadm lab's node binaries (build.sh --kubeadm) ---
+
+build_kubernetes_node() {
+  local v=$KUBERNETES_VERSION out=$bin/kubernetes-node-$KUBERNETES_VERSION
+  built "$out" && return 0
+  log "kubernetes $v node side (kubeadm, kubelet, kube-proxy; ~6 min cold)"
+  k8s_module "$work/kubernetes-node-$v" "$here/kubernetes_node_tools.go"
+  (cd "$work/kubernetes-node-$v" && k8s_build "$out" \
+      k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+}
+
+build_containerd() {
+  local v=$CONTAINERD_VERSION out=$bin/containerd-$CONTAINERD_VERSION
+  built "$out" && return 0
+  log "containerd $v (containerd, its runc shim, ctr; ~5 min cold)"
+  local mod=$work/containerd-$v m=github.com/containerd/containerd/v2
+  mkdir -p "$mod" "$out"
+  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/containerd >/dev/null 2>&1 && go get "$m@$v" >/dev/null 2>&1)
+  (cd "$mod" && go build -trimpath -tags no_btrfs,no_devmapper,no_zfs \
+      -ldflags "-s -w -X $m/version.Version=$v -X $m/version.Package=$m" -o "$out/" \
+      "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr")
+  touch "$out/.complete"
+}
+
+build_crictl() {
+  local v=$CRICTL_VERSION out=$bin/crictl-$CRICTL_VERSION
+  built "$out" && return 0
+  log "crictl $v (~2 min cold)"
+  local mod=$work/crictl-$v
+  mkdir -p "$mod" "$out"
+  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/crictl >/dev/null 2>&1 && go get "sigs.k8s.io/cri-tools@$v" >/dev/null 2>&1)
+  (cd "$mod" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
+      -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
+  touch "$out/.complete"
+}
+
+build_coredns() {
+  local v=$COREDNS_VERSION out=$bin/coredns-$COREDNS_VERSION
+  built "$out" && return 0
+  log "coredns $v (~3 min cold)"
+  mkdir -p "$out"
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$v"
+  touch "$out/.complete"
+}
+
+build_pause() {
+  local out=$bin/pause-$(sha256sum "$here/pause/main.go" | cut -c1-12)
+  built "$out" && return 0
+  log "pause (seconds)"
+  local mod=$work/pause
+  mkdir -p "$mod" "$out"
+  cp "$here/pause/main.go" "$mod/"
+  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/pause >/dev/null 2>&1)
+  (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$out/pause" .)
   touch "$out/.complete"
 }
 
@@ -113,5 +187,12 @@ build_etcd
 build_kwok
 build_ksm
 build_kubernetes
+if [ "${1:-}" = "--kubeadm" ]; then
+  build_pause
+  build_crictl
+  build_containerd
+  build_coredns
+  build_kubernetes_node
+fi
 [ "${1:-}" = "--print-dir" ] && echo "$bin"
 log "all binaries present under $bin"

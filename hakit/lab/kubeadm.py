@@ -1,0 +1,137 @@
+"""The kubeadm lab: the cluster shape users run, installed the way they install it.
+
+`hakit lab up --kubeadm` makes bare Debian hosts (hakit.lab.nodes: LXC system containers
+with systemd and sshd) and a hand-written-style inventory for them, then runs hakit's
+own provisioning runbooks over SSH, as an operator would on any hosts:
+
+    host-prepare bundle=...      swap, kernel, time, containerd, kubeadm/kubelet, images
+    provision-api-lb new_cluster=yes   keepalived + haproxy, VIP :8443
+    kubeadm-init                 cp1, the VIP as controlPlaneEndpoint, --upload-certs
+    control-plane-join host=cp2, host=cp3
+    worker-join host=w1, host=w2
+    pod-network                  CNI bridge + routes; kube-proxy and CoreDNS ready
+
+and finally writes the inventory the checks use with `hakit inventory discover` plus the
+access a user adds by hand. Nothing in it is lab-specific: kubeadm's paths, systemd and
+static pods are acted on through the default kubeadm host control.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from hakit import discover, inventory
+from hakit.errors import LabError
+from hakit.lab import binaries, bundle, nodes
+
+Progress = Callable[[str], None]
+LB_PORT = 8443
+ROUTER_ID = "78"
+
+
+class KubeadmLab:
+    def __init__(self, spec: nodes.Spec, paths: nodes.Paths) -> None:
+        self.spec, self.paths = spec, paths
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> KubeadmLab:
+        paths = nodes.Paths(root or nodes.default_root())
+        if not paths.spec_file.exists():
+            raise LabError(f"no kubeadm lab at {paths.root} (run `hakit lab up --kubeadm`)")
+        return cls(nodes.Spec(**json.loads(paths.spec_file.read_text())), paths)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.paths.root / "admin.conf"
+
+    @property
+    def provisioning_inventory(self) -> Path:
+        return self.paths.root / "provision.yaml"
+
+    @property
+    def inventory(self) -> Path:
+        return self.paths.root / "inventory.yaml"
+
+    @property
+    def bundle(self) -> Path:
+        return self.paths.root.parent / "kubeadm-bundle"
+
+    def _access(self) -> dict[str, object]:
+        config = self.paths.root / "ssh" / "config"
+        config.write_text(f"Host *\n  User root\n  IdentityFile {self.paths.ssh_key}\n  IdentitiesOnly yes\n"
+                          f"  UserKnownHostsFile {self.paths.known_hosts}\n  StrictHostKeyChecking yes\n")
+        return {"ssh": {"user": "root", "key": str(self.paths.ssh_key), "config": str(config)}}
+
+    def _hosts(self, role: str) -> list[dict[str, str]]:
+        return [{"name": n.name, "address": n.address} for n in self.spec.nodes if n.role == role]
+
+    @property
+    def etcd_client(self) -> dict[str, str]:
+        """Where kubeadm-init's fetch step puts an etcd client certificate (beside the kubeconfig)."""
+        certs = self.kubeconfig.parent / "etcd-client"
+        return {"ca": str(certs / "ca.crt"), "cert": str(certs / "healthcheck-client.crt"),
+                "key": str(certs / "healthcheck-client.key")}
+
+    def write_provisioning_inventory(self) -> None:
+        """What an operator writes before a cluster exists (hosts, VIP, how to reach them),
+        and adds to once kubeadm-init has fetched an etcd client certificate."""
+        etcd = self.etcd_client if all(Path(p).exists() for p in self.etcd_client.values()) else None
+        doc = {"version": inventory.SCHEMA_VERSION,
+               "cluster": {"name": "hakit-kubeadm-lab", "kubeconfig": str(self.kubeconfig)},
+               "api": {"vip": self.spec.vip, "port": LB_PORT, "apiserver_port": 6443},
+               "control_plane": {"hosts": self._hosts(nodes.CONTROL_PLANE)},
+               "workers": {"hosts": self._hosts(nodes.WORKER)},
+               "access": self._access(),
+               **({"etcd": etcd} if etcd else {}),
+               "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]}}
+        self.provisioning_inventory.write_text("# The kubeadm lab's hosts, before a cluster exists.\n"
+                                               + yaml.safe_dump(doc, sort_keys=False))
+
+    def write_inventory(self) -> None:
+        """`hakit inventory discover`, then what a user fills in by hand (access, workers,
+        the etcd client certificate kubeadm-init fetched, workloads, disruptive opt-in)."""
+        doc = discover.discover(self.kubeconfig)
+        doc["etcd"].update({**self.etcd_client, "backup_dir": str(self.paths.root / "backups")})
+        doc["workers"] = {"hosts": self._hosts(nodes.WORKER)}
+        doc["access"] = self._access()
+        doc["workloads"] = {"critical": [{"namespace": "kube-system", "name": "coredns"}]}
+        doc["disruptive"] = {"allowed": list(inventory.DISRUPTIVE_CHECKS),
+                             "journal": str(self.paths.root / "faults.jsonl")}
+        discover.write(doc, self.inventory)
+
+    def up(self, progress: Progress = print) -> None:
+        from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.spec_file.write_text(json.dumps(self.spec.to_dict()))   # first: `down` can always clean up
+        image = binaries.build_kubeadm_lab()
+        progress(f"host image {image.name}; building the offline bundle (cached: {self.bundle})")
+        bundle.build(self.bundle, image)
+        nodes.boot_all(self.spec, self.paths, image, progress)
+        self.write_provisioning_inventory()
+        steps = [("host-prepare", {"bundle": str(self.bundle)}),
+                 ("provision-api-lb", {"new_cluster": "yes", "router_id": ROUTER_ID}),
+                 ("kubeadm-init", {})]
+        steps += [("control-plane-join", {"host": n.name}) for n in self.spec.nodes
+                  if n.role == nodes.CONTROL_PLANE][1:]
+        steps += [("worker-join", {"host": n.name}) for n in self.spec.nodes if n.role == nodes.WORKER]
+        steps += [("pod-network", {})]
+        for name, params in steps:
+            started = time.monotonic()
+            inv = inventory.load(self.provisioning_inventory)
+            rb = get(name)
+            run.start(rb, inv, rb.resolve(params), yes=True, confirm=lambda _: True, out=lambda _: None)
+            progress(f"runbook {name} {' '.join(f'{k}={v}' for k, v in params.items())}: done in "
+                     f"{time.monotonic() - started:.0f}s")
+            if name == "kubeadm-init":   # as its output says: the etcd client certificate goes in
+                self.write_provisioning_inventory()
+        self.write_inventory()
+        progress(f"inventory written to {self.inventory} (by `inventory discover`, plus access)")
+
+    def down(self, progress: Progress = print) -> None:
+        nodes.destroy(self.spec, self.paths)
+        progress("kubeadm lab removed")
