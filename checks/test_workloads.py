@@ -48,7 +48,7 @@ def test_two_schedulable_workers(snapshot: Snapshot, evidence: Evidence) -> None
 
 
 @check("WL-003", "Critical workloads run ≥ 2 replicas on different nodes behind a PDB", property="workloads",
-       runbook="node-drain-replace",
+       runbook="workload-spread",
        remediation="""Set replicas ≥ 2, spread them (podAntiAffinity or topologySpreadConstraints on
 kubernetes.io/hostname), and add a PodDisruptionBudget (minAvailable: 1 or maxUnavailable: 1).""")
 def test_critical_workload_spread(workload: CriticalWorkload, snapshot: Snapshot, evidence: Evidence) -> None:

@@ -32,6 +32,7 @@ from hakit.lab import binaries, bundle, nodes
 Progress = Callable[[str], None]
 LB_PORT = 8443
 ROUTER_ID = "78"
+HAPROXY_STATS = "http://{address}:8404/stats;csv"   # provision-api-lb serves it where the inventory asks
 
 
 class KubeadmLab:
@@ -59,7 +60,7 @@ class KubeadmLab:
 
     @property
     def bundle(self) -> Path:
-        return self.paths.root.parent / "kubeadm-bundle"
+        return binaries.cache_dir().parent / "kubeadm-bundle"
 
     def _access(self) -> dict[str, object]:
         config = self.paths.root / "ssh" / "config"
@@ -83,7 +84,7 @@ class KubeadmLab:
         etcd = self.etcd_client if all(Path(p).exists() for p in self.etcd_client.values()) else None
         doc = {"version": inventory.SCHEMA_VERSION,
                "cluster": {"name": "hakit-kubeadm-lab", "kubeconfig": str(self.kubeconfig)},
-               "api": {"vip": self.spec.vip, "port": LB_PORT, "apiserver_port": 6443},
+               "api": {"vip": self.spec.vip, "port": LB_PORT, "apiserver_port": 6443, "haproxy_stats": HAPROXY_STATS},
                "control_plane": {"hosts": self._hosts(nodes.CONTROL_PLANE)},
                "workers": {"hosts": self._hosts(nodes.WORKER)},
                "access": self._access(),
@@ -97,6 +98,7 @@ class KubeadmLab:
         the etcd client certificate kubeadm-init fetched, workloads, disruptive opt-in)."""
         doc = discover.discover(self.kubeconfig)
         doc["etcd"].update({**self.etcd_client, "backup_dir": str(self.paths.root / "backups")})
+        doc["api"]["haproxy_stats"] = HAPROXY_STATS
         doc["workers"] = {"hosts": self._hosts(nodes.WORKER)}
         doc["access"] = self._access()
         doc["workloads"] = {"critical": [{"namespace": "kube-system", "name": "coredns"}]}
@@ -105,7 +107,6 @@ class KubeadmLab:
         discover.write(doc, self.inventory)
 
     def up(self, progress: Progress = print) -> None:
-        from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.spec_file.write_text(json.dumps(self.spec.to_dict()))   # first: `down` can always clean up
         image = binaries.build_kubeadm_lab()
@@ -121,16 +122,24 @@ class KubeadmLab:
         steps += [("worker-join", {"host": n.name}) for n in self.spec.nodes if n.role == nodes.WORKER]
         steps += [("pod-network", {})]
         for name, params in steps:
-            started = time.monotonic()
-            inv = inventory.load(self.provisioning_inventory)
-            rb = get(name)
-            run.start(rb, inv, rb.resolve(params), yes=True, confirm=lambda _: True, out=lambda _: None)
-            progress(f"runbook {name} {' '.join(f'{k}={v}' for k, v in params.items())}: done in "
-                     f"{time.monotonic() - started:.0f}s")
+            self._run(name, params, self.provisioning_inventory, progress)
             if name == "kubeadm-init":   # as its output says: the etcd client certificate goes in
                 self.write_provisioning_inventory()
         self.write_inventory()
         progress(f"inventory written to {self.inventory} (by `inventory discover`, plus access)")
+        # Day two, as the audit asks of any new kubeadm cluster: a first backup, and CoreDNS
+        # spread over nodes behind a PDB (kubeadm starts both replicas on the first node).
+        self._run("etcd-backup", {}, self.inventory, progress)
+        self._run("workload-spread", {"workload": "kube-system/coredns"}, self.inventory, progress)
+
+    def _run(self, name: str, params: dict[str, str], inventory_path: Path, progress: Progress) -> None:
+        from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
+        started = time.monotonic()
+        rb = get(name)
+        run.start(rb, inventory.load(inventory_path), rb.resolve(params), yes=True, confirm=lambda _: True,
+                  out=lambda _: None)
+        progress(f"runbook {name} {' '.join(f'{k}={v}' for k, v in params.items())}: done in "
+                 f"{time.monotonic() - started:.0f}s")
 
     def down(self, progress: Progress = print) -> None:
         nodes.destroy(self.spec, self.paths)
