@@ -9,9 +9,11 @@ audit: setup
 	.venv/bin/hakit lab status >/dev/null 2>&1 || { .venv/bin/hakit lab down && .venv/bin/hakit lab up; }
 	.venv/bin/hakit audit
 
-# The kit's own tests: unit tests, then integration tests on a lab they bring up.
+# The kit's own tests: unit tests and the netns lab's tests, then the kubeadm tier on a
+# kubeadm lab of its own (two sessions, so the two labs never share the machine at once).
 test: setup
-	.venv/bin/pytest
+	.venv/bin/pytest --ignore=tests/kubeadm
+	.venv/bin/pytest tests/kubeadm
 
 lab-down:
 	.venv/bin/hakit lab down

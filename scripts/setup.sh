@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(keepalived haproxy prometheus prometheus-alertmanager prometheus-pushgateway openssh-server openssh-client
-      iproute2 iptables curl openssl util-linux procps python3-venv faketime)
+      iproute2 iptables curl openssl util-linux procps python3-venv faketime
+      lxc debootstrap)   # the kubeadm lab: system containers, and the Debian image they boot
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -34,4 +35,5 @@ fi
 # sudo resets PATH (secure_path): look where Go's own installer puts it too.
 [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "[setup] Go is required to build the lab's binaries" >&2; exit 4; }
-bash hakit/lab/build/build.sh
+bash hakit/lab/build/build.sh --kubeadm   # also the kubeadm lab's node binaries (~15 min cold)
+bash hakit/lab/build/rootfs.sh           # the kubeadm lab's Debian host image (~5 min cold)

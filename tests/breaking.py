@@ -27,10 +27,10 @@ def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = Fa
     return proc.returncode, results
 
 
-def assert_breaks(lab: Lab, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
+def assert_breaks(lab: Lab | None, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
                   cause: str, within: float = 30, inventory: Path | None = None, disruptive: bool = False) -> None:
     """Healthy → pass; broken → fails (within `within` s) naming `cause`; restored → pass again."""
-    inv = inventory or lab.paths.inventory
+    inv = inventory or lab.paths.inventory  # type: ignore[union-attr]
 
     def outcome() -> dict:
         return run_checks(inv, tmp_path, check_id, disruptive=disruptive)[1][check_id]

@@ -1,0 +1,70 @@
+"""Fixtures for the kubeadm tier: one kubeadm lab per session (LXC system containers
+installed by hakit's provisioning runbooks), always removed.
+
+Run apart from the netns lab's tests (`make test` runs them one after the other), so the
+two labs never share the machine's two cores. HAKIT_TEST_KEEP_LAB=1 keeps it up and
+reuses it on the next run when its API answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/breaking.py
+
+from hakit.cluster import Cluster  # noqa: E402
+from hakit.cluster.probes import readyz  # noqa: E402
+from hakit.errors import LabError  # noqa: E402
+from hakit.inventory import Inventory, load  # noqa: E402
+from hakit.lab import free_subnet, nodes  # noqa: E402
+from hakit.lab.kubeadm import KubeadmLab  # noqa: E402
+
+ROOT = Path(os.environ.get("HAKIT_TEST_KUBEADM_LAB_DIR", Path.home() / ".local/state/hakit/test-kubeadm-lab"))
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
+    keep = os.environ.get("HAKIT_TEST_KEEP_LAB") == "1"
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    os.environ["HAKIT_RUNBOOK_DIR"] = str(tmp_path_factory.mktemp("runbooks"))
+    if keep and ROOT.exists():
+        try:
+            existing = KubeadmLab.load(ROOT)
+            if readyz(load(existing.inventory).vip_url) == "ok":
+                yield existing
+                return
+        except Exception:  # noqa: BLE001 - not reusable: rebuilt below
+            pass
+    if ROOT.exists():   # a crashed run's: its containers, bridge and files
+        try:
+            KubeadmLab.load(ROOT).down(progress=lambda _: None)
+        except LabError:
+            nodes.destroy(nodes.Spec(subnet="0.0.0.0/24", prefix="hkk"), nodes.Paths(ROOT))
+    lab = KubeadmLab(nodes.Spec(subnet=free_subnet(), prefix="hkk"), nodes.Paths(ROOT))
+    try:
+        lab.up(progress=lambda msg: print(f"[kubeadm lab] {msg}"))
+        yield lab
+    finally:
+        if not keep:
+            lab.down(progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def kinv(klab: KubeadmLab) -> Inventory:
+    return load(klab.inventory)
+
+
+@pytest.fixture(scope="session")
+def kcluster(kinv: Inventory) -> Cluster:
+    """The lab reached as any cluster: SSH, kubeadm's default host control."""
+    return Cluster(kinv)

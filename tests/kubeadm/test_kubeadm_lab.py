@@ -1,0 +1,101 @@
+"""The kubeadm tier: a cluster installed the way users install theirs (hakit's own
+provisioning runbooks over SSH onto bare Debian hosts with systemd), then audited, broken
+and repaired through kubeadm's default host control: systemd units, parked static-pod
+manifests, crictl. No lab shortcut is in its inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from breaking import assert_breaks, run_checks
+from hakit import audit, wait
+from hakit.cluster import Cluster
+from hakit.inventory import Inventory
+from hakit.lab.kubeadm import KubeadmLab
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def test_installed_by_the_runbooks_as_a_kubeadm_cluster(klab: KubeadmLab, kinv: Inventory,
+                                                        kcluster: Cluster) -> None:
+    """3 control planes joined through the VIP, 2 workers, every node Ready; each control
+    plane's containerd runs the four static pods; each host boots systemd."""
+    nodes = client.CoreV1Api(kcluster.api).list_node().items
+    ready = {n.metadata.name for n in nodes
+             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+    assert ready == {"cp1", "cp2", "cp3", "w1", "w2"}, ready
+    for host in ("cp1", "cp2", "cp3"):
+        running = kcluster.must(host, "listing containers", "crictl ps --state running -o json")
+        for name in STATIC_PODS:
+            assert f'"name": "{name}"' in running, (host, name)
+        assert kcluster.must(host, "asking PID 1", "cat /proc/1/comm").strip() == "systemd"
+    admin = yaml.safe_load(klab.kubeconfig.read_text())
+    assert admin["clusters"][0]["cluster"]["server"] == f"https://{kinv.vip}:{kinv.port}"
+    # Nothing lab-specific: kubeadm's default control and paths, as `inventory discover` wrote them.
+    doc = yaml.safe_load(klab.inventory.read_text())
+    assert "control" not in doc["disruptive"] and "paths" not in doc["control_plane"], doc
+    assert kinv.fault_control is None and kinv.host_path("pki", "cp1") == "/etc/kubernetes/pki"
+
+
+def test_the_audit_passes_on_it(kinv: Inventory) -> None:
+    """Every read-only check but monitoring (the kubeadm lab runs no Prometheus yet)."""
+    results = audit.run(kinv, audit.Selection(property=("api-endpoint", "etcd", "control-plane", "workloads",
+                                                        "hosts")), quiet=True)
+    bad = {r.check.id: f"{r.outcome.value}: {r.message}" for r in results.results if r.outcome.value != "pass"}
+    assert not bad and len(results.results) >= 20, bad
+
+
+@contextmanager
+def stopped(cluster: Cluster, host: str, component: str) -> Iterator[None]:
+    """Stopped through kubeadm's default control (systemctl, or the manifest parked)."""
+    cluster.stop(host, component)
+    try:
+        yield
+    finally:
+        cluster.start(host, component)
+
+
+def test_an_etcd_member_with_its_manifest_parked_fails_etcd_health(klab: KubeadmLab, kcluster: Cluster,
+                                                                   tmp_path: Path) -> None:
+    assert_breaks(None, tmp_path, "ETCD-002", lambda: stopped(kcluster, "cp3", "etcd"),
+                  kcluster.addresses["cp3"], inventory=klab.inventory, within=60)
+
+
+def test_keepalived_stopped_by_systemctl_fails_the_services_check(klab: KubeadmLab, kcluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    host = next(h for h in ("cp1", "cp2", "cp3") if h not in kcluster.vip_holders())
+    assert_breaks(None, tmp_path, "HOST-003", lambda: stopped(kcluster, host, "keepalived"), host,
+                  inventory=klab.inventory)
+
+
+def test_a_stopped_standby_controller_manager_fails_cp002_naming_its_host(klab: KubeadmLab, kcluster: Cluster,
+                                                                          tmp_path: Path) -> None:
+    """Asked on each host (/healthz on 10257), not read from pod phases: a parked manifest
+    leaves no process, whatever the API shows."""
+    lease = client.CoordinationV1Api(kcluster.api).read_namespaced_lease("kube-controller-manager", "kube-system")
+    leader = lease.spec.holder_identity.split("_", 1)[0]
+    standby = next(h for h in ("cp1", "cp2", "cp3") if h != leader)
+    assert_breaks(None, tmp_path, "CP-002", lambda: stopped(kcluster, standby, "kube-controller-manager"),
+                  standby, inventory=klab.inventory, within=60)
+
+
+def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
+    """systemctl stop kubelet: the node turns NotReady after the node-monitor grace period."""
+    assert_breaks(None, tmp_path, "WL-001", lambda: stopped(kcluster, "w2", "kubelet"), "w2",
+                  inventory=klab.inventory, within=120)
+
+
+def test_disruptive_checks_pass_through_the_default_kubeadm_control(klab: KubeadmLab, tmp_path: Path) -> None:
+    """The kill is a SIGKILL of the leader's process; the kubelet restarts it, and a new
+    identity (a standby or the restarted one) must take the Lease within the SLO."""
+    code, results = run_checks(klab.inventory, tmp_path, "CP-D01", "CP-D02", "VIP-D01", "ETCD-D01",
+                               disruptive=True)
+    bad = {i: r["message"] for i, r in results.items() if r["outcome"] != "pass"}
+    assert code == 0 and not bad, bad
