@@ -1,5 +1,7 @@
-"""Workloads: nodes are Ready, there is room to reschedule, and critical
-workloads run replicas on different nodes behind a PodDisruptionBudget."""
+"""Workloads: nodes are Ready, there is room to reschedule, critical workloads run
+replicas on different nodes behind a PodDisruptionBudget, and, cluster-wide, no single
+node's loss or drain takes a workload down (WL-004..006, over every namespace the
+inventory's workloads.scope allows)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import pytest
 from hakit.inventory import CriticalWorkload
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot, is_control_plane, is_schedulable, node_is_ready
+from hakit.workloads import Fleet, matches
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -55,16 +58,16 @@ def test_critical_workload_spread(workload: CriticalWorkload, snapshot: Snapshot
     """Replicas on one node die together; without a PDB a drain can take them all."""
     obj = snapshot.workload(workload.namespace, workload.kind, workload.name)
     assert obj is not None, f"{workload.kind} {workload.namespace}/{workload.name} does not exist"
-    selector = ",".join(f"{k}={v}" for k, v in (obj.spec.selector.match_labels or {}).items())
-    pods = [p for p in snapshot.pods(workload.namespace, selector)
-            if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+    selector = snapshot.api.sanitize_for_serialization(obj.spec.selector)   # matchExpressions too
+    pods = [p for p in snapshot.pods(workload.namespace, "")
+            if matches(selector, p.metadata.labels or {})
+            and p.status.phase == "Running" and not p.metadata.deletion_timestamp]
     nodes = sorted({p.spec.node_name for p in pods})
     evidence.record("replicas", obj.spec.replicas, expected="≥ 2")
     evidence.record("running on nodes", nodes or "none", expected="≥ 2 distinct")
     labels = obj.spec.template.metadata.labels or {}
     pdbs = [p for p in snapshot.pdbs(workload.namespace)
-            if p.spec.selector and p.spec.selector.match_labels
-            and all(labels.get(k) == v for k, v in p.spec.selector.match_labels.items())]
+            if matches(snapshot.api.sanitize_for_serialization(p.spec.selector), labels)]
     allowed = max((p.status.disruptions_allowed or 0 for p in pdbs), default=None)
     evidence.record("PDB disruptions allowed", allowed if pdbs else "no PDB", expected="≥ 1")
     name = f"{workload.kind} {workload.namespace}/{workload.name}"
@@ -72,3 +75,62 @@ def test_critical_workload_spread(workload: CriticalWorkload, snapshot: Snapshot
     assert len(nodes) >= 2, f"{name}'s running replicas are all on {', '.join(nodes) or 'no node'}"
     assert pdbs, f"{name} has no PodDisruptionBudget: a drain may evict every replica at once"
     assert allowed and allowed >= 1, f"{name}'s PDB allows {allowed} disruptions: a drain would block"
+
+
+def grouped(by_node: dict[str, list[str]], limit: int = 8) -> str:
+    """'node: a, b; node2: c', the longest first, cut to `limit` nodes."""
+    parts = [f"{node}: {', '.join(items[:5])}{' …' if len(items) > 5 else ''}"
+             for node, items in sorted(by_node.items(), key=lambda kv: -len(kv[1]))[:limit]]
+    more = len(by_node) - limit
+    return "; ".join(parts) + (f"; and {more} more nodes" if more > 0 else "")
+
+
+@check("WL-004", "No single node's loss takes a workload to zero, below its PDB or below quorum",
+       property="workloads", severity="warning", runbook="workload-spread",
+       remediation="""For each workload named: run ≥ 2 replicas spread over nodes (podAntiAffinity or a
+topologySpreadConstraint on kubernetes.io/hostname, and on topology.kubernetes.io/zone where nodes have
+zones), so that the loss of any one node leaves enough ready replicas; `hakit runbook run
+workload-spread workload=NS/NAME` does it for one.""")
+def test_no_node_loss_takes_a_workload_down(fleet: Fleet, snapshot: Snapshot, evidence: Evidence) -> None:
+    """What an outage of each node would cost right now, for every workload in scope."""
+    nodes = [n.metadata.name for n in snapshot.nodes]
+    impact = fleet.node_loss(nodes)
+    evidence.record("workloads in scope", len(fleet.workloads))
+    evidence.record("nodes whose loss hurts a workload", len(impact), expected="0")
+    for node, hurt in sorted(impact.items()):
+        evidence.record(f"losing {node}", ", ".join(hurt[:10]))
+        evidence.about(node, "node")
+    assert not impact, f"losing one node would hurt workloads: {grouped(impact)}"
+
+
+@check("WL-005", "Every node can be drained now", property="workloads", severity="warning",
+       runbook="workload-spread",
+       remediation="""A drain evicts through the eviction API, which refuses while a PDB allows no disruption,
+and kubectl refuses pods no controller recreates. Give each named PDB room (maxUnavailable ≥ 1, or
+minAvailable below the ready replicas, with the replicas ready), and run bare pods under a controller,
+before the maintenance rather than during it.""")
+def test_every_node_drainable(fleet: Fleet, snapshot: Snapshot, evidence: Evidence) -> None:
+    """A drain that hangs is a maintenance outage found too late: find it now, per node."""
+    nodes = [n.metadata.name for n in snapshot.nodes]
+    blocked = fleet.drain_blockers(nodes)
+    evidence.record("nodes", len(nodes))
+    evidence.record("nodes that cannot be drained now", sorted(blocked)[:20] or "none", expected="none")
+    for node, why in sorted(blocked.items()):
+        evidence.record(f"{node} cannot be drained", "; ".join(why[:10]))
+        evidence.about(node, "node")
+    assert not blocked, "nodes that cannot be drained now: " + "; ".join(
+        f"{node}: {', '.join(why[:3])}{' …' if len(why) > 3 else ''}" for node, why in sorted(blocked.items())[:8])
+
+
+@check("WL-006", "Every replicated workload has a PDB that can allow a disruption", property="workloads",
+       severity="warning", runbook="workload-spread",
+       remediation="""Add a PodDisruptionBudget to each replicated workload named (maxUnavailable: 1 is the
+usual choice); fix budgets that can never allow a disruption (maxUnavailable: 0, or minAvailable equal
+to the replicas) and budgets whose selector matches no pod (a typo in a label protects nothing).""")
+def test_disruption_budgets_sound(fleet: Fleet, evidence: Evidence) -> None:
+    """Without a budget a drain may take every replica at once; with a budget of zero, never one."""
+    problems = fleet.budget_problems()
+    evidence.record("PDBs in scope", len(fleet.budgets))
+    evidence.record("problems", problems[:20] or "none", expected="none")
+    assert not problems, f"{len(problems)} disruption-budget problem(s): {'; '.join(problems[:8])}" + (
+        " …" if len(problems) > 8 else "")

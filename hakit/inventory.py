@@ -86,6 +86,21 @@ class Etcd:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Which namespaces and objects the fleet checks look at (inventory `workloads.scope`)."""
+    include_namespaces: tuple[str, ...] = ()      # empty: every namespace
+    exclude_namespaces: tuple[str, ...] = ()
+    exclude_labels: tuple[tuple[str, str], ...] = ()   # a workload carrying any of these is skipped
+
+    def wants(self, namespace: str, labels: dict[str, str]) -> bool:
+        if self.include_namespaces and namespace not in self.include_namespaces:
+            return False
+        if namespace in self.exclude_namespaces:
+            return False
+        return not any(labels.get(k) == v for k, v in self.exclude_labels)
+
+
+@dataclass(frozen=True)
 class CriticalWorkload:
     namespace: str
     name: str
@@ -116,6 +131,7 @@ class Inventory:
     slo: Slo
     thresholds: Thresholds
     critical_workloads: list[CriticalWorkload]
+    workload_scope: Scope        # which workloads the cluster-wide checks (WL-004..006) look at
     disruptive_allowed: list[str]
     fault_journal: Path
     fault_control: str | None   # command template that acts on a component; None: kubeadm's systemd/static pods
@@ -187,6 +203,11 @@ class _Reader:
             self.errors.append(f"{path}: got {value!r:.60}; expected an http(s) URL"
                                + (" with an IP address and a port" if ip_host else ""))
         return value
+
+    def names(self, path: str) -> list[str]:
+        values = self.get(path, list, []) or []
+        return [v for i, v in enumerate(values)
+                if self.match(f"{path}[{i}]", v if isinstance(v, str) else repr(v), NAME, "a namespace name")]
 
     def hosts(self, path: str, required: bool) -> list[Host]:
         out = []
@@ -291,6 +312,11 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         if r.match(f"workloads.critical[{i}].namespace", w["namespace"], NAME, "a namespace name") \
                 & r.match(f"workloads.critical[{i}].name", w["name"], NAME, "an object name"):
             workloads.append(CriticalWorkload(w["namespace"], w["name"], w.get("kind", "Deployment")))
+    scope = Scope(
+        include_namespaces=tuple(r.names("workloads.scope.include_namespaces")),
+        exclude_namespaces=tuple(r.names("workloads.scope.exclude_namespaces")),
+        exclude_labels=tuple((str(k), str(v)) for k, v in
+                             (r.get("workloads.scope.exclude_labels", dict, {}) or {}).items()))
     allowed = r.get("disruptive.allowed", list, []) or []
     for name in allowed:
         if name not in DISRUPTIVE_CHECKS:
@@ -328,7 +354,7 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         alertmanager_url=r.get("monitoring.alertmanager", str, None),
         receiver_url=r.get("monitoring.receiver", str, None),
         alertmanager_peers=r.get("monitoring.alertmanager_peers", int, None), slo=slo, thresholds=thresholds,
-        critical_workloads=workloads, disruptive_allowed=list(allowed),
+        critical_workloads=workloads, workload_scope=scope, disruptive_allowed=list(allowed),
         fault_journal=journal if journal.is_absolute() else source.parent / journal, fault_control=control)
     if r.errors:
         raise ConfigError(f"inventory {source}: " + "; ".join(r.errors))

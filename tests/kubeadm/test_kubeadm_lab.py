@@ -99,3 +99,44 @@ def test_disruptive_checks_pass_through_the_default_kubeadm_control(klab: Kubead
                                disruptive=True)
     bad = {i: r["message"] for i, r in results.items() if r["outcome"] != "pass"}
     assert code == 0 and not bad, bad
+
+
+NS = "hakit-wl-test"
+PAUSE = {"name": "pause", "image": "registry.k8s.io/pause:3.10.2", "imagePullPolicy": "Never"}
+
+
+@contextmanager
+def risky_workloads(cluster: Cluster) -> Iterator[None]:
+    """Real pods on the workers: a single replica pinned to w1, and a two-replica web whose
+    PDB (a matchExpressions selector) allows no disruption."""
+    core, apps, policy = client.CoreV1Api(cluster.api), client.AppsV1Api(cluster.api), client.PolicyV1Api(cluster.api)
+    core.create_namespace({"metadata": {"name": NS}})
+    try:
+        for name, replicas, extra in (("solo", 1, {"nodeSelector": {"kubernetes.io/hostname": "w1"}}),
+                                      ("web", 2, {})):
+            apps.create_namespaced_deployment(NS, {
+                "metadata": {"name": name}, "spec": {
+                    "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [PAUSE], "terminationGracePeriodSeconds": 1, **extra}}}})
+        policy.create_namespaced_pod_disruption_budget(NS, {
+            "metadata": {"name": "frozen"}, "spec": {"maxUnavailable": 0, "selector": {"matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["web"]}]}}})
+        wait.until(lambda: all((d.status.ready_replicas or 0) == d.spec.replicas
+                               for d in apps.list_namespaced_deployment(NS).items), 120, "the test workloads Ready")
+        yield
+    finally:
+        core.delete_namespace(NS)
+        wait.until(lambda: NS not in {n.metadata.name for n in core.list_namespace().items}, 120,
+                   f"namespace {NS} to be gone")
+
+
+@pytest.mark.parametrize("check_id, cause", [
+    ("WL-004", f"w1: Deployment {NS}/solo to 0 ready"),
+    ("WL-005", f"PDB {NS}/frozen allows 0 disruptions"),
+    ("WL-006", f"PDB {NS}/frozen can never allow a disruption"),
+])
+def test_cluster_wide_workload_checks_find_real_risks(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path,
+                                                      check_id: str, cause: str) -> None:
+    """Workloads nobody listed as critical, in a namespace of their own, found all the same."""
+    assert_breaks(None, tmp_path, check_id, lambda: risky_workloads(kcluster), cause, inventory=klab.inventory)

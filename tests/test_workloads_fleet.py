@@ -1,0 +1,69 @@
+"""The cluster-wide workload model (hakit.workloads) on hand-made fleets: selectors as the
+API server matches them, node loss, drainability under kubectl's rules, budget hygiene."""
+
+from __future__ import annotations
+
+from hakit.inventory import Scope
+from hakit.workloads import Budget, Fleet, Pod, Workload, matches
+
+
+def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
+        ns: str = "app", mirror: bool = False) -> Pod:
+    return Pod(ns, name, node, labels, ready, owner, mirror, False)
+
+
+def test_selectors_match_as_the_api_server_does() -> None:
+    labels = {"app": "web", "tier": "front"}
+    assert matches({}, labels) and not matches(None, labels)
+    assert matches({"matchLabels": {"app": "web"}}, labels)
+    assert not matches({"matchLabels": {"app": "db"}}, labels)
+    assert matches({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}, labels)
+    assert not matches({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}, labels)
+    assert matches({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, labels)
+    assert not matches({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
+    # matchExpressions are not ignored: a selector of expressions alone does not match everything
+    assert not matches({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}, labels)
+    assert not matches({"matchExpressions": [{"key": "app", "operator": "Bogus"}]}, labels)
+
+
+def web(replicas: int = 2) -> Workload:
+    return Workload("Deployment", "app", "web", replicas, {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["web"]}]}, {"app": "web"})
+
+
+def test_node_loss_names_the_node_and_the_workload_it_would_take_down() -> None:
+    pods = [pod("web-1", "n1", {"app": "web"}), pod("web-2", "n1", {"app": "web"})]
+    fleet = Fleet(pods, [], [web()])
+    assert fleet.node_loss(["n1", "n2"]) == {"n1": ["Deployment app/web to 0 ready"]}
+    spread = Fleet([pod("web-1", "n1", {"app": "web"}), pod("web-2", "n2", {"app": "web"})], [], [web()])
+    assert spread.node_loss(["n1", "n2"]) == {}
+
+
+def test_node_loss_below_a_budget_and_below_a_statefulset_quorum() -> None:
+    pods = [pod(f"web-{i}", n, {"app": "web"}) for i, n in enumerate(["n1", "n1", "n2"])]
+    budget = Budget("app", "web", {"matchLabels": {"app": "web"}}, allowed=1, desired_healthy=2, expected=3)
+    assert Fleet(pods, [budget], [web(3)]).node_loss(["n1"]) == {"n1": ["Deployment app/web below its PDB (1 < 2)"]}
+    db = Workload("StatefulSet", "app", "db", 3, {"matchLabels": {"app": "db"}}, {"app": "db"})
+    dbs = [pod(f"db-{i}", n, {"app": "db"}, owner=("StatefulSet", "db")) for i, n in enumerate(["n1", "n1", "n2"])]
+    assert Fleet(dbs, [], [db]).node_loss(["n1"]) == {"n1": ["StatefulSet app/db below quorum (1 of 3)"]}
+
+
+def test_drain_blockers_follow_kubectl_and_the_pdb_status() -> None:
+    pods = [pod("web-1", "n1", {"app": "web"}), pod("bare", "n2", {}, owner=("", "")),
+            pod("ds", "n3", {"app": "web"}, owner=("DaemonSet", "ds")),
+            pod("static", "n3", {"app": "web"}, owner=("Node", "n3"), mirror=True)]
+    zero = Budget("app", "web", {"matchLabels": {"app": "web"}}, allowed=0, desired_healthy=1, expected=1)
+    blocked = Fleet(pods, [zero], [web(1)]).drain_blockers(["n1", "n2", "n3"])
+    assert blocked == {"n1": ["PDB app/web allows 0 disruptions (pod app/web-1)"],
+                       "n2": ["pod app/bare has no controller (drain needs --force, and it is lost)"]}
+
+
+def test_budget_problems_and_the_scope() -> None:
+    pods = [pod("web-1", "n1", {"app": "web"}), pod("web-2", "n2", {"app": "web"})]
+    typo = Budget("app", "wbe", {"matchLabels": {"app": "wbe"}}, allowed=0, desired_healthy=0, expected=0)
+    never = Budget("app", "web", {"matchLabels": {"app": "web"}}, allowed=0, desired_healthy=2, expected=2)
+    assert Fleet(pods, [typo, never], [web()]).budget_problems() == [
+        "PDB app/wbe matches no pod", "PDB app/web can never allow a disruption (needs 2 healthy of 2)"]
+    assert Fleet(pods, [], [web()]).budget_problems() == ["Deployment app/web (2 replicas) has no PodDisruptionBudget"]
+    scope = Scope(exclude_namespaces=("app",))
+    assert not scope.wants("app", {}) and Scope(exclude_labels=(("hakit.io/ignore", "true"),)).wants("x", {})
