@@ -119,6 +119,7 @@ class Inventory:
     haproxy_stats: str | None
     control_plane: list[Host]
     workers: list[Host]          # optional: worker hosts to reach over SSH (provisioning, node faults)
+    monitoring_hosts: list[Host]  # optional: where Prometheus and Alertmanager run (provision-monitoring)
     ssh: SSH | None
     ansible_inventory: str | None
     ansible_group: str
@@ -277,8 +278,9 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     kubeconfig = IN_CLUSTER if given == "in-cluster" else r.path(given)
     hosts = r.hosts("control_plane.hosts", required=True)
     workers = r.hosts("workers.hosts", required=False)
-    if len({h.name for h in hosts + workers}) != len(hosts + workers):
-        r.errors.append("control_plane.hosts, workers.hosts: host names must be unique")
+    monitors = r.hosts("monitoring.hosts", required=False)
+    if len({h.name for h in hosts + workers + monitors}) != len(hosts + workers + monitors):
+        r.errors.append("control_plane.hosts, workers.hosts, monitoring.hosts: host names must be unique")
     ssh = None
     if r.get("access.ssh", dict, None) is not None:
         ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=None, port=r.port("access.ssh.port", 22))
@@ -348,7 +350,7 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
         source=source, name=name, kubeconfig=kubeconfig or Path(),
         context=r.get("cluster.context", str, None), vip=vip or "",
         port=r.port("api.port", 6443), apiserver_port=r.port("api.apiserver_port", 6443), haproxy_stats=stats,
-        control_plane=hosts, workers=workers, ssh=ssh, ansible_inventory=ansible,
+        control_plane=hosts, workers=workers, monitoring_hosts=monitors, ssh=ssh, ansible_inventory=ansible,
         ansible_group=r.get("access.ansible.control_plane_group", str, "k8s-master"), host_paths=host_paths,
         etcd=etcd, prometheus_url=r.get("monitoring.prometheus", str, None),
         alertmanager_url=r.get("monitoring.alertmanager", str, None),

@@ -64,7 +64,7 @@ class Cluster:
         if inv.ssh is None and not inv.ansible_inventory:
             raise ConfigError("access: acting on hosts needs access.ssh or access.ansible in the inventory")
         self.inv = inv
-        self.addresses = {h.name: h.address for h in inv.control_plane + inv.workers}
+        self.addresses = {h.name: h.address for h in inv.control_plane + inv.workers + inv.monitoring_hosts}
         self._hosts: dict[str, Any] = {}
         self._api: client.ApiClient | None = None
         self._identity: ClusterId | None = None
