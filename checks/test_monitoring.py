@@ -3,19 +3,16 @@ loaded, and alerts reach a real receiver (the Watchdog proves the pipeline)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 
-import hakit
 
 from hakit.errors import UnreachableError
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.prometheus import Alertmanager, Prometheus, ha_targets
+from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus, ha_targets
 
-RULES_FILE = Path(hakit.__file__).resolve().parent / "rules" / "ha-alerts.yaml"
 
 
 def ha_rule_names() -> list[str]:

@@ -145,6 +145,19 @@ class Inventory:
         return f"https://{self.vip}:{self.port}"
 
 
+def is_url(value: str, ip_host: bool = False) -> bool:
+    """An http(s) URL with a host and no whitespace or quotes; optionally an IP host and a port."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"[\s\"'`\\]", value)
+        if ok and ip_host:
+            ipaddress.ip_address(parts.hostname)
+            ok = parts.port is not None
+    except ValueError:
+        ok = False
+    return ok
+
+
 class _Reader:
     """Walks the YAML document and collects every problem with its field path."""
 
@@ -189,18 +202,9 @@ class _Reader:
         return value
 
     def url(self, path: str, value: str | None, ip_host: bool = False) -> str | None:
-        """An http(s) URL with a host and no whitespace or quotes; optionally an IP host."""
         if value is None:
             return None
-        try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"[\s\"'`\\]", value)
-            if ok and ip_host:
-                ipaddress.ip_address(parts.hostname)
-                ok = parts.port is not None
-        except ValueError:
-            ok = False
-        if not ok:
+        if not is_url(value, ip_host):
             self.errors.append(f"{path}: got {value!r:.60}; expected an http(s) URL"
                                + (" with an IP address and a port" if ip_host else ""))
         return value

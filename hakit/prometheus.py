@@ -9,6 +9,7 @@ import re
 import time
 from datetime import datetime, timezone
 from typing import Any
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -16,6 +17,8 @@ import yaml
 
 from hakit import http
 from hakit.errors import UnreachableError
+
+RULES_FILE = Path(__file__).resolve().parent / "rules" / "ha-alerts.yaml"   # hakit's HA alert rules
 
 
 class _Api:

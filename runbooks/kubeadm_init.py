@@ -76,7 +76,7 @@ def configure(ctx: Context) -> str:
     text = kubeadm.init_config(
         ctx.state["version"], inv.name, (inv.vip, inv.port), address(ctx),
         [h.address for h in inv.control_plane], ctx.params["pod_subnet"], ctx.params["service_subnet"],
-        ctx.state["cgroup_v1"], ctx.state["conntrack_fixed"])
+        ctx.state["cgroup_v1"], ctx.state["conntrack_fixed"], ctx.params["expose_metrics"] == "yes")
     ctx.control.write(first(ctx), kubeadm.CONFIG, text, 0o600)
     return f"wrote {kubeadm.CONFIG} on {first(ctx)}"
 
@@ -124,7 +124,10 @@ RUNBOOK = Runbook(
     params=[Param("host", "the first control-plane host (default: the inventory's first)", ""),
             Param("kubernetes_version", "the version to install (default: the host's kubeadm's own)", ""),
             Param("pod_subnet", "the pods' CIDR (each node gets a /24 of it)", "10.244.0.0/16"),
-            Param("service_subnet", "the Services' CIDR", "10.96.0.0/12")],
+            Param("service_subnet", "the Services' CIDR", "10.96.0.0/12"),
+            Param("expose_metrics", "yes: etcd, controller-manager, scheduler and kube-proxy metrics reachable "
+                  "from another host, as kube-prometheus-stack needs (kubeadm binds them to 127.0.0.1)", "no",
+                  ("yes", "no"))],
     steps=[
         Step("look", "Check the host is not a control plane yet and the load balancer listens on the VIP",
              lambda ctx: f"on {first(ctx)}: test -e /etc/kubernetes/admin.conf; cgroup and conntrack; "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
+import yaml
 from kubernetes import client
 
 from hakit import wait
@@ -53,7 +54,19 @@ def look(ctx: Context) -> str:
         raise HakitError(f"nodes not in the inventory (control_plane.hosts or workers.hosts): "
                          f"{', '.join(unreachable)}; hakit cannot configure them")
     ctx.state["nodes"] = found
-    return "\n".join(f"{n}: {ip}, pods {cidr}" for n, (ip, cidr) in sorted(found.items()))
+    ctx.state["cluster_cidr"] = pod_subnet(ctx)
+    return "\n".join([f"{n}: {ip}, pods {cidr}" for n, (ip, cidr) in sorted(found.items())]
+                     + [f"the cluster's pod network: {ctx.state['cluster_cidr']}"])
+
+
+def pod_subnet(ctx: Context) -> str:
+    """networking.podSubnet of kubeadm's ClusterConfiguration (kube-system/kubeadm-config)."""
+    cm = client.CoreV1Api(ctx.control.api).read_namespaced_config_map("kubeadm-config", "kube-system",
+                                                                      _request_timeout=10)
+    subnet = (yaml.safe_load(cm.data.get("ClusterConfiguration", "")) or {}).get("networking", {}).get("podSubnet")
+    if not subnet:
+        raise HakitError("kubeadm-config has no networking.podSubnet: kubeadm-init sets one (pod_subnet)")
+    return str(ipaddress.ip_network(subnet))
 
 
 def conflist(cidr: str) -> str:
@@ -63,8 +76,10 @@ def conflist(cidr: str) -> str:
         {"type": "portmap", "capabilities": {"portMappings": True}}]}, indent=1) + "\n"
 
 
-def routes_unit(routes: list[tuple[str, str]]) -> str:
-    lines = "\n".join(f"ExecStart=/sbin/ip route replace {cidr} via {via}" for cidr, via in routes)
+def routes_unit(routes: list[tuple[str, str]], own: str, cluster: str) -> str:
+    nat = f"POSTROUTING -s {own} ! -d {cluster} -j MASQUERADE"
+    lines = "\n".join([f"ExecStart=/sbin/ip route replace {cidr} via {via}" for cidr, via in routes]
+                      + [f"ExecStart=/bin/sh -c 'iptables -t nat -C {nat} 2>/dev/null || iptables -t nat -A {nat}'"])
     return ("[Unit]\nDescription=Routes to the other nodes' pods (hakit pod-network)\n"
             "After=network-online.target\nWants=network-online.target\n\n"
             f"[Service]\nType=oneshot\nRemainAfterExit=yes\n{lines}\n\n[Install]\nWantedBy=multi-user.target\n")
@@ -75,7 +90,7 @@ def configure(ctx: Context) -> str:
     for name, (_, cidr) in found.items():
         routes = [(other_cidr, other_ip) for other, (other_ip, other_cidr) in found.items() if other != name]
         ctx.control.write(name, CONFLIST, conflist(cidr))
-        ctx.control.write(name, ROUTES_UNIT, routes_unit(routes))
+        ctx.control.write(name, ROUTES_UNIT, routes_unit(routes, cidr, ctx.state["cluster_cidr"]))
         ctx.control.must(name, "setting the pod routes", "systemctl daemon-reload && systemctl enable -q "
                          "hakit-pod-routes.service && systemctl restart hakit-pod-routes.service")
     return f"{CONFLIST} and {len(found) - 1} routes on each of {', '.join(sorted(found))}"
@@ -112,11 +127,13 @@ RUNBOOK = Runbook(
     summary="Each node's podCIDR on a local CNI bridge, routes between nodes on the shared segment, then wait "
             "for nodes Ready and kube-proxy and CoreDNS serving.",
     steps=[
-        Step("look", "Read each node's address and podCIDR",
-             lambda ctx: "GET /api/v1/nodes: InternalIP and spec.podCIDR of each", look, changes=False),
+        Step("look", "Read each node's address and podCIDR, and the cluster's pod network",
+             lambda ctx: "GET /api/v1/nodes: InternalIP and spec.podCIDR of each; kube-system/kubeadm-config",
+             look, changes=False),
         Step("configure", "Write each node's CNI config, and its routes to the other nodes' pods",
              lambda ctx: f"on each node: write {CONFLIST} (bridge cni0, host-local IPAM in its podCIDR), "
-                         f"{ROUTES_UNIT} (ip route replace CIDR via NODE, at boot too); systemctl restart it",
+                         f"{ROUTES_UNIT} (ip route replace CIDR via NODE; masquerade pods' traffic leaving the "
+                         "pod network; at boot too); systemctl restart it",
              configure, verify=routed),
         Step("ready", "Wait until every node is Ready and kube-proxy and CoreDNS are ready",
              lambda ctx: "GET nodes, kube-system/kube-proxy DaemonSet, kube-system/coredns Deployment; "

@@ -47,7 +47,7 @@ def test_every_runbook_a_check_or_an_alert_names_is_shipped_and_checks_real_ids(
     """A failing check or a firing alert that points at a runbook nobody wrote strands the operator."""
     import yaml
 
-    from hakit.lab.provision import RULES_FILE
+    from hakit.prometheus import RULES_FILE
     from hakit.runbook import load_all
     books, ids = load_all(), {c.id for _, c in checks()}
     named = {c.runbook for _, c in checks() if c.runbook}

@@ -75,11 +75,21 @@ def _registration(address: str) -> dict[str, object]:
     return {"criSocket": CRI_SOCKET, "kubeletExtraArgs": [{"name": "node-ip", "value": _ip(address)}]}
 
 
+# What kube-prometheus-stack asks of a kubeadm cluster so Prometheus can scrape it from
+# another host: kubeadm binds these to 127.0.0.1 by default.
+METRICS_EXTRA_ARGS = {"etcd": [{"name": "listen-metrics-urls", "value": "http://0.0.0.0:2381"}],
+                      "controllerManager": [{"name": "bind-address", "value": "0.0.0.0"}],
+                      "scheduler": [{"name": "bind-address", "value": "0.0.0.0"}]}
+
+
 def init_config(version: str, cluster_name: str, endpoint: tuple[str, int], address: str, sans: list[str],
-                pod_subnet: str, service_subnet: str, cgroup_v1: bool, conntrack_fixed: bool) -> str:
+                pod_subnet: str, service_subnet: str, cgroup_v1: bool, conntrack_fixed: bool,
+                expose_metrics: bool = False) -> str:
     """InitConfiguration, ClusterConfiguration (VIP:port as controlPlaneEndpoint, every
     control-plane address in the certificate), KubeletConfiguration (systemd cgroups) and
-    KubeProxyConfiguration, as one multi-document YAML."""
+    KubeProxyConfiguration, as one multi-document YAML. expose_metrics: etcd's, the
+    controller-manager's, the scheduler's and kube-proxy's metrics reachable from a
+    Prometheus on another host (kcm and scheduler still require a token)."""
     vip, port = endpoint
     kubelet: dict[str, object] = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                                   "cgroupDriver": "systemd"}
@@ -89,17 +99,24 @@ def init_config(version: str, cluster_name: str, endpoint: tuple[str, int], addr
                                 "mode": "iptables"}
     if conntrack_fixed:   # kube-proxy would fail setting a sysctl it may not write
         proxy["conntrack"] = {"maxPerCore": 0}
+    if expose_metrics:
+        proxy["metricsBindAddress"] = "0.0.0.0:10249"
+    cluster: dict[str, object] = {
+        "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
+        "kubernetesVersion": version, "clusterName": cluster_name,
+        "controlPlaneEndpoint": f"{_ip(vip)}:{int(port)}",
+        "networking": {"podSubnet": str(ipaddress.ip_network(pod_subnet)),
+                       "serviceSubnet": str(ipaddress.ip_network(service_subnet))},
+        "apiServer": {"certSANs": [_ip(vip)] + [_ip(a) for a in sans]}}
+    if expose_metrics:
+        cluster["etcd"] = {"local": {"extraArgs": METRICS_EXTRA_ARGS["etcd"]}}
+        cluster["controllerManager"] = {"extraArgs": METRICS_EXTRA_ARGS["controllerManager"]}
+        cluster["scheduler"] = {"extraArgs": METRICS_EXTRA_ARGS["scheduler"]}
     docs = [
         {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
          "localAPIEndpoint": {"advertiseAddress": _ip(address), "bindPort": 6443},
          "nodeRegistration": _registration(address)},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
-         "kubernetesVersion": version, "clusterName": cluster_name,
-         "controlPlaneEndpoint": f"{_ip(vip)}:{int(port)}",
-         "networking": {"podSubnet": str(ipaddress.ip_network(pod_subnet)),
-                        "serviceSubnet": str(ipaddress.ip_network(service_subnet))},
-         "apiServer": {"certSANs": [_ip(vip)] + [_ip(a) for a in sans]}},
-        kubelet, proxy,
+        cluster, kubelet, proxy,
     ]
     return yaml.safe_dump_all(docs, sort_keys=False)
 

@@ -10,6 +10,8 @@ own provisioning runbooks over SSH, as an operator would on any hosts:
     control-plane-join host=cp2, host=cp3
     worker-join host=w1, host=w2
     pod-network                  CNI bridge + routes; kube-proxy and CoreDNS ready
+    provision-monitoring         Prometheus (kube-prometheus-stack's job names) on mon1,
+                                 Alertmanager on mon1 and mon2, paging a webhook receiver
 
 and finally writes the inventory the checks use with `hakit inventory discover` plus the
 access a user adds by hand. Nothing in it is lab-specific: kubeadm's paths, systemd and
@@ -19,6 +21,10 @@ static pods are acted on through the default kubeadm host control.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +39,7 @@ Progress = Callable[[str], None]
 LB_PORT = 8443
 ROUTER_ID = "78"
 HAPROXY_STATS = "http://{address}:8404/stats;csv"   # provision-api-lb serves it where the inventory asks
+PAGER_PORT = 9095   # the test receiver (hakit.lab.pager), on this machine at the bridge's address
 
 
 class KubeadmLab:
@@ -71,6 +78,26 @@ class KubeadmLab:
     def _hosts(self, role: str) -> list[dict[str, str]]:
         return [{"name": n.name, "address": n.address} for n in self.spec.nodes if n.role == role]
 
+    def _monitoring(self) -> dict[str, object]:
+        """Where provision-monitoring puts Prometheus and Alertmanager, and the receiver."""
+        first = next(n for n in self.spec.nodes if n.role == nodes.MONITORING)
+        return {"hosts": self._hosts(nodes.MONITORING), "prometheus": f"http://{first.address}:9090",
+                "alertmanager": f"http://{first.address}:9093",
+                "receiver": f"http://{self.spec.gateway}:{PAGER_PORT}/notifications",
+                "alertmanager_peers": self.spec.monitors}
+
+    @property
+    def pager_pid(self) -> Path:
+        return self.paths.root / "pager.pid"
+
+    def start_pager(self) -> None:
+        """The test receiver Alertmanager pages (a user's is PagerDuty or a chat room)."""
+        log = (self.paths.root / "pager.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.pager", f"{self.spec.gateway}:{PAGER_PORT}",
+                                 str(self.paths.root / "pager.jsonl")], stdout=log, stderr=log,
+                                start_new_session=True)
+        self.pager_pid.write_text(str(proc.pid))
+
     @property
     def etcd_client(self) -> dict[str, str]:
         """Where kubeadm-init's fetch step puts an etcd client certificate (beside the kubeconfig)."""
@@ -87,6 +114,7 @@ class KubeadmLab:
                "api": {"vip": self.spec.vip, "port": LB_PORT, "apiserver_port": 6443, "haproxy_stats": HAPROXY_STATS},
                "control_plane": {"hosts": self._hosts(nodes.CONTROL_PLANE)},
                "workers": {"hosts": self._hosts(nodes.WORKER)},
+               "monitoring": self._monitoring(),
                "access": self._access(),
                **({"etcd": etcd} if etcd else {}),
                "workloads": {"critical": [{"namespace": "kube-system", "name": "coredns"}]}}
@@ -100,6 +128,7 @@ class KubeadmLab:
         doc["etcd"].update({**self.etcd_client, "backup_dir": str(self.paths.root / "backups")})
         doc["api"]["haproxy_stats"] = HAPROXY_STATS
         doc["workers"] = {"hosts": self._hosts(nodes.WORKER)}
+        doc["monitoring"] = self._monitoring()
         doc["access"] = self._access()
         doc["workloads"] = {"critical": [{"namespace": "kube-system", "name": "coredns"}]}
         doc["disruptive"] = {"allowed": list(inventory.DISRUPTIVE_CHECKS),
@@ -116,7 +145,7 @@ class KubeadmLab:
         self.write_provisioning_inventory()
         steps = [("host-prepare", {"bundle": str(self.bundle)}),
                  ("provision-api-lb", {"new_cluster": "yes", "router_id": ROUTER_ID}),
-                 ("kubeadm-init", {})]
+                 ("kubeadm-init", {"expose_metrics": "yes"})]
         steps += [("control-plane-join", {"host": n.name}) for n in self.spec.nodes
                   if n.role == nodes.CONTROL_PLANE][1:]
         steps += [("worker-join", {"host": n.name}) for n in self.spec.nodes if n.role == nodes.WORKER]
@@ -131,6 +160,9 @@ class KubeadmLab:
         # spread over nodes behind a PDB (kubeadm starts both replicas on the first node).
         self._run("etcd-backup", {}, self.inventory, progress)
         self._run("workload-spread", {"workload": "kube-system/coredns"}, self.inventory, progress)
+        self.start_pager()
+        self._run("provision-monitoring", {"webhook": f"http://{self.spec.gateway}:{PAGER_PORT}/",
+                                           "interval": "5s"}, self.inventory, progress)
 
     def _run(self, name: str, params: dict[str, str], inventory_path: Path, progress: Progress) -> None:
         from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
@@ -142,5 +174,10 @@ class KubeadmLab:
                  f"{time.monotonic() - started:.0f}s")
 
     def down(self, progress: Progress = print) -> None:
+        if self.pager_pid.exists():
+            try:
+                os.killpg(int(self.pager_pid.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
         nodes.destroy(self.spec, self.paths)
         progress("kubeadm lab removed")

@@ -22,10 +22,15 @@ from hakit import wait
 from hakit.errors import LabError
 from hakit.lab.net import sh
 
-CONTROL_PLANE, WORKER = "control-plane", "worker"
+CONTROL_PLANE, WORKER, MONITORING = "control-plane", "worker", "monitoring"
 # Global (not per-namespace) sysctls the kubelet insists on: each node sees files holding
 # the values it wants, bind-mounted read-only, and the machine keeps its own.
 SPOOFED_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
+# Every node's root is this machine's root user, and inotify instances are counted per
+# user across the machine: seven kubelets, containerds and systemds exhaust Debian's 128
+# ("inotify_init: too many open files" and a kubelet that exits). Raised, never lowered,
+# as kind's documentation tells its users to.
+INOTIFY_MINIMUM = {"fs/inotify/max_user_instances": 1024, "fs/inotify/max_user_watches": 524288}
 
 
 def default_root() -> Path:
@@ -44,11 +49,13 @@ class Node:
 
 @dataclass(frozen=True)
 class Spec:
-    """Three control planes and two workers on a /24; the VIP is .100, the bridge .1."""
+    """Three control planes, two workers and two monitoring hosts on a /24; the VIP is
+    .100, the bridge (and this machine, where the test pager listens) .1."""
     subnet: str
     prefix: str = "hka"
     control_planes: int = 3
     workers: int = 2
+    monitors: int = 2
 
     @property
     def net(self) -> ipaddress.IPv4Network:
@@ -70,7 +77,8 @@ class Spec:
     def nodes(self) -> list[Node]:
         base = self.net.network_address
         return ([Node(f"cp{i}", CONTROL_PLANE, str(base + 10 + i)) for i in range(1, self.control_planes + 1)]
-                + [Node(f"w{i}", WORKER, str(base + 20 + i)) for i in range(1, self.workers + 1)])
+                + [Node(f"w{i}", WORKER, str(base + 20 + i)) for i in range(1, self.workers + 1)]
+                + [Node(f"mon{i}", MONITORING, str(base + 40 + i)) for i in range(1, self.monitors + 1)])
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -190,6 +198,10 @@ def prepare(spec: Spec, paths: Paths) -> None:
     paths.known_hosts.write_text("")
     for key, value in SPOOFED_SYSCTLS.items():
         _write(paths.sysctl / key.replace("/", "."), value + "\n", 0o444)
+    for key, minimum in INOTIFY_MINIMUM.items():
+        current = Path("/proc/sys", key)
+        if int(current.read_text()) < minimum:
+            current.write_text(str(minimum))
     if shutil.which("modprobe"):   # one kernel: the nodes cannot load modules (often built in)
         for module in ("overlay", "br_netfilter"):
             subprocess.run(["modprobe", module], capture_output=True)

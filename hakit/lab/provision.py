@@ -14,13 +14,13 @@ from hakit import inventory
 from hakit.apilb import LoadBalancer
 from hakit.lab import pki
 from hakit.lab.paths import LabPaths
+from hakit.prometheus import RULES_FILE
 from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_METRICS_PORT, HAPROXY_STATS_PORT,
                                 KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT,
                                 SSH_PORT, Host, LabSpec)
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit.lab", "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "ha-alerts.yaml"
 SERVICE_CIDR = "10.96.0.0/12"
 SERVICE_IP = "10.96.0.1"
 VRRP_ROUTER_ID = 51

@@ -45,11 +45,11 @@ def test_installed_by_the_runbooks_as_a_kubeadm_cluster(klab: KubeadmLab, kinv: 
 
 
 def test_the_audit_passes_on_it(kinv: Inventory) -> None:
-    """Every read-only check but monitoring (the kubeadm lab runs no Prometheus yet)."""
-    results = audit.run(kinv, audit.Selection(property=("api-endpoint", "etcd", "control-plane", "workloads",
-                                                        "hosts")), quiet=True)
+    """Every read-only check, monitoring included (Prometheus with kube-prometheus-stack's job
+    names, installed by provision-monitoring), none skipped."""
+    results = audit.run(kinv, audit.Selection(), quiet=True)
     bad = {r.check.id: f"{r.outcome.value}: {r.message}" for r in results.results if r.outcome.value != "pass"}
-    assert not bad and len(results.results) >= 20, bad
+    assert not bad and len(results.results) >= 30 and results.exit_code == 0, bad
 
 
 @contextmanager
@@ -92,10 +92,18 @@ def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: 
                   inventory=klab.inventory, within=120)
 
 
+def test_a_parked_scheduler_fails_mon002_naming_its_target(klab: KubeadmLab, kcluster: Cluster,
+                                                         tmp_path: Path) -> None:
+    """Prometheus scrapes under kube-prometheus-stack's job names; a target down is named."""
+    assert_breaks(None, tmp_path, "MON-002", lambda: stopped(kcluster, "cp3", "kube-scheduler"),
+                  kcluster.addresses["cp3"], inventory=klab.inventory, within=60)
+
+
 def test_disruptive_checks_pass_through_the_default_kubeadm_control(klab: KubeadmLab, tmp_path: Path) -> None:
     """The kill is a SIGKILL of the leader's process; the kubelet restarts it, and a new
-    identity (a standby or the restarted one) must take the Lease within the SLO."""
-    code, results = run_checks(klab.inventory, tmp_path, "CP-D01", "CP-D02", "VIP-D01", "ETCD-D01",
+    identity (a standby or the restarted one) must take the Lease within the SLO. MON-D01:
+    the alert of a lost component reaches the receiver through Alertmanager and resolves."""
+    code, results = run_checks(klab.inventory, tmp_path, "CP-D01", "CP-D02", "VIP-D01", "ETCD-D01", "MON-D01",
                                disruptive=True)
     bad = {i: r["message"] for i, r in results.items() if r["outcome"] != "pass"}
     assert code == 0 and not bad, bad

@@ -14,7 +14,9 @@ cache=${HAKIT_CACHE:-$HOME/.cache/hakit}
 # What a bare host has (systemd, sshd, networkd) and what host-prepare installs.
 BASE_PKGS=systemd,systemd-sysv,dbus,openssh-server,iproute2,iputils-ping,ca-certificates,curl,procps,kmod,less,python3
 HOST_PKGS=conntrack,iptables,socat,ethtool,ebtables,runc,containernetworking-plugins,keepalived,haproxy
-key=$(printf '%s\n' "$DEBIAN_SUITE" "$BASE_PKGS" "$HOST_PKGS" "$(sed -n '/^# image:/,$p' "$0")" | sha256sum | cut -c1-12)
+MON_PKGS=prometheus,prometheus-alertmanager   # what provision-monitoring installs on the monitoring hosts
+key=$(printf '%s\n' "$DEBIAN_SUITE" "$BASE_PKGS" "$HOST_PKGS" "$MON_PKGS" "$(sed -n '/^# image:/,$p' "$0")" \
+      | sha256sum | cut -c1-12)
 root=$cache/rootfs/debian-$DEBIAN_SUITE-$key
 if [ -f "$root/.complete" ]; then
   [ "${1:-}" = "--print-dir" ] && echo "$root"
@@ -23,7 +25,7 @@ fi
 command -v debootstrap >/dev/null || { echo "[rootfs] debootstrap is required (apt-get install debootstrap)" >&2; exit 4; }
 echo "[rootfs] debian $DEBIAN_SUITE host image (~5 min cold) -> $root" >&2
 rm -rf "$root"; mkdir -p "$(dirname "$root")"
-debootstrap --variant=minbase --include="$BASE_PKGS,$HOST_PKGS" "$DEBIAN_SUITE" "$root" http://deb.debian.org/debian >&2
+debootstrap --variant=minbase --include="$BASE_PKGS,$HOST_PKGS,$MON_PKGS" "$DEBIAN_SUITE" "$root" http://deb.debian.org/debian >&2
 
 # image: what makes a Debian tree boot as a system container sharing the machine's kernel
 # (everything below is part of the cache key).
@@ -42,8 +44,8 @@ for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel
 done
 # sysctl.d files setting global (not per-namespace) keys: the machine's values stay.
 for f in 50-pid-max.conf 99-protect-links.conf; do ln -sf /dev/null "$root/etc/sysctl.d/$f"; done
-# The distribution's services start when host-prepare and provision-api-lb say so.
-chroot "$root" systemctl disable keepalived haproxy >/dev/null 2>&1 || true
+# The distribution's services start when the provisioning runbooks say so.
+chroot "$root" systemctl disable keepalived haproxy prometheus prometheus-alertmanager >/dev/null 2>&1 || true
 chroot "$root" systemctl enable systemd-networkd ssh >/dev/null 2>&1
 rm -f "$root/etc/resolv.conf"; : > "$root/etc/resolv.conf"
 touch "$root/.complete"
