@@ -9,6 +9,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends openssh-client 
     && rm -rf /var/lib/apt/lists/*
 COPY --from=wheel /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels && python -c "import hakit.cli, hakit.checks"
+# The CronJob's user needs a passwd entry: ssh (host checks) refuses to run for a uid without one.
+RUN echo 'hakit:x:65532:65532:hakit:/tmp:/usr/sbin/nologin' >> /etc/passwd && echo 'hakit:x:65532:' >> /etc/group
 USER 65532:65532
 ENV HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 ENTRYPOINT ["hakit"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jinja2
 
+from hakit.cluster import kubeadm
 from hakit.errors import ConfigError, HakitError
 from hakit.runbook import Context, Param, Runbook, Step
 
@@ -30,7 +31,6 @@ MODULES = "overlay\nbr_netfilter\n"
 SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1",
            "net.ipv4.ip_forward": "1"}
 SYSCTL_FILE = "/etc/sysctl.d/99-kubernetes.conf"
-IMAGES_DIR = "/var/lib/hakit/images"
 # CAP_SYS_RESOURCE is bit 24 of the bounding set: without it runc cannot lower oom_score_adj.
 NO_SYS_RESOURCE = "[ $(( 0x$(awk '/^CapBnd/ {print $2}' /proc/self/status) >> 24 & 1 )) = 0 ]"
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit", "templates/host"), keep_trailing_newline=True,
@@ -201,10 +201,7 @@ def images(ctx: Context) -> str:
         have = set(ctx.control.run(host, "ctr -n k8s.io images ls -q").stdout.split())
         todo = {f: r for f, r in refs.items() if r not in have}
         for file in todo:
-            remote = f"{IMAGES_DIR}/{file}"
-            ctx.control.upload(host, source / "images" / file, remote)
-            ctx.control.must(host, f"importing {todo[file]}", "ctr -n k8s.io images import --local %s && rm -f %s",
-                             remote, remote)
+            kubeadm.import_image(ctx.control, host, source / "images" / file)
         return f"{host}: imported {len(todo)} images" if todo else ""
     return "\n".join(each(ctx, one)) or "every host had every image"
 

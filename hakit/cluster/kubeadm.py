@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -165,3 +166,14 @@ def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[st
 def joined(cluster: Cluster, host: str) -> bool:
     """The host has been through init or join (its kubelet has a kubeconfig)."""
     return cluster.run(host, "test -e /etc/kubernetes/kubelet.conf").rc == 0
+
+
+IMAGES_DIR = "/var/lib/hakit/images"
+
+
+def import_image(cluster: Cluster, host: str, archive: Path) -> None:
+    """An OCI archive into the host's containerd, where the kubelet finds it (k8s.io)."""
+    remote = f"{IMAGES_DIR}/{archive.name}"
+    cluster.upload(host, archive, remote)
+    cluster.must(host, f"importing {archive.name}", "ctr -n k8s.io images import --local %s && rm -f %s",
+                 remote, remote)

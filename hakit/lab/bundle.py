@@ -21,7 +21,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +42,14 @@ class Layer:
     files: dict[str, Path] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     dirs: tuple[str, ...] = ("tmp", "var/run", "etc")
+    tree: Path | None = None     # a whole root filesystem, as it is (hakit's own image)
 
     def tar(self) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+            if self.tree is not None:
+                for entry in sorted(self.tree.iterdir()):
+                    t.add(str(entry), arcname=entry.name, filter=_root_owned)
             made: set[str] = set()
 
             def parents(path: str) -> None:
@@ -71,7 +77,16 @@ class Layer:
         return buf.getvalue()
 
 
-def write_image(out: Path, ref: str, layer: Layer, entrypoint: list[str] | None = None) -> None:
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if info.isdev():
+        return None   # device nodes are the runtime's to make
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_image(out: Path, ref: str, layer: Layer, entrypoint: list[str] | None = None,
+                env: tuple[str, ...] = ()) -> None:
     """A single-layer linux/amd64 OCI archive that `ctr images import` names `ref`."""
     blobs: dict[str, bytes] = {}
 
@@ -82,7 +97,7 @@ def write_image(out: Path, ref: str, layer: Layer, entrypoint: list[str] | None 
     data = layer.tar()
     layer_digest, layer_size = blob(data)
     config = {"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
-              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *env],
                          **({"Entrypoint": entrypoint} if entrypoint else {})},
               "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}
     config_digest, config_size = blob(json.dumps(config).encode())
@@ -171,3 +186,44 @@ def build(dest: Path, rootfs: Path) -> Path:
         if (dest / "images" / f"{name}.tar").exists()))
     (dest / "VERSIONS").write_text(versions)
     return dest
+
+
+HAKIT_IMAGE = "hakit.local/hakit"
+
+
+def hakit_image(dest_dir: Path, base: Path, source: Path) -> tuple[Path, str]:
+    """hakit's own image, as the Dockerfile builds it (the wheel installed into a venv,
+    nothing of the source tree kept, HOME=/tmp for a read-only root), from a debootstrapped
+    Python base. Cached by the wheel's checksum: (archive, reference)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = Path(tmp) / "wheels"   # hakit and every dependency, fetched here: the build needs no network
+        got = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels), str(source)],
+                             capture_output=True, text=True)
+        if got.returncode != 0:
+            raise LabError(f"pip wheel {source} failed: {got.stderr.strip()[-300:]}")
+        wheel = next(wheels.glob("hakit-*.whl"))
+        with zipfile.ZipFile(wheel) as z:   # RECORD: each file's checksum; the zip's dates differ per build
+            record = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/RECORD")))
+        digest = hashlib.sha256(record + base.name.encode()).hexdigest()[:12]
+        ref = f"{HAKIT_IMAGE}:{digest}"
+        out = dest_dir / f"hakit-{digest}.tar"
+        if out.exists():
+            return out, ref
+        root = Path(tmp) / "root"
+        subprocess.run(["cp", "-a", str(base), str(root)], check=True)
+        shutil.copytree(wheels, root / "tmp" / "wheels")
+        script = ("python3 -m venv /opt/hakit && /opt/hakit/bin/pip install -q --no-cache-dir --no-index "
+                  f"--find-links /tmp/wheels /tmp/wheels/{wheel.name} && ln -sf /opt/hakit/bin/hakit "
+                  "/usr/local/bin/hakit && rm -rf /tmp/wheels && /opt/hakit/bin/python -c 'import hakit.cli, hakit.checks'"
+                  # the CronJob's user: ssh refuses to run for a uid without a passwd entry
+                  " && echo 'hakit:x:65532:65532:hakit:/tmp:/usr/sbin/nologin' >> /etc/passwd"
+                  " && echo 'hakit:x:65532:' >> /etc/group")
+        done = subprocess.run(["chroot", str(root), "sh", "-c", script], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LabError(f"building hakit's image failed: {done.stderr.strip()[-300:]}")
+        (root / ".complete").unlink(missing_ok=True)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        write_image(out, ref, Layer(tree=root), entrypoint=["hakit"],
+                    env=("HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1"))
+    return out, ref
