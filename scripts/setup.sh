@@ -35,5 +35,10 @@ fi
 # sudo resets PATH (secure_path): look where Go's own installer puts it too.
 [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "[setup] Go is required to build the lab's binaries" >&2; exit 4; }
-bash hakit/lab/build/build.sh --kubeadm   # also the kubeadm lab's node binaries (~15 min cold)
-bash hakit/lab/build/rootfs.sh           # the kubeadm lab's Debian host image (~5 min cold)
+# The Debian images (network- and disk-bound, ~5 + ~3 min cold) build while Go compiles
+# (CPU-bound, ~15 min cold for the kubeadm lab's node side); each is cached by version.
+bash hakit/lab/build/rootfs.sh > /tmp/hakit-rootfs.log 2>&1 & rootfs=$!
+bash hakit/lab/build/pyrootfs.sh > /tmp/hakit-pyrootfs.log 2>&1 & pyrootfs=$!
+bash hakit/lab/build/build.sh --kubeadm   # the netns lab's binaries, and the kubeadm lab's node side
+wait $rootfs || { tail -20 /tmp/hakit-rootfs.log >&2; echo "[setup] the kubeadm lab's host image failed" >&2; exit 4; }
+wait $pyrootfs || { tail -20 /tmp/hakit-pyrootfs.log >&2; echo "[setup] hakit's image base failed" >&2; exit 4; }
