@@ -25,19 +25,8 @@ def target(ctx: Context) -> tuple[str, str]:
     raise ConfigError(f"host={ctx.params['host'][:60]}: not a control-plane host of the inventory")
 
 
-def via(ctx: Context) -> str:
-    """A control-plane host already in the cluster, to make the token and key on."""
-    host = target(ctx)[0]
-    for h in ctx.inventory.control_plane:
-        if h.name != host and ctx.control.run(h.name, "test -e /etc/kubernetes/admin.conf").rc == 0:
-            return h.name
-    raise HakitError("no control-plane host of the inventory is in a cluster yet: run kubeadm-init first")
-
-
 def ready_to_join(ctx: Context) -> None:
-    host = target(ctx)[0]
-    if kubeadm.joined(ctx.control, host):
-        raise HakitError(f"{host} is already part of a cluster (/etc/kubernetes/kubelet.conf exists)")
+    kubeadm.refuse_joined(ctx.control, target(ctx)[0])
     unhealthy = [m.name or m.id for m, healthy in ctx.control.etcd_members() if not healthy]
     if unhealthy:
         raise HakitError(f"etcd members not healthy: {', '.join(unhealthy)}; a new member now could cost quorum")
@@ -46,7 +35,8 @@ def ready_to_join(ctx: Context) -> None:
 def look(ctx: Context) -> str:
     host = target(ctx)[0]
     members = ctx.control.etcd_members()
-    ctx.state.update(via=via(ctx), members=len(members),
+    via = kubeadm.a_member(ctx.control, [h.name for h in ctx.inventory.control_plane if h.name != host])
+    ctx.state.update(via=via, members=len(members),
                      cgroup_v1=ctx.control.run(host, kubeadm.CGROUP_V1).rc == 0)
     return (f"{host} joins through {ctx.state['via']}; etcd has {len(members)} members, all healthy: "
             f"{', '.join(m.name for m, _ in members)}")

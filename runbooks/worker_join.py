@@ -12,7 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from hakit import wait
 from hakit.cluster import kubeadm
-from hakit.errors import ConfigError, HakitError
+from hakit.errors import ConfigError
 from hakit.runbook import Context, Param, Runbook, Step
 
 
@@ -24,17 +24,12 @@ def target(ctx: Context) -> tuple[str, str]:
 
 
 def not_joined(ctx: Context) -> None:
-    host = target(ctx)[0]
-    if kubeadm.joined(ctx.control, host):
-        raise HakitError(f"{host} is already part of a cluster (/etc/kubernetes/kubelet.conf exists)")
+    kubeadm.refuse_joined(ctx.control, target(ctx)[0])
 
 
 def look(ctx: Context) -> str:
     host = target(ctx)[0]
-    via = next((h.name for h in ctx.inventory.control_plane
-                if ctx.control.run(h.name, "test -e /etc/kubernetes/admin.conf").rc == 0), None)
-    if via is None:
-        raise HakitError("no control-plane host of the inventory is in a cluster yet: run kubeadm-init first")
+    via = kubeadm.a_member(ctx.control, [h.name for h in ctx.inventory.control_plane])
     ctx.state.update(via=via, cgroup_v1=ctx.control.run(host, kubeadm.CGROUP_V1).rc == 0)
     return f"{host} joins through {via}"
 

@@ -177,3 +177,17 @@ def import_image(cluster: Cluster, host: str, archive: Path) -> None:
     cluster.upload(host, archive, remote)
     cluster.must(host, f"importing {archive.name}", "ctr -n k8s.io images import --local %s && rm -f %s",
                  remote, remote)
+
+
+def refuse_joined(cluster: Cluster, host: str) -> None:
+    if joined(cluster, host):
+        raise HakitError(f"{host} is already part of a cluster (/etc/kubernetes/kubelet.conf exists)")
+
+
+def a_member(cluster: Cluster, candidates: list[str]) -> str:
+    """A control-plane host already in the cluster (it has admin.conf), to make join
+    credentials on."""
+    for host in candidates:
+        if cluster.run(host, "test -e /etc/kubernetes/admin.conf").rc == 0:
+            return host
+    raise HakitError("no control-plane host of the inventory is in a cluster yet: run kubeadm-init first")
