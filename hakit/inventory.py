@@ -251,8 +251,9 @@ def default_path(given: str | Path | None = None) -> Path:
     return Path(given or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
 
 
-def load(path: Path | str) -> Inventory:
-    """Read and validate an inventory; ConfigError lists every problem found."""
+def load(path: Path | str, cluster_exists: bool = True) -> Inventory:
+    """Read and validate an inventory; ConfigError lists every problem found. Before the
+    cluster exists (a runbook that installs it), its kubeconfig may not exist yet."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -262,14 +263,14 @@ def load(path: Path | str) -> Inventory:
         raise ConfigError(f"inventory {path}: not readable YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"inventory {path}: expected a mapping at the top level")
-    return parse(doc, path)
+    return parse(doc, path, cluster_exists)
 
 
 SECTIONS = ("version", "cluster", "api", "control_plane", "workers", "access", "etcd", "monitoring", "slo", "thresholds",
             "workloads", "disruptive")
 
 
-def parse(doc: dict[str, Any], source: Path) -> Inventory:
+def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inventory:
     r = _Reader(doc, source.parent)
     r.errors += [f"{key}: unknown section; expected one of {', '.join(SECTIONS)}" for key in doc if key not in SECTIONS]
     version = r.get("version", int, SCHEMA_VERSION)
@@ -278,8 +279,9 @@ def parse(doc: dict[str, Any], source: Path) -> Inventory:
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))   # a pod: its service account is the default
     given = r.get("cluster.kubeconfig", str, "in-cluster" if in_pod else ...,
                   expect='a path to a kubeconfig, or "in-cluster"')
-    # May not exist yet: a cluster being installed gets it from the kubeadm-init runbook.
-    kubeconfig = IN_CLUSTER if given == "in-cluster" else r.path(given)
+    # Before the cluster exists, kubeadm-init is what writes it.
+    kubeconfig = IN_CLUSTER if given == "in-cluster" else (
+        r.file("cluster.kubeconfig", given) if cluster_exists else r.path(given))
     hosts = r.hosts("control_plane.hosts", required=True)
     workers = r.hosts("workers.hosts", required=False)
     monitors = r.hosts("monitoring.hosts", required=False)

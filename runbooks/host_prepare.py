@@ -219,6 +219,7 @@ def images_present(ctx: Context) -> None:
 
 
 RUNBOOK = Runbook(
+    installs_cluster=True,
     name="host-prepare",
     title="Prepare hosts for kubeadm: swap, kernel, time, containerd, kubelet",
     summary="The kubeadm install guide's prerequisites on every host, then containerd and the Kubernetes "

@@ -117,6 +117,7 @@ def api_through_vip(ctx: Context) -> str:
 
 
 RUNBOOK = Runbook(
+    installs_cluster=True,
     name="kubeadm-init",
     title="Create the cluster on the first control-plane host, behind the VIP",
     summary="kubeadm init with the VIP as controlPlaneEndpoint and --upload-certs, then the admin kubeconfig "

@@ -187,6 +187,7 @@ def show_configs(ctx: Context) -> str:
 
 
 RUNBOOK = Runbook(
+    installs_cluster=True,   # new_cluster=yes runs before kubeadm-init writes the kubeconfig
     name="provision-api-lb",
     title="Install and configure keepalived and haproxy for the API VIP",
     summary="The kubeadm HA guide's load balancer on every control-plane host: install, render the configs, "

@@ -367,3 +367,17 @@ def test_an_audits_options_are_declared_once_for_the_cli_and_the_plugin() -> Non
     assert Selection.from_args(args).argv() == [
         "--hakit-property=etcd", "--hakit-check=API-001", "--hakit-accept-skip=ETCD-008", "--hakit-disruptive",
         "--hakit-metrics=m.prom"]
+
+
+def test_a_kubeconfig_may_be_missing_only_before_the_cluster_exists(tmp_path: Path) -> None:
+    """kubeadm-init writes it: host-prepare, provision-api-lb and kubeadm-init load the
+    inventory without it; everything else names it missing."""
+    from hakit.errors import ConfigError
+    from hakit.inventory import load
+    inv = tmp_path / "provision.yaml"
+    inv.write_text("cluster: {kubeconfig: admin.conf}\napi: {vip: 10.0.0.100, port: 8443}\n"
+                   "control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
+                   "workers: {hosts: [{name: w1, address: 10.0.0.21}]}\n")
+    assert load(inv, cluster_exists=False).workers[0].address == "10.0.0.21"
+    with pytest.raises(ConfigError, match="cluster.kubeconfig: file .*admin.conf does not exist"):
+        load(inv)

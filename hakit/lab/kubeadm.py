@@ -168,7 +168,8 @@ class KubeadmLab:
         from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
         started = time.monotonic()
         rb = get(name)
-        run.start(rb, inventory.load(inventory_path), rb.resolve(params), yes=True, confirm=lambda _: True,
+        run.start(rb, inventory.load(inventory_path, cluster_exists=not rb.installs_cluster), rb.resolve(params),
+                  yes=True, confirm=lambda _: True,
                   out=lambda _: None)
         progress(f"runbook {name} {' '.join(f'{k}={v}' for k, v in params.items())}: done in "
                  f"{time.monotonic() - started:.0f}s")

@@ -95,6 +95,7 @@ class Runbook:
     # Why the closing checks cannot apply to this run (e.g. a load balancer set up before
     # the cluster exists), or None: said in the output and the journal, never silent.
     checks_skipped: Callable[[Context], str | None] | None = None
+    installs_cluster: bool = False   # runs before the cluster exists: the kubeconfig may not, yet
     source: str = ""                                   # set by load(): the module's text
 
     @property

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hakit.errors import ConfigError
 from hakit.inventory import Inventory, default_path, load
-from hakit.runbook import Context, Param, get, load_all
+from hakit.runbook import Context, Param, Runbook, get, load_all
 from hakit.runbook import run as runner
 from hakit.table import table
 
@@ -52,8 +52,8 @@ def add_runbook_commands(sub: argparse._SubParsersAction) -> None:
     res.set_defaults(func=cmd_resume)
 
 
-def _inventory(args: argparse.Namespace) -> Inventory:
-    return load(default_path(args.inventory))
+def _inventory(args: argparse.Namespace, rb: Runbook) -> Inventory:
+    return load(default_path(args.inventory), cluster_exists=not rb.installs_cluster)
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -85,13 +85,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     rb = get(args.name)
-    print(runner.render(rb, Context(_inventory(args), rb.resolve(_params(args.params))), markdown=args.markdown))
+    print(runner.render(rb, Context(_inventory(args, rb), rb.resolve(_params(args.params))), markdown=args.markdown))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     rb = get(args.name)
-    inv, params = _inventory(args), rb.resolve(_params(args.params))
+    inv, params = _inventory(args, rb), rb.resolve(_params(args.params))
     if args.dry_run:
         print(runner.render(rb, Context(inv, params)))
         print("\ndry run: nothing was changed")
@@ -103,5 +103,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     _attended(args.yes)
-    runner.resume(args.run_id, load_all(), lambda path: load(Path(path)), args.yes, _confirm, print)
+    runner.resume(args.run_id, load_all(), lambda path, rb: load(Path(path), cluster_exists=not rb.installs_cluster),
+                  args.yes, _confirm, print)
     return 0

@@ -104,7 +104,7 @@ def start(rb: Runbook, inv: Inventory, params: dict[str, str], yes: bool, confir
     return run_id
 
 
-def resume(run_id: str, books: dict[str, Runbook], inv_loader: Callable[[str], Inventory], yes: bool,
+def resume(run_id: str, books: dict[str, Runbook], inv_loader: Callable[[str, Runbook], Inventory], yes: bool,
            confirm: Confirm, out: Print) -> None:
     journal = RunJournal(state_dir() / f"{run_id}.jsonl")
     records = journal.records()
@@ -118,7 +118,8 @@ def resume(run_id: str, books: dict[str, Runbook], inv_loader: Callable[[str], I
     done = {r["step"] for r in records if r["event"] == "step" and r["status"] == "done"}
     state = next((r["state"] for r in reversed(records) if r["event"] == "step" and "state" in r), {})
     out(f"resuming {run_id}: {len(done)} of {len(rb.steps)} steps already done")
-    execute(rb, Context(inv_loader(head["inventory"]), head["params"], dict(state)), journal, done, yes, confirm, out)
+    execute(rb, Context(inv_loader(head["inventory"], rb), head["params"], dict(state)), journal, done, yes,
+            confirm, out)
 
 
 def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes: bool, confirm: Confirm,
