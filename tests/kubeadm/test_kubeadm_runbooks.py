@@ -71,6 +71,9 @@ def test_etcd_replace_member_rebuilds_a_member_whose_data_is_lost(klab: KubeadmL
         kcluster.start("cp3", "etcd")
 
 
+@pytest.mark.skipif(os.environ.get("HAKIT_TEST_LONG") != "1",
+                    reason="a long run's (HAKIT_TEST_LONG=1): a worker takes ~50 s to turn NotReady and the drain "
+                           "waits for it to come back; the default run drains on the netns lab")
 def test_node_drain_replace_evicts_real_pods_from_a_lost_worker(klab: KubeadmLab, kcluster: Cluster,
                                                                tmp_path: Path) -> None:
     """w2's kubelet stopped (NotReady), the node drained through the eviction API while it
