@@ -57,9 +57,12 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
         # The kubelet stops a static pod whose manifest leaves its directory; wait until it has.
         "stop": f"mkdir -p {PARKED} && mv {MANIFESTS}/{c}.yaml {PARKED}/ && "
                 f"for i in $(seq 120); do {running} || exit 0; sleep 0.5; done; exit 1",
-        # ... and starts it again some seconds after it is back: wait for that too.
+        # ... and starts it again after it is back: wait for that too. Usually seconds; but a
+        # control plane's kubelet talks to its own apiserver, which reads only its own etcd:
+        # when that etcd was the one parked, the kubelet first retries deleting the old mirror
+        # pod until it gives up (seen on the kubeadm lab: about 2.5 min). Up to 5 min.
         "start": f"if [ -f {PARKED}/{c}.yaml ]; then mv {PARKED}/{c}.yaml {MANIFESTS}/; fi && "
-                 f"for i in $(seq 120); do {running} && exit 0; sleep 0.5; done; exit 1",
+                 f"for i in $(seq 600); do {running} && exit 0; sleep 0.5; done; exit 1",
         # By its command line: a process name is cut to 15 characters, so `pkill -x
         # kube-controller-manager` never matches. The kubelet restarts the container.
         "kill": f"pkill --signal KILL -f {shlex.quote(f'^([^ ]*/)?{component}( |$)')}",
