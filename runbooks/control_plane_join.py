@@ -14,15 +14,12 @@ from __future__ import annotations
 from hakit import wait
 from hakit.cluster import kubeadm
 from hakit.cluster.probes import readyz
-from hakit.errors import ConfigError, HakitError
+from hakit.errors import HakitError
 from hakit.runbook import Context, Param, Runbook, Step
 
 
 def target(ctx: Context) -> tuple[str, str]:
-    for h in ctx.inventory.control_plane:
-        if h.name == ctx.params["host"]:
-            return h.name, h.address
-    raise ConfigError(f"host={ctx.params['host'][:60]}: not a control-plane host of the inventory")
+    return kubeadm.named(ctx.inventory.control_plane, ctx.params["host"], "control_plane.hosts")
 
 
 def ready_to_join(ctx: Context) -> None:

@@ -12,15 +12,11 @@ from kubernetes.client.rest import ApiException
 
 from hakit import wait
 from hakit.cluster import kubeadm
-from hakit.errors import ConfigError
 from hakit.runbook import Context, Param, Runbook, Step
 
 
 def target(ctx: Context) -> tuple[str, str]:
-    for h in ctx.inventory.workers:
-        if h.name == ctx.params["host"]:
-            return h.name, h.address
-    raise ConfigError(f"host={ctx.params['host'][:60]}: not one of the inventory's workers.hosts")
+    return kubeadm.named(ctx.inventory.workers, ctx.params["host"], "workers.hosts")
 
 
 def not_joined(ctx: Context) -> None:

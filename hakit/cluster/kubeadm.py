@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from hakit.errors import HakitError
+from hakit.errors import ConfigError, HakitError
+from hakit.inventory import Host
 
 if TYPE_CHECKING:
     from hakit.cluster import Cluster
@@ -177,6 +178,14 @@ def import_image(cluster: Cluster, host: str, archive: Path) -> None:
     cluster.upload(host, archive, remote)
     cluster.must(host, f"importing {archive.name}", "ctr -n k8s.io images import --local %s && rm -f %s",
                  remote, remote)
+
+
+def named(hosts: list[Host], name: str, where: str) -> tuple[str, str]:
+    """(name, address) of the inventory host a runbook's host= parameter names."""
+    for h in hosts:
+        if h.name == name:
+            return h.name, h.address
+    raise ConfigError(f"host={name[:60]}: not one of the inventory's {where}")
 
 
 def refuse_joined(cluster: Cluster, host: str) -> None:

@@ -92,10 +92,10 @@ class KubeadmLab:
 
     def start_pager(self) -> None:
         """The test receiver Alertmanager pages (a user's is PagerDuty or a chat room)."""
-        log = (self.paths.root / "pager.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.pager", f"{self.spec.gateway}:{PAGER_PORT}",
-                                 str(self.paths.root / "pager.jsonl")], stdout=log, stderr=log,
-                                start_new_session=True)
+        with (self.paths.root / "pager.log").open("ab") as log:   # the child keeps its own copy
+            proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.pager", f"{self.spec.gateway}:{PAGER_PORT}",
+                                     str(self.paths.root / "pager.jsonl")], stdout=log, stderr=log,
+                                    start_new_session=True)
         self.pager_pid.write_text(str(proc.pid))
 
     @property
