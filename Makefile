@@ -12,8 +12,8 @@ audit: setup
 # The kit's own tests: unit tests and the netns lab's tests, then the kubeadm tier on a
 # kubeadm lab of its own (two sessions, so the two labs never share the machine at once).
 test: setup
-	.venv/bin/pytest --ignore=tests/kubeadm
-	.venv/bin/pytest tests/kubeadm
+	.venv/bin/pytest --durations=25 --ignore=tests/kubeadm
+	.venv/bin/pytest --durations=10 tests/kubeadm
 
 lab-down:
 	.venv/bin/hakit lab down

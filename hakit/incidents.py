@@ -29,6 +29,8 @@ NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     # kubeadm's ControlPlaneKubeletLocalMode), and a long-lived connection stays on the apiserver it
     # first reached: any failing apiserver may be why a node went NotReady.
     "node": (("same", "kubelet"), ("same", "host"), ("*", "kube-apiserver")),
+    # Where replicas run and what a drain or node loss would cost: a lost node (any) changes it.
+    "workload placement": (("*", "node"),),
     "vip": (("*", "keepalived"), ("*", "haproxy")),
     "api": (("*", "vip"),),                                   # the API as clients reach it: through the VIP
     "alert-delivery": (("*", "prometheus"), ("*", "alertmanager")),

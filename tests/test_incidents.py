@@ -48,6 +48,19 @@ def test_two_unrelated_causes_are_two_incidents_and_a_leftover_fault_comes_first
     assert "systemctl start alertmanager" in found[1].repair
 
 
+def test_a_lost_worker_is_one_node_incident_and_the_placement_it_costs_is_folded_under_it() -> None:
+    # CI saw this: with w1 lost, its CoreDNS replica went unready, so losing w2 would now take
+    # CoreDNS down (WL-004) and w2 cannot be drained (WL-005). w2 is not broken: one incident.
+    results = [failed("WL-001", ("w1", "node")), failed("WL-004", ("", "workload placement"), runbook="workload-spread"),
+               failed("WL-005", ("", "workload placement"), runbook="workload-spread")]
+    [one] = incidents(results, [], INV)
+    assert one.cause == "node on w1"
+    assert one.repair == "hakit runbook run control-plane-restart host=w1 component=kubelet"
+    assert {c.split()[0] for c in one.consequences} == {"WL-004", "WL-005"}
+    [alone] = incidents(results[1:], [], INV)   # with every node up, placement is its own cause
+    assert alone.cause == "workload placement" and alone.repair == "hakit runbook show workload-spread"
+
+
 def test_findings_nothing_explains_are_listed_as_they_are() -> None:
     results = [failed("ETCD-008", runbook="etcd-backup"), failed("WL-001", ("w1", "node"))]
     found = incidents(results, [], INV)
