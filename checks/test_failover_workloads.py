@@ -36,7 +36,21 @@ with a short tolerationSeconds (the default is 300 s); keep spare capacity on th
 and replace or return a lost node with `hakit runbook run node-drain-replace`."""
 
 
-def probe_deployment() -> dict:
+UPSTREAM_PAUSE = "registry.k8s.io/pause:3.10"
+
+
+def probe_image(inventory: Inventory, nodes: list[client.V1Node]) -> str:
+    """The probe's image: the inventory's, else a pause image every worker already holds (the
+    runtime's sandbox image, so an air-gapped cluster needs no pull), else upstream's."""
+    if inventory.probe_image:
+        return inventory.probe_image
+    held = [{name for image in n.status.images or [] for name in image.names or [] if "/pause:" in name}
+            for n in nodes if not is_control_plane(n)]
+    common = set.intersection(*held) if held else set()
+    return min((i for i in common if "@" not in i), default=UPSTREAM_PAUSE)
+
+
+def probe_deployment(image: str) -> dict:
     tolerations = [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
                     "tolerationSeconds": TOLERATION_SECONDS} for t in ("unreachable", "not-ready")]
     return {
@@ -47,15 +61,16 @@ def probe_deployment() -> dict:
                      "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                                     "whenUnsatisfiable": "ScheduleAnyway",
                                                     "labelSelector": {"matchLabels": LABELS}}],
-                     "containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.10"}]}}}}
+                     "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent"}]}}}}
 
 
 @pytest.fixture
-def probe(control: Cluster) -> Iterator[str]:
+def probe(control: Cluster, inventory: Inventory) -> Iterator[str]:
     """The probe workload, ready on the workers; yields its namespace."""
     namespace = f"hakit-probe-{uuid.uuid4().hex[:6]}"
+    image = probe_image(inventory, client.CoreV1Api(control.api).list_node(_request_timeout=10).items)
     with ProbeNamespace(control, namespace):
-        client.AppsV1Api(control.api).create_namespaced_deployment(namespace, probe_deployment())
+        client.AppsV1Api(control.api).create_namespaced_deployment(namespace, probe_deployment(image))
         client.PolicyV1Api(control.api).create_namespaced_pod_disruption_budget(namespace, {
             "metadata": {"name": "hakit-probe"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}})
         wait.until(lambda: len(running(control, namespace)) == REPLICAS, 120,

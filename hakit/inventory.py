@@ -49,6 +49,7 @@ CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 HOST_PATH = re.compile(r"/[A-Za-z0-9._/{}+-]*")                          # absolute; {host} allowed
 PROGRAM = re.compile(r"[A-Za-z0-9._/+-]+")
+IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[0-9a-f]{64})?")   # a container image reference
 DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "pod-rescheduling", "alert-delivery")
 # Where a kubeadm host keeps things; "{host}" expands to the host's name.
 DEFAULT_HOST_PATHS = {
@@ -136,6 +137,7 @@ class Inventory:
     disruptive_allowed: list[str]
     fault_journal: Path
     fault_control: str | None   # command template that acts on a component; None: kubeadm's systemd/static pods
+    probe_image: str | None     # the disruptive probe pods' image; None: a pause image the workers already hold
 
     def host_path(self, what: str, host: str) -> str:
         return self.host_paths[what].replace("{host}", host)
@@ -332,6 +334,9 @@ def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inv
     control = r.get("disruptive.control", str, None)
     if control is not None and not {"{action}", "{component}"} <= set(re.findall(r"\{\w+\}", control)):
         r.errors.append("disruptive.control: expected a command template with {action} and {component}")
+    probe_image = r.get("disruptive.probe_image", str, None)
+    if probe_image is not None:
+        r.match("disruptive.probe_image", probe_image, IMAGE, "a container image reference")
     name = r.get("cluster.name", str, re.sub(r"[^A-Za-z0-9._-]", "-", source.stem).lstrip("._-") or "cluster")
     journal = Path(os.path.expanduser(r.get("disruptive.journal", str, f"~/.local/state/hakit/faults/{name}.jsonl")))
     host_paths = {**DEFAULT_HOST_PATHS, **(r.get("control_plane.paths", dict, {}) or {})}
@@ -363,7 +368,8 @@ def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inv
         receiver_url=r.get("monitoring.receiver", str, None),
         alertmanager_peers=r.get("monitoring.alertmanager_peers", int, None), slo=slo, thresholds=thresholds,
         critical_workloads=workloads, workload_scope=scope, disruptive_allowed=list(allowed),
-        fault_journal=journal if journal.is_absolute() else source.parent / journal, fault_control=control)
+        fault_journal=journal if journal.is_absolute() else source.parent / journal, fault_control=control,
+        probe_image=probe_image)
     if r.errors:
         raise ConfigError(f"inventory {source}: " + "; ".join(r.errors))
     return inv

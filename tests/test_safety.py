@@ -50,6 +50,7 @@ def test_validation_rejects_hostile_host_entries_with_their_field_path(tmp_path:
     ("api: {vip: 10.0.0.100}\ncontrol_plane: {paths: {etcd_data: '/var/lib/etcd;reboot'}}",
      "control_plane.paths.etcd_data"),
     ("api: {vip: 10.0.0.100}\netcd: {endpoints: ['https://cp1:2379']}", "etcd.endpoints[0]"),
+    ("api: {vip: 10.0.0.100}\ndisruptive: {probe_image: 'pause; reboot'}", "disruptive.probe_image: got"),
     ("api: {vip: 10.0.0.100}\nmonitoring: {prometheus: 'http://p:9090/\"x'}", "monitoring.prometheus"),
 ])
 def test_validation_rejects_what_could_reach_a_shell_or_a_path(tmp_path: Path, body: str, error: str) -> None:

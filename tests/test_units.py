@@ -381,3 +381,25 @@ def test_a_kubeconfig_may_be_missing_only_before_the_cluster_exists(tmp_path: Pa
     assert load(inv, cluster_exists=False).workers[0].address == "10.0.0.21"
     with pytest.raises(ConfigError, match="cluster.kubeconfig: file .*admin.conf does not exist"):
         load(inv)
+
+
+def test_the_probe_runs_a_pause_image_every_worker_already_holds(tmp_path: Path) -> None:
+    """An air-gapped kubeadm cluster holds its sandbox image and nothing upstream's: the probe
+    must not need a pull (on the kubeadm lab, the upstream default never starts)."""
+    from hakit.checks.test_failover_workloads import UPSTREAM_PAUSE, probe_image
+
+    def node(name: str, images: list[str], control_plane: bool = False) -> client.V1Node:
+        labels = {"node-role.kubernetes.io/control-plane": ""} if control_plane else {}
+        return client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels), status=client.V1NodeStatus(
+            images=[client.V1ContainerImage(names=[n]) for n in images]))
+    (tmp_path / "kubeconfig").write_text("")
+    (tmp_path / "inv.yaml").write_text("cluster: {kubeconfig: kubeconfig}\napi: {vip: 10.0.0.100}\n"
+                                       "control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n")
+    inv = load(tmp_path / "inv.yaml")
+    pause = "registry.k8s.io/pause:3.10.2"
+    nodes = [node("cp1", ["registry.k8s.io/pause:3.9"], control_plane=True),
+             node("w1", [pause, f"registry.k8s.io/pause@sha256:{'a' * 64}", "x/coredns:1"]), node("w2", [pause])]
+    assert probe_image(inv, nodes) == pause
+    assert probe_image(inv, nodes + [node("w3", [])]) == UPSTREAM_PAUSE    # not on every worker: pull upstream's
+    (tmp_path / "inv.yaml").write_text((tmp_path / "inv.yaml").read_text() + "disruptive: {probe_image: 'r.example/p:1'}\n")
+    assert probe_image(load(tmp_path / "inv.yaml"), nodes) == "r.example/p:1"
