@@ -29,7 +29,7 @@ from hakit.faults.nodes import pdb_shortfalls
 from hakit.inventory import Inventory
 from hakit.measure import Watch
 from hakit.model import Evidence, check
-from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds
+from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds, ha_jobs
 from hakit.snapshot import is_control_plane
 
 REMEDIATION = """Load hakit/rules/ha-alerts.yaml into Prometheus, scrape every HA component, and route
@@ -41,7 +41,7 @@ intervals plus group_wait inside the alert-delivery SLO. A missing stage names w
 class Scenario:
     name: str
     alert: str
-    labels: Callable[[str], dict[str, str]]   # the alert's labels that identify the fault's target
+    labels: Callable[[str, dict[str, str]], dict[str, str]]   # (target, {component: job}) -> the alert's labels
     target: Callable[[Inventory, Cluster], str]
     fault: Callable[[Cluster, str], Fault]
 
@@ -66,11 +66,13 @@ def affordable_worker(inv: Inventory, control: Cluster) -> str:
 
 
 SCENARIOS = [
-    Scenario("etcd member stopped", "etcdMembersDown", lambda h: {"job": "etcd"}, last_control_plane,
+    Scenario("etcd member stopped", "etcdMembersDown", lambda h, jobs: {"job": jobs.get("etcd", "etcd")},
+             last_control_plane,
              lambda c, h: StopComponent(c, h, "etcd")),
-    Scenario("worker lost", "KubeNodeNotReady", lambda h: {"node": h}, affordable_worker,
+    Scenario("worker lost", "KubeNodeNotReady", lambda h, jobs: {"node": h}, affordable_worker,
              lambda c, h: StopComponent(c, h, "kubelet")),
-    Scenario("apiserver stopped", "TargetDown", lambda h: {"job": "apiserver"}, last_control_plane,
+    Scenario("apiserver stopped", "TargetDown", lambda h, jobs: {"job": jobs.get("kube-apiserver", "apiserver")},
+             last_control_plane,
              lambda c, h: StopComponent(c, h, "kube-apiserver")),
 ]
 
@@ -95,7 +97,7 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
     slo = inventory.slo.alert_delivery_seconds
     evidence.deadline = (slo, "slo.alert_delivery_seconds")
     host = scenario.target(inventory, control)
-    labels = scenario.labels(host)
+    labels = scenario.labels(host, ha_jobs(prometheus.targets()))
     rule = next((r for r in prometheus.rules() if r.get("name") == scenario.alert), None)
     assert rule, f"Prometheus has no rule {scenario.alert}: load hakit/rules/ha-alerts.yaml"
     bound = float(rule.get("duration", 0))

@@ -144,3 +144,9 @@ def ha_targets(targets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         if (component := ha_component(t)) is not None:
             out[component].append(t)
     return out
+
+
+def ha_jobs(targets: list[dict[str, Any]]) -> dict[str, str]:
+    """Each HA component's job name as this Prometheus calls it (the lab's "etcd" is
+    kube-prometheus-stack's "kube-etcd"): an alert about it carries that job label."""
+    return {c: ts[0]["labels"]["job"] for c, ts in ha_targets(targets).items() if ts and "job" in ts[0].get("labels", {})}

@@ -403,3 +403,16 @@ def test_the_probe_runs_a_pause_image_every_worker_already_holds(tmp_path: Path)
     assert probe_image(inv, nodes + [node("w3", [])]) == UPSTREAM_PAUSE    # not on every worker: pull upstream's
     (tmp_path / "inv.yaml").write_text((tmp_path / "inv.yaml").read_text() + "disruptive: {probe_image: 'r.example/p:1'}\n")
     assert probe_image(load(tmp_path / "inv.yaml"), nodes) == "r.example/p:1"
+
+
+def test_ha_targets_are_known_by_what_they_are_and_their_alerts_by_the_job_they_carry() -> None:
+    """MON-D01 matched etcdMembersDown on job="etcd"; under kube-prometheus-stack's names the
+    alert carries job="kube-etcd" and was never seen (the kubeadm lab's MON-D01 found it)."""
+    from hakit.prometheus import ha_jobs, ha_targets
+    kps = [{"labels": {"job": "kube-etcd", "instance": "10.0.3.11:2381"}},
+           {"labels": {"job": "apiserver", "instance": "10.0.3.11:6443"}},
+           {"labels": {"job": "custom", "instance": "10.0.3.11:10259"}},      # known by its port
+           {"labels": {"job": "node-exporter", "instance": "10.0.3.11:9100"}}]
+    assert {c: len(t) for c, t in ha_targets(kps).items()} == {
+        "etcd": 1, "kube-apiserver": 1, "kube-controller-manager": 0, "kube-scheduler": 1, "haproxy": 0}
+    assert ha_jobs(kps) == {"etcd": "kube-etcd", "kube-apiserver": "apiserver", "kube-scheduler": "custom"}
