@@ -1,7 +1,9 @@
-"""Watching a probe while a fault is in effect: a background thread samples it every
-`interval` (100 ms by default, the resolution of every disruptive measurement) and
-keeps each sample with its time, so a check asks afterwards when something first
-happened and for how long.
+"""Watching something while a fault is in effect, as a timeline of timestamped values a
+check asks afterwards when something first happened and for how long.
+
+`Watch` samples a probe every `interval` (100 ms by default): its resolution is the
+interval. `hakit.cluster.stream.AddressStream` fills the same timeline from events a
+host prints as they happen: its resolution is the channel's latency.
 
     with Watch("API through the VIP", api_answers) as api:
         ...                                    # inject, wait, restore
@@ -21,26 +23,25 @@ from hakit import wait
 POLL = 0.1
 
 
-class Watch:
-    def __init__(self, name: str, probe: Callable[[], Any], interval: float = POLL) -> None:
-        self.name, self.probe, self.interval = name, probe, interval
-        self.samples: list[tuple[float, Any]] = []   # (time.monotonic() the probe started, value)
-        self._ends: list[float] = []                 # when each probe returned: a failure may be slow
+class Timeline:
+    """Timestamped values of one thing, filled by a background thread; `resolution` says
+    how late a change may be seen (the figures derived from it carry it as their ±)."""
+
+    def __init__(self, name: str, resolution: float) -> None:
+        self.name, self.resolution = name, resolution
+        self.samples: list[tuple[float, Any]] = []   # (time.monotonic() the value was seen, value)
+        self._ends: list[float] = []                 # when each sample's probe returned: a failure may be slow
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {name}", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                value = self.probe()
-            except Exception as e:  # noqa: BLE001 - a failing probe is a sample, not a crash
-                value = e
-            self._ends.append(time.monotonic())
-            self.samples.append((started, value))
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        raise NotImplementedError
 
-    def __enter__(self) -> Watch:
+    def seen(self, value: Any, at: float, ended: float | None = None) -> None:
+        self._ends.append(at if ended is None else ended)
+        self.samples.append((at, value))
+
+    def __enter__(self) -> Timeline:
         self._thread.start()
         wait.until(lambda: self.samples, 30, f"a first sample of {self.name}", interval=0.02)
         return self
@@ -69,10 +70,56 @@ class Watch:
         bad = [i for i, (t, v) in enumerate(list(self.samples)) if t >= after and _bad(v, ok)]
         return (self.samples[bad[0]][0], self._ends[bad[-1]]) if bad else None
 
+    def first_outage(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[float, float] | None:
+        """(first bad sample, first good sample after it) after `after`: what a client saw of
+        the first outage; None when nothing failed or it has not ended."""
+        start = next((t for t, v in list(self.samples) if t >= after and _bad(v, ok)), None)
+        end = None if start is None else self.first(ok, start)
+        return (start, end) if start is not None and end is not None else None
+
+    def gap_before(self, at: float) -> float:
+        """How long before `at` the previous sample was taken: a change seen at `at` happened
+        within that (a probe that hangs until its timeout makes it longer than the interval)."""
+        before = [t for t, _ in list(self.samples) if t < at]
+        return at - before[-1] if before else self.resolution
+
     def failures(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[int, int]:
         """(bad samples, all samples) after `after`."""
         mine = [v for t, v in list(self.samples) if t >= after]
         return sum(_bad(v, ok) for v in mine), len(mine)
+
+
+class Watch(Timeline):
+    """A probe sampled every `interval` (100 ms by default): its resolution is the interval."""
+
+    def __init__(self, name: str, probe: Callable[[], Any], interval: float = POLL) -> None:
+        super().__init__(name, resolution=interval)
+        self.probe, self.interval = probe, interval
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                value = self.probe()
+            except Exception as e:  # noqa: BLE001 - a failing probe is a sample, not a crash
+                value = e
+            self.seen(value, started, time.monotonic())
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+def time_zero(sent: float, recorded: tuple[float, float] | None,
+              effects: list[tuple[float | None, float, str]]) -> tuple[float, float, str]:
+    """When a fault took effect: (time.monotonic(), ± seconds, how it is known). The host's
+    own record when there is one; else the first effect observed after the action was sent
+    (a value seen at t changed within the timeline's resolution before t); else the sending."""
+    if recorded:
+        return recorded[0], recorded[1], "the host's clock when it acted, offset measured"
+    seen = sorted((t, res, what) for t, res, what in effects if t is not None and t >= sent)
+    if not seen:
+        return sent, 0.0, "when the action was sent: no effect was observed"
+    t, res, what = seen[0]
+    lo = max(sent, t - res)
+    return (lo + t) / 2, (t - lo) / 2, f"the first effect seen: {what}"
 
 
 def _bad(value: Any, ok: Callable[[Any], bool]) -> bool:

@@ -132,6 +132,19 @@ class Evidence:
         self.t0 = at
         self.timeline.append(Event(0.0, what, False))
 
+    def took_effect(self, at: float, pm: float, how: str) -> None:
+        """Time zero moves from when the fault's action was sent to when it took effect (`at`,
+        ± pm, found by `how`); the action's sending stays on the timeline, before zero."""
+        if self.t0 is None:
+            return
+        shift = at - self.t0
+        sent, *rest = self.timeline
+        self.timeline = [Event(round(-shift, 3), f"{sent.what}: sent", None),
+                         Event(0.0, f"took effect (± {pm * 1000:.0f} ms: {how})", False),
+                         *(Event(round(e.at - shift, 3), e.what, e.ok) for e in rest)]
+        self.t0 = at
+        self.record("time zero", f"{shift * 1000:+.0f} ms after the action was sent, ± {pm * 1000:.0f} ms", how)
+
     def event(self, what: str, at: float, ok: bool | None = None) -> float:
         """A milestone at monotonic time `at`; returns its seconds after the fault."""
         since = round(at - (self.t0 if self.t0 is not None else at), 3)

@@ -15,7 +15,6 @@ any time: each step only changes what differs.
 from __future__ import annotations
 
 import hashlib
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,14 +62,6 @@ def bundle(ctx: Context) -> Path | None:
     return path
 
 
-def clock_offset(ctx: Context, host: str) -> tuple[float, float]:
-    """The host's clock minus this machine's, and its uncertainty (half the round trip)."""
-    sent = time.time()
-    remote = float(ctx.control.must(host, "reading the clock", "date +%s.%N"))
-    back = time.time()
-    return remote - (sent + back) / 2, (back - sent) / 2
-
-
 def look(ctx: Context) -> str:
     def one(host: str) -> str:
         c = ctx.control
@@ -79,7 +70,7 @@ def look(ctx: Context) -> str:
         missing = [p for p in PACKAGES if c.run(host, "dpkg -s %s >/dev/null 2>&1", p).rc != 0]
         kubelet = c.run(host, "/usr/local/bin/kubelet --version 2>/dev/null || kubelet --version 2>/dev/null")
         ctx.state.setdefault("missing", {})[host] = missing
-        offset, pm = clock_offset(ctx, host)
+        offset, pm = ctx.control.clock_offset(host)
         return (f"{host}: {os_name}; swap devices {swap}; packages missing: {', '.join(missing) or 'none'}; "
                 f"{kubelet.stdout.strip() or 'no kubelet'}; clock {offset:+.3f}±{pm:.3f} s")
     return "\n".join(each(ctx, one))
@@ -137,7 +128,7 @@ def clocks(ctx: Context) -> str:
     limit = float(ctx.params["max_clock_offset"])
     lines, bad = [], []
     for host in hosts(ctx):
-        offset, pm = clock_offset(ctx, host)
+        offset, pm = ctx.control.clock_offset(host)
         synced = ctx.control.run(host, "timedatectl show -p NTPSynchronized --value 2>/dev/null").stdout.strip()
         lines.append(f"{host}: {offset:+.3f}±{pm:.3f} s from this machine, NTP synchronized: {synced or 'unknown'}")
         if abs(offset) - pm > limit:

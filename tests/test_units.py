@@ -20,7 +20,7 @@ from hakit.inventory import load
 from hakit.lab.topology import LabSpec
 from hakit.measure import Watch
 from hakit.prometheus import duration_seconds
-from hakit.model import Check, Measurement, Outcome, Result, Severity, Verdict, verdict
+from hakit.model import Check, Evidence, Measurement, Outcome, Result, Severity, Verdict, verdict
 from hakit.table import table
 
 KEEPALIVED = """
@@ -216,8 +216,8 @@ def test_a_control_template_is_filled_and_quoted() -> None:
 
 def test_link_faults_heal_themselves_detached_from_ssh() -> None:
     cmd = self_healing("ip link set dev eth0 down", "ip link set dev eth0 up", 20)
-    assert cmd == ("nohup setsid sh -c 'sleep 0.3; ip link set dev eth0 down; sleep 20; ip link set dev eth0 up' "
-                   ">/dev/null 2>&1 &")
+    assert cmd == ("nohup setsid sh -c 'sleep 0.3; date +%s.%N > /run/hakit-fault-at; ip link set dev eth0 down; "
+                   "sleep 20; ip link set dev eth0 up' >/dev/null 2>&1 &")
     script = partition_script(["10.0.0.12"])
     assert "iptables -A HAKIT-PARTITION -s 10.0.0.12 -j DROP" in script
     assert "iptables -C INPUT -j HAKIT-PARTITION 2>/dev/null || iptables -I INPUT -j HAKIT-PARTITION" in script
@@ -416,3 +416,47 @@ def test_ha_targets_are_known_by_what_they_are_and_their_alerts_by_the_job_they_
     assert {c: len(t) for c, t in ha_targets(kps).items()} == {
         "etcd": 1, "kube-apiserver": 1, "kube-controller-manager": 0, "kube-scheduler": 1, "haproxy": 0}
     assert ha_jobs(kps) == {"etcd": "kube-etcd", "kube-apiserver": "apiserver", "kube-scheduler": "custom"}
+
+
+def test_time_zero_is_when_the_fault_took_effect_with_its_uncertainty() -> None:
+    """The action's send time is hakit's latency, not the cluster's: the host's record wins,
+    else the first effect seen (within its timeline's resolution), never before sending."""
+    from hakit.measure import time_zero
+    assert time_zero(10.0, (10.4, 0.002), [(10.2, 0.1, "x")])[:2] == (10.4, 0.002)
+    t0, pm, how = time_zero(10.0, None, [(12.0, 0.1, "a request failed"), (11.0, 0.01, "cp1 dropped the VIP"),
+                                         (9.0, 0.01, "before the fault: not its effect")])
+    assert (round(t0, 3), round(pm, 3)) == (10.995, 0.005) and how.endswith("cp1 dropped the VIP")
+    assert [round(v, 3) for v in time_zero(10.0, None, [(10.05, 0.1, "x")])[:2]] == [10.025, 0.025]   # clipped
+    assert time_zero(10.0, None, [(None, 0.1, "x")]) == (10.0, 0.0, "when the action was sent: no effect was observed")
+
+
+def test_a_client_outage_runs_from_the_first_failed_request_to_the_first_good_one() -> None:
+    from hakit.measure import Timeline
+    tl = Timeline("api", 0.1)
+    for t, v in [(0.0, True), (0.1, True), (0.2, False), (1.2, False), (2.2, True), (2.3, False), (2.4, True)]:
+        tl.seen(v, t)
+    assert tl.first_outage(after=0.05) == (0.2, 2.2) and tl.first_outage(after=2.25) == (2.3, 2.4)
+    assert round(tl.gap_before(2.2), 3) == 1.0      # a hung probe widens the uncertainty
+    tl.seen(False, 2.5)
+    assert tl.first_outage(after=2.45) is None      # not over yet
+
+
+def test_took_effect_moves_time_zero_and_keeps_the_sending_before_it() -> None:
+    e = Evidence()
+    e.fault("stop keepalived on cp1", 100.0)
+    e.event("VIP held by cp2", 101.5, True)
+    e.took_effect(100.5, 0.01, "cp1 dropped the VIP")
+    assert [(ev.at, ev.what) for ev in e.timeline] == [
+        (-0.5, "stop keepalived on cp1: sent"), (0.0, "took effect (± 10 ms: cp1 dropped the VIP)"),
+        (1.0, "VIP held by cp2")]
+    assert e.measurements[-1].value == "+500 ms after the action was sent, ± 10 ms"
+
+
+def test_address_events_say_when_the_vip_comes_and_goes() -> None:
+    from hakit.cluster.stream import change, holds
+    shown = ["2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0",
+             "2: eth0    inet 10.0.0.100/32 scope global eth0"]
+    assert holds(shown, "10.0.0.100") and not holds(shown, "10.0.0.10")
+    assert change("2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is True
+    assert change("Deleted 2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is False
+    assert change("2: eth0    inet 10.0.0.1000/32 scope global eth0", "10.0.0.100") is None

@@ -240,6 +240,20 @@ class Cluster:
         down, up = network.link_commands(self.interface(host))
         self.must(host, "scheduling a link fault", network.self_healing(down, up, seconds))
 
+    def clock_offset(self, host: str) -> tuple[float, float]:
+        """The host's clock minus this machine's, and its uncertainty (half the round trip)."""
+        sent = time.time()
+        remote = float(self.must(host, "reading the clock", "date +%s.%N"))
+        back = time.time()
+        return remote - (sent + back) / 2, (back - sent) / 2
+
+    def fault_began(self, host: str) -> tuple[float, float]:
+        """When the host's last self-healing fault began, by its own clock, as this machine's
+        time.monotonic(), and the uncertainty of that (the clock offset's)."""
+        at = float(self.must(host, "reading when the fault began", "cat -- %s", network.FAULT_STAMP))
+        offset, pm = self.clock_offset(host)
+        return at - offset - (time.time() - time.monotonic()), pm
+
     def partition(self, host: str, seconds: float) -> None:
         """Drop traffic between host and the other control-plane hosts; heals by itself
         after `seconds` if heal() never comes."""

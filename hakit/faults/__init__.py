@@ -106,7 +106,8 @@ class Fault(ABC):
     def __init__(self, control: Cluster, host: str) -> None:
         self.control, self.host = control, host
         self._entry: Entry | None = None
-        self.injected_at = 0.0
+        self.injected_at = 0.0   # time.monotonic() when the action was sent ...
+        self.returned_at = 0.0   # ... and when it returned: the fault took effect in between
         self.restored_at = 0.0
         self._signals = _Signals()
 
@@ -121,6 +122,11 @@ class Fault(ABC):
 
     def cost_guard(self, health: list[Health]) -> None:
         """Refuse when this fault would cost what cannot be lost (subclasses say what)."""
+
+    def took_effect(self) -> tuple[float, float] | None:
+        """(time.monotonic() the fault took effect, ± seconds) as the host recorded it, when
+        it can say; None: the check finds the first effect in what it observed."""
+        return None
 
     def refuse(self, why: str) -> FaultRefused:
         return FaultRefused(f"refusing to {self.describe()}: {why}")
@@ -164,12 +170,13 @@ class Fault(ABC):
             self._signals.uninstall()
             lock.__exit__(None, None, None)
             raise
-        self.injected_at = time.monotonic()   # a disruptive check's t0
+        self.injected_at = time.monotonic()
         try:
             self.inject()
         except BaseException:
             self._rollback()
             raise
+        self.returned_at = time.monotonic()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -246,10 +253,14 @@ class LinkDown(Fault):
 
     def inject(self) -> None:
         # The link goes down a fixed delay after the remote command starts, somewhere inside
-        # the SSH round trip: take its middle, so t0 is right to about half a round trip.
+        # the SSH round trip: until the host's own record is read, its middle is the estimate.
         before = time.monotonic()
         self.control.link_down(self.host, self.seconds)
         self.injected_at = (before + time.monotonic()) / 2 + LINK_FAULT_DELAY
+
+    def took_effect(self) -> tuple[float, float] | None:
+        """The host wrote its clock just before taking its link down (read once it is back)."""
+        return self.control.fault_began(self.host)
 
     def cost_guard(self, health: list[Health]) -> None:
         _require_vip_standby(self, health)
