@@ -86,20 +86,20 @@ def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evi
             try:
                 moved = wait.until(lambda: min(((t, n) for n, w in holds.items() if n != old
                                                 if (t := w.first(lambda v: v is True, sent))), default=None),
-                                   slo * 3, f"another host to take the VIP from {old}", interval=0.02)
+                                   max(slo * 3, 30), f"another host to take the VIP from {old}", interval=0.02)
             except wait.WaitTimeout:
                 now = ", ".join(n for n, w in holds.items() if w.latest is True) or "nobody"
-                pytest.fail(f"no other host took the VIP within {slo * 3:g} s of '{fault.describe()}' "
+                pytest.fail(f"no other host took the VIP within {max(slo * 3, 30):g} s of '{fault.describe()}' "
                             f"(held by {now}): {stuck}", pytrace=False)
             new = moved[1]
-            api.wait(lambda v: v is True, moved[0], slo * 3, "the API to answer through the VIP")
-        wait.until(lambda: sum(w.latest is True for w in holds.values()) == 1, slo * 3,
+            api.wait(lambda v: v is True, moved[0], max(slo * 3, 30), "the API to answer through the VIP")
+        wait.until(lambda: sum(w.latest is True for w in holds.values()) == 1, max(slo * 3, 30),
                    "exactly one VIP holder after the restore", interval=0.1)
         time.sleep(8)   # a preempting holder takes the VIP back once its track script has risen
         final = [n for n, w in holds.items() if w.latest is True]
         evidence.event(f"after restore: VIP on {', '.join(final)}", time.monotonic(), len(final) == 1)
     lost, failed = holds[old].first(lambda v: v is False, sent), api.outage(after=sent)
-    t0, pm, how = time_zero(sent, fault.took_effect(), [
+    t0, pm, how = time_zero(sent, fault.returned_at, fault.took_effect(), [
         (lost, holds[old].resolution, f"{old} dropped the VIP"),
         (failed[0] if failed else None, api.resolution, "a request through the VIP failed")])
     evidence.took_effect(t0, pm, how)

@@ -21,7 +21,7 @@ from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
-from hakit.measure import Watch
+from hakit.measure import Watch, time_zero
 from hakit.model import Evidence, check
 
 PROBE_PREFIX = "/hakit-probe/"
@@ -66,8 +66,8 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
             down = health.wait(lambda v: v is False, t0, 30, f"health to report {victim} down")
             evidence.event("health reports the member down", down, True)
             if leader:
-                elected = leaders.wait(lambda v: len(v) == 1 and "0" not in v and leader_id not in v, t0, slo * 3,
-                                       "a new leader among the survivors")
+                elected = leaders.wait(lambda v: len(v) == 1 and "0" not in v and leader_id not in v, t0,
+                                       max(slo * 3, 30), "a new leader among the survivors")
                 evidence.event("new leader elected", elected, True)
             time.sleep(2)   # writes keep going with one member down: sample them for a while
             failed, total = written.failures(after=t0)
@@ -81,6 +81,9 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
         evidence.event(f"revision caught up ({caught_up})", time.monotonic(), True)
     evidence.record("writes that failed", f"{failed} of {total}",
                     "none beyond the election" if leader else "none: a follower's loss costs no write", None)
+    t0, pm, how = time_zero(fault.injected_at, fault.returned_at, fault.took_effect(),
+                            [(down, health.gap_before(down), f"{host_of(inv, victim)}'s member stopped answering")])
+    evidence.took_effect(t0, pm, how)
     if leader:
         election = elected - t0
         assert evidence.within("leader election", election, slo, "etcd_leader_election_seconds"), \

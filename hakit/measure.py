@@ -107,16 +107,17 @@ class Watch(Timeline):
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
-def time_zero(sent: float, recorded: tuple[float, float] | None,
+def time_zero(sent: float, returned: float, recorded: tuple[float, float] | None,
               effects: list[tuple[float | None, float, str]]) -> tuple[float, float, str]:
     """When a fault took effect: (time.monotonic(), ± seconds, how it is known). The host's
     own record when there is one; else the first effect observed after the action was sent
-    (a value seen at t changed within the timeline's resolution before t); else the sending."""
+    (a value seen at t changed within the timeline's resolution before t); else somewhere
+    between sending the action and its return."""
     if recorded:
         return recorded[0], recorded[1], "the host's clock when it acted, offset measured"
     seen = sorted((t, res, what) for t, res, what in effects if t is not None and t >= sent)
     if not seen:
-        return sent, 0.0, "when the action was sent: no effect was observed"
+        return (sent + returned) / 2, (returned - sent) / 2, "between sending the action and its return"
     t, res, what = seen[0]
     lo = max(sent, t - res)
     return (lo + t) / 2, (t - lo) / 2, f"the first effect seen: {what}"

@@ -4,10 +4,11 @@ disruptive check fail with a message that names the cause (then pass again)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from breaking import assert_breaks, file_changed, stopped
@@ -61,3 +62,54 @@ def test_wl_d01_fails_when_a_critical_workload_has_one_replica(lab: Lab, api: cl
     assert_breaks(lab, tmp_path, "WL-D01", lambda: single_replica_on(api, "w3"),
                   "PDB kube-system/coredns: 1 of its pods on this node, 0 disruption(s) allowed", within=90,
                   disruptive=True)
+
+
+@contextmanager
+def slo_tightened(lab: Lab, inventory: Path, **slo: float) -> Iterator[None]:
+    """The lab's inventory with stricter SLOs for the block: the check must fail through what it
+    measured (the figure beyond the SLO), not through a guard or a timeout."""
+    doc = yaml.safe_load(lab.paths.inventory.read_text())
+    inventory.write_text(yaml.safe_dump({**doc, "slo": {**doc.get("slo", {}), **slo}}))
+    try:
+        yield
+    finally:
+        inventory.write_text(lab.paths.inventory.read_text())
+
+
+@pytest.mark.parametrize("check_id,slo,cause", [
+    ("VIP-D03", {"vip_failover_seconds": 0.5}, "clients through the VIP saw longer outages than the 0.5 s SLO"),
+    ("ETCD-D02", {"etcd_leader_election_seconds": 0.05}, "a new etcd leader took"),
+    ("CP-D01", {"controller_failover_seconds": 2}, "a new kube-controller-manager took the Lease"),
+    ("CP-D02", {"controller_failover_seconds": 2}, "a new kube-scheduler took the Lease"),
+])
+def test_a_failover_slower_than_its_slo_fails_through_the_measured_figure(lab: Lab, tmp_path: Path, check_id: str,
+                                                                          slo: dict[str, float], cause: str) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(lab.paths.inventory.read_text())
+    assert_breaks(None, tmp_path, check_id, lambda: slo_tightened(lab, inventory, **slo), cause, within=240,
+                  inventory=inventory, disruptive=True)
+
+
+def test_api_d01_fails_when_haproxy_keeps_a_stopped_apiserver_in_its_pool(lab: Lab, tmp_path: Path) -> None:
+    """Health checks every 30 s, and no second try on another server: clients reach the stopped
+    apiserver for as long as it is down."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(lab.paths.inventory.read_text())
+    def slow_checks(text: str) -> str:
+        return (text.replace("option                  redispatch\n", "").replace("retries                 1", "retries 0")
+                .replace("default-server inter 1s fall 2 rise 2", "default-server inter 30s fall 3 rise 2"))
+
+    def restart(host: str) -> None:
+        lab.host(host).stop("haproxy")
+        lab.host(host).start("haproxy")
+
+    @contextmanager
+    def broken() -> Iterator[None]:
+        with ExitStack() as stack:   # on every host: the VIP may move while haproxy restarts
+            stack.enter_context(slo_tightened(lab, inventory, vip_failover_seconds=3))
+            for h in lab.control_planes:
+                stack.enter_context(file_changed(lab.paths.etc(h.name, "haproxy", "haproxy.cfg"), slow_checks,
+                                                 lambda n=h.name: restart(n)))
+            yield
+    assert_breaks(None, tmp_path, "API-D01", broken, "haproxy did not take it out of the pool in time", within=240,
+                  inventory=inventory, disruptive=True)

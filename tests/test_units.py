@@ -422,12 +422,12 @@ def test_time_zero_is_when_the_fault_took_effect_with_its_uncertainty() -> None:
     """The action's send time is hakit's latency, not the cluster's: the host's record wins,
     else the first effect seen (within its timeline's resolution), never before sending."""
     from hakit.measure import time_zero
-    assert time_zero(10.0, (10.4, 0.002), [(10.2, 0.1, "x")])[:2] == (10.4, 0.002)
-    t0, pm, how = time_zero(10.0, None, [(12.0, 0.1, "a request failed"), (11.0, 0.01, "cp1 dropped the VIP"),
+    assert time_zero(10.0, 10.5, (10.4, 0.002), [(10.2, 0.1, "x")])[:2] == (10.4, 0.002)
+    t0, pm, how = time_zero(10.0, 10.5, None, [(12.0, 0.1, "a request failed"), (11.0, 0.01, "cp1 dropped the VIP"),
                                          (9.0, 0.01, "before the fault: not its effect")])
     assert (round(t0, 3), round(pm, 3)) == (10.995, 0.005) and how.endswith("cp1 dropped the VIP")
-    assert [round(v, 3) for v in time_zero(10.0, None, [(10.05, 0.1, "x")])[:2]] == [10.025, 0.025]   # clipped
-    assert time_zero(10.0, None, [(None, 0.1, "x")]) == (10.0, 0.0, "when the action was sent: no effect was observed")
+    assert [round(v, 3) for v in time_zero(10.0, 10.5, None, [(10.05, 0.1, "x")])[:2]] == [10.025, 0.025]   # clipped
+    assert time_zero(10.0, 10.5, None, [(None, 0.1, "x")]) == (10.25, 0.25, "between sending the action and its return")
 
 
 def test_a_client_outage_runs_from_the_first_failed_request_to_the_first_good_one() -> None:
