@@ -102,9 +102,11 @@ def test_a_parked_scheduler_fails_mon002_naming_its_target(klab: KubeadmLab, kcl
 
 def test_disruptive_checks_pass_through_the_default_kubeadm_control(klab: KubeadmLab, tmp_path: Path) -> None:
     """The kill is a SIGKILL of the leader's process; the kubelet restarts it, and a new
-    identity (a standby or the restarted one) must take the Lease within the SLO."""
-    code, results = run_checks(klab.inventory, tmp_path, "CP-D01", "CP-D02", "VIP-D01", "ETCD-D01",
-                               disruptive=True)
+    identity (a standby or the restarted one) must take the Lease within the SLO. The probe
+    pods run the pause image the nodes hold (there is no registry here), and the drain is a
+    real worker's, CoreDNS and kube-proxy's neighbours included."""
+    code, results = run_checks(klab.inventory, tmp_path, "CP-D01", "CP-D02", "VIP-D01", "ETCD-D01", "WL-D01",
+                               "WL-D02", disruptive=True)
     bad = {i: r["message"] for i, r in results.items() if r["outcome"] != "pass"}
     assert code == 0 and not bad, bad
 
@@ -123,15 +125,19 @@ NS = "hakit-wl-test"
 PAUSE = {"name": "pause", "image": "registry.k8s.io/pause:3.10.2", "imagePullPolicy": "Never"}
 
 
+SPREAD = {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+    {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}}}
+
+
 @contextmanager
 def risky_workloads(cluster: Cluster) -> Iterator[None]:
-    """Real pods on the workers: a single replica pinned to w1, and a two-replica web whose
-    PDB (a matchExpressions selector) allows no disruption."""
+    """Real pods on the workers: a single replica pinned to w1, and a two-replica web, one
+    pod on each worker, whose PDB (a matchExpressions selector) allows no disruption."""
     core, apps, policy = client.CoreV1Api(cluster.api), client.AppsV1Api(cluster.api), client.PolicyV1Api(cluster.api)
     core.create_namespace({"metadata": {"name": NS}})
     try:
         for name, replicas, extra in (("solo", 1, {"nodeSelector": {"kubernetes.io/hostname": "w1"}}),
-                                      ("web", 2, {})):
+                                      ("web", 2, SPREAD)):
             apps.create_namespaced_deployment(NS, {
                 "metadata": {"name": name}, "spec": {
                     "replicas": replicas, "selector": {"matchLabels": {"app": name}},
@@ -158,3 +164,13 @@ def test_cluster_wide_workload_checks_find_real_risks(klab: KubeadmLab, kcluster
                                                       check_id: str, cause: str) -> None:
     """Workloads nobody listed as critical, in a namespace of their own, found all the same."""
     assert_breaks(None, tmp_path, check_id, lambda: risky_workloads(kcluster), cause, inventory=klab.inventory)
+
+
+def test_a_real_drain_blocked_by_a_pdb_fails_wl_d02_naming_it(klab: KubeadmLab, kcluster: Cluster,
+                                                              tmp_path: Path) -> None:
+    """WL-D02 drains a real worker: with a PDB that allows nothing on it, the drain cannot
+    finish; the check says which PDB within the SLO, and the worker is uncordoned after."""
+    assert_breaks(None, tmp_path, "WL-D02", lambda: risky_workloads(kcluster),
+                  f"PDB {NS}/frozen allows 0", inventory=klab.inventory, within=240, disruptive=True)
+    nodes = client.CoreV1Api(kcluster.api).list_node().items
+    assert not [n.metadata.name for n in nodes if n.spec.unschedulable], "a drained worker was left cordoned"
