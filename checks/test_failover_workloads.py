@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from hakit.fixtures.disruption import Inject
 from hakit import wait
-from hakit.kube import drain_plan, evict
+from hakit.kube import deployment_of, drain_plan, evict, rebalance
 from hakit.workloads import matches
 from hakit.faults import Cordon, ProbeNamespace, StopComponent
 from hakit.cluster import Cluster
@@ -145,6 +145,15 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
                          f"lost; the SLO is {slo:g} s (NotReady after {lost - t0:.1f} s)")
 
 
+def blocking(control: Cluster, pods: list[client.V1Pod]) -> str:
+    """The PDBs covering pods whose eviction was refused: 'PDB ns/name allows 0, ...'."""
+    pdbs = client.PolicyV1Api(control.api).list_pod_disruption_budget_for_all_namespaces(_request_timeout=10).items
+    return ", ".join(sorted({
+        f"PDB {b.metadata.namespace}/{b.metadata.name} allows {(b.status.disruptions_allowed or 0) if b.status else 0}"
+        for p in pods for b in pdbs if b.metadata.namespace == p.metadata.namespace
+        and matches(control.api.sanitize_for_serialization(b.spec.selector), p.metadata.labels or {})})) or "a PDB"
+
+
 @check("WL-D02", "A worker drains through the eviction API within the SLO, honouring every PDB",
        property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation="""A drain
        that hangs means a PDB allows no disruption (too few replicas, or minAvailable equal to replicas);
@@ -159,41 +168,43 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
     node = victim_worker(control, probe, inventory)
-    core, policy = client.CoreV1Api(control.api), client.PolicyV1Api(control.api)
+    core = client.CoreV1Api(control.api)
 
     def on_node() -> list[client.V1Pod]:
         return core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _request_timeout=10).items
-    with Watch("probe pods Running", lambda: len(running(control, probe))) as available:
-        with inject(Cordon(control, node)) as fault:
-            evictable, refusals = drain_plan(on_node())
-            evidence.record("pods the drain evicts", len(evictable))
-            if refusals:
-                pytest.fail(f"kubectl drain would refuse {node}: {'; '.join(refusals[:5])}", pytrace=False)
-            deadline, refused, blocked = fault.injected_at + slo, 0, []
-            for pod in evictable:
-                try:
-                    refused += evict(core, pod, deadline)
-                except ApiException as e:
-                    if e.status != 429:
-                        raise
-                    blocked.append(pod)
-            if blocked:
-                pdbs = policy.list_pod_disruption_budget_for_all_namespaces(_request_timeout=10).items
-                names = sorted({f"PDB {b.metadata.namespace}/{b.metadata.name} allows "
-                                f"{(b.status.disruptions_allowed or 0) if b.status else 0}" for p in blocked for b in pdbs
-                                if b.metadata.namespace == p.metadata.namespace and matches(
-                                    control.api.sanitize_for_serialization(b.spec.selector), p.metadata.labels or {})})
-                pytest.fail(f"the drain of {node} is blocked after {slo:g} s: {', '.join(names) or 'a PDB'} "
-                            f"({len(blocked)} pod(s) not evicted: "
-                            f"{', '.join(f'{p.metadata.namespace}/{p.metadata.name}' for p in blocked[:5])})",
-                            pytrace=False)
-            evicted = {p.metadata.uid for p in evictable}
-            drained = wait.until(lambda: not any(p.metadata.uid in evicted for p in on_node())
-                                 and len(running(control, probe, avoid=node)) == REPLICAS and time.monotonic(),
-                                 max(slo - (time.monotonic() - fault.injected_at), 1), f"{node} to be drained",
-                                 interval=0.2)
-            evidence.event(f"drained: every evicted pod gone from {node}, the probe whole elsewhere", drained, True)
-        fewest = min(v for _, v in available.samples if isinstance(v, int))
+    evictable: list[client.V1Pod] = []
+    try:
+        with Watch("probe pods Running", lambda: len(running(control, probe))) as available:
+            with inject(Cordon(control, node)) as fault:
+                evictable[:], refusals = drain_plan(on_node())
+                evidence.record("pods the drain evicts", len(evictable))
+                if refusals:
+                    pytest.fail(f"kubectl drain would refuse {node}: {'; '.join(refusals[:5])}", pytrace=False)
+                deadline, refused, blocked = fault.injected_at + slo, 0, []
+                for pod in evictable:
+                    try:
+                        refused += evict(core, pod, deadline)
+                    except ApiException as e:
+                        if e.status != 429:
+                            raise
+                        blocked.append(pod)
+                if blocked:
+                    pytest.fail(f"the drain of {node} is blocked after {slo:g} s: {blocking(control, blocked)} "
+                                f"({len(blocked)} pod(s) not evicted: "
+                                f"{', '.join(f'{p.metadata.namespace}/{p.metadata.name}' for p in blocked[:5])})",
+                                pytrace=False)
+                evicted = {p.metadata.uid for p in evictable}
+                drained = wait.until(lambda: not any(p.metadata.uid in evicted for p in on_node())
+                                     and len(running(control, probe, avoid=node)) == REPLICAS and time.monotonic(),
+                                     max(slo - (time.monotonic() - fault.injected_at), 1), f"{node} to be drained",
+                                     interval=0.2)
+                evidence.event(f"drained: every evicted pod gone from {node}, the probe whole elsewhere", drained, True)
+            fewest = min(v for _, v in available.samples if isinstance(v, int))
+    finally:   # the node is back; the spread the drain took away is not, until those workloads restart
+        apps = client.AppsV1Api(control.api)
+        moved = {d for p in evictable if p.metadata.namespace != probe and (d := deployment_of(apps, p))}
+        restarted = rebalance(control.api, moved)
+        evidence.record("restarted to spread again after the drain", ", ".join(restarted) or "none needed")
     took = drained - fault.injected_at
     met = evidence.within("drain", took, slo, "pod_rescheduling_seconds", f"{len(evictable)} pods off {node}")
     evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {REPLICAS - 1} (the PDB)",

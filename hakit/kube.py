@@ -76,3 +76,47 @@ def drain_plan(pods: list[client.V1Pod], force: bool = False,
             continue
         evict.append(p)
     return evict, refused
+
+
+def deployment_of(apps: client.AppsV1Api, pod: client.V1Pod) -> tuple[str, str] | None:
+    """(namespace, name) of the Deployment a pod belongs to (through its ReplicaSet), if any."""
+    rs = next((o.name for o in pod.metadata.owner_references or [] if o.kind == "ReplicaSet"), None)
+    if rs is None:
+        return None
+    try:
+        owner = apps.read_namespaced_replica_set(rs, pod.metadata.namespace, _request_timeout=10).metadata
+    except ApiException:
+        return None
+    dep = next((o.name for o in owner.owner_references or [] if o.kind == "Deployment"), None)
+    return (pod.metadata.namespace, dep) if dep else None
+
+
+def rebalance(api: client.ApiClient, deployments: set[tuple[str, str]], timeout: float = 180) -> list[str]:
+    """After a drain, put back the spread it took away: a Deployment of ≥ 2 replicas now all on
+    one node (its evicted pods landed beside the others while the node was cordoned) is
+    restarted as `kubectl rollout restart` does, and awaited. Returns what was restarted."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    restarted = []
+    for ns, name in sorted(deployments):
+        dep = apps.read_namespaced_deployment(name, ns, _request_timeout=10)
+        selector = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
+        nodes = {p.spec.node_name for p in core.list_namespaced_pod(ns, label_selector=selector, _request_timeout=10).items
+                 if p.spec.node_name and not p.metadata.deletion_timestamp}
+        if (dep.spec.replicas or 0) < 2 or len(nodes) != 1:
+            continue
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        apps.patch_namespaced_deployment(name, ns, {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": stamp}}}}})
+        restarted.append(f"{ns}/{name}")
+    deadline = time.monotonic() + timeout
+    for key in restarted:
+        ns, name = key.split("/")
+        while time.monotonic() < deadline:
+            d = apps.read_namespaced_deployment(name, ns, _request_timeout=10)
+            st = d.status
+            if (d.metadata.generation or 0) <= (st.observed_generation or 0) and (st.updated_replicas or 0) == \
+                    d.spec.replicas == (st.ready_replicas or 0) and not st.unavailable_replicas and \
+                    (st.replicas or 0) == d.spec.replicas:
+                break
+            time.sleep(1)
+    return restarted
