@@ -16,6 +16,7 @@ from hakit import http
 from hakit.apilb import backend_states, disagreements
 from hakit.cluster.probes import readyz
 from hakit.errors import UnreachableError
+from hakit.cluster.ssh import each
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import IN_CLUSTER, Inventory
 from hakit.model import Evidence, check
@@ -84,8 +85,8 @@ haproxy. Two holders (split brain): the hosts cannot hear each other's VRRP adve
 virtual_router_id and auth agree and that VRRP (IP protocol 112) is not filtered.""")
 def test_exactly_one_vip_holder(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """None is an outage; two is split brain, where clients hit whichever answers ARP."""
-    holders = [name for name, host in cp_hosts.items()
-               if inventory.vip in ipv4_addresses(host.check_output("ip -o -4 addr show"))]
+    shown = each(cp_hosts, lambda name, host: host.check_output("ip -o -4 addr show"))
+    holders = [name for name, out in shown.items() if inventory.vip in ipv4_addresses(out)]
     evidence.record("VIP holders", holders or "none", expected="exactly one host")
     if len(holders) != 1:
         evidence.about("", "vip")
@@ -99,12 +100,12 @@ auth_pass and VIP, a distinct priority per host, and a track_script on the load 
 def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """VRRP peers that disagree on router id or auth each elect themselves: split brain."""
     problems, instances = [], {}
-    for name, host in cp_hosts.items():
-        f = host.file(inventory.host_path("keepalived_conf", name))
-        if not f.exists:
-            problems.append(f"{name}: no {f.path}")
+    configs = each(cp_hosts, lambda name, host: host.run("cat -- %s", inventory.host_path("keepalived_conf", name)))
+    for name, got in configs.items():
+        if got.rc != 0:
+            problems.append(f"{name}: no {inventory.host_path('keepalived_conf', name)}")
             continue
-        found = [i for i in parse_keepalived(f.content_string) if inventory.vip in i.vips]
+        found = [i for i in parse_keepalived(got.stdout) if inventory.vip in i.vips]
         if not found:
             problems.append(f"{name}: no vrrp_instance holds the VIP {inventory.vip}")
             continue

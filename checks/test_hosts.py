@@ -7,11 +7,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from hakit.cluster.ssh import each
 from hakit.hosts import parse_enddate
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 
 CERTS = ("apiserver.crt", "etcd/server.crt", "etcd/peer.crt", "apiserver-etcd-client.crt")
+SERVICES = ("keepalived", "haproxy")
 
 
 @check("HOST-001", "Swap is off on control-plane hosts", property="hosts", severity="warning",
@@ -19,11 +21,8 @@ CERTS = ("apiserver.crt", "etcd/server.crt", "etcd/peer.crt", "apiserver-etcd-cl
 assume no swap.""")
 def test_swap_off(cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """Swapping etcd stretches fsyncs into leader elections."""
-    on = {}
-    for name, host in cp_hosts.items():
-        swaps = host.check_output("cat /proc/swaps").splitlines()[1:]
-        if swaps:
-            on[name] = len(swaps)
+    swaps = each(cp_hosts, lambda name, host: len(host.check_output("cat /proc/swaps").splitlines()[1:]))
+    on = {name: n for name, n in swaps.items() if n}
     evidence.record("hosts with swap", on or "none", expected="none")
     assert not on, f"swap is on: {', '.join(on)}"
 
@@ -34,12 +33,11 @@ def test_swap_off(cp_hosts: dict[str, Any], evidence: Evidence) -> None:
 def test_clocks_agree(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """Leases and certificates are judged by the clock of whoever reads them."""
     tolerance = inventory.thresholds.clock_skew_seconds
-    offsets = {}
-    for name, host in cp_hosts.items():
+    def offset(name: str, host: Any) -> float:
         before = time.time()
         remote = float(host.check_output("date +%s.%N"))
-        after = time.time()
-        offsets[name] = remote - (before + after) / 2  # half the round trip is the read's uncertainty
+        return remote - (before + time.time()) / 2   # half the round trip is the read's uncertainty
+    offsets = each(cp_hosts, offset)
     skew = max(offsets.values()) - min(offsets.values())
     evidence.record("offsets from hakit's clock", {n: f"{o:+.3f} s" for n, o in offsets.items()})
     evidence.record("spread", f"{skew:.3f} s", expected=f"< {tolerance:g} s", ok=skew < tolerance)
@@ -51,11 +49,12 @@ def test_clocks_agree(cp_hosts: dict[str, Any], inventory: Inventory, evidence: 
        remediation="""`systemctl enable --now keepalived haproxy` on the hosts where they are missing.""")
 def test_ha_services_running(cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """A host without keepalived cannot take the VIP; without haproxy it must not."""
+    # --ns $$ --nslist net: processes of this host's network namespace only; one line per service
+    script = "; ".join(f"pgrep -x {p} --ns $$ --nslist net >/dev/null; echo $?" for p in SERVICES)
     missing = []
-    for name, host in cp_hosts.items():
-        for proc in ("keepalived", "haproxy"):
-            # --ns $$ --nslist net: processes of this host's network namespace only
-            if host.run(f"pgrep -x {proc} --ns $$ --nslist net").rc != 0:
+    for name, codes in each(cp_hosts, lambda name, host: host.run(script).stdout.split()).items():
+        for proc, code in zip(SERVICES, codes + ["?"] * len(SERVICES)):
+            if code != "0":
                 missing.append(f"{proc} on {name}")
                 evidence.about(name, proc)
     evidence.record("not running", missing or "none", expected="none")
@@ -70,8 +69,7 @@ def test_ports_listening(cp_hosts: dict[str, Any], inventory: Inventory, evidenc
     ports = {"apiserver": inventory.apiserver_port, "etcd client": 2379, "etcd peer": 2380, "load balancer": inventory.port}
     owner = {"apiserver": "kube-apiserver", "etcd client": "etcd", "etcd peer": "etcd", "load balancer": "haproxy"}
     closed = []
-    for name, host in cp_hosts.items():
-        listening = host.check_output("ss -Hltn")
+    for name, listening in each(cp_hosts, lambda name, host: host.check_output("ss -Hltn")).items():
         open_ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines() if line.strip()}
         for what, p in ports.items():
             if p not in open_ports:
@@ -90,14 +88,19 @@ def test_certificates_not_expiring(cp_hosts: dict[str, Any], inventory: Inventor
     margin = inventory.thresholds.cert_min_days
     now = datetime.now(timezone.utc)
     soon, soonest = [], None
-    for name, host in cp_hosts.items():
-        for cert in CERTS:
-            path = f"{inventory.host_path('pki', name)}/{cert}"
-            out = host.run("openssl x509 -enddate -noout -in %s", path)
-            if out.rc != 0:
+
+    def enddates(name: str, host: Any) -> list[str]:
+        """One line per certificate, in CERTS' order: its notAfter, or "unreadable"."""
+        script = "; ".join(["for c in " + " ".join(["%s"] * len(CERTS)),
+                            "do openssl x509 -enddate -noout -in \"$c\" 2>/dev/null || echo unreadable", "done"])
+        out = host.run(script, *(f"{inventory.host_path('pki', name)}/{c}" for c in CERTS)).stdout
+        return out.splitlines() + ["unreadable"] * (len(CERTS) - len(out.splitlines()))
+    for name, lines in each(cp_hosts, enddates).items():
+        for cert, line in zip(CERTS, lines):
+            if line.strip() == "unreadable":
                 soon.append(f"{name}:{cert} unreadable")
                 continue
-            days = (parse_enddate(out.stdout) - now).total_seconds() / 86400
+            days = (parse_enddate(line) - now).total_seconds() / 86400
             soonest = days if soonest is None else min(soonest, days)
             if days < margin:
                 soon.append(f"{name}:{cert} expires in {days:.0f} days")
