@@ -1,10 +1,14 @@
 # The image the in-cluster CronJob (deploy/) runs: hakit installed from its wheel, as a
 # user would install it; nothing of the source tree is left in the image.
-FROM python:3.11-slim AS wheel
+# Pin the base by digest where you build (no registry is reachable from where hakit is
+# developed, so no digest here is one anyone checked):
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> .
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE} AS wheel
 COPY . /src
 RUN pip wheel --no-cache-dir --no-deps -w /wheels /src
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends openssh-client \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=wheel /wheels /wheels
