@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from hakit.fixtures.disruption import Inject
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit import hosts, wait
 from hakit.faults import Fault, LinkDown, StopComponent
 from hakit.cluster import Cluster
@@ -172,20 +172,24 @@ def test_vip_fails_over_when_the_holders_link_goes_down(inventory: Inventory, co
        on every server line) so a stopped apiserver leaves the pool within seconds; clients then
        see no errors.""")
 def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: Cluster, inject: Inject,
-                                            evidence: Evidence) -> None:
+                                            evidence: Evidence, alerts: Alerts) -> None:
     """An apiserver upgrade or crash must not be an outage: the load balancer routes around it."""
     slo = inventory.slo.vip_failover_seconds
     victim = sole_holder(control, inventory)   # the VIP holder's haproxy sees its local apiserver go
-    with Watch("API through the VIP", api_answers(inventory)) as api:
+    with Watch("API through the VIP", api_answers(inventory)) as api, \
+            alerts.following("TargetDown", victim) as follow:
         with inject(StopComponent(control, victim, "kube-apiserver")) as fault:
             t0 = fault.injected_at
             time.sleep(max(5.0, slo))   # long enough for every health check to notice
             failed, total = api.failures(after=t0)
             lost = api.outage(after=t0)
+            alerts.hold(follow, fault, t0)
+        alerts.done(follow, fault, evidence)
     window = (lost[1] - lost[0]) if lost else 0.0
     if lost:
         evidence.event("first failed API request", lost[0], False)
         evidence.event("last failed API request", lost[1], True)
     evidence.record("API requests through the VIP that failed", f"{failed} of {total}")
-    assert evidence.within("error window", window, slo, "vip_failover_seconds"), (f"requests through the VIP failed for {window:.1f} s after stopping the apiserver on "
-                           f"{victim} ({failed} of {total}); haproxy did not take it out of the pool in time")
+    assert evidence.within("error window", window, slo, "vip_failover_seconds"), (
+        f"requests through the VIP failed for {window:.1f} s after stopping the apiserver on {victim} "
+        f"({failed} of {total}); haproxy did not take it out of the pool in time")

@@ -14,7 +14,7 @@ from itertools import cycle
 
 import pytest
 
-from hakit.fixtures.disruption import Inject
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit import wait
 from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient
@@ -42,7 +42,9 @@ def host_of(inv: Inventory, endpoint: str) -> str:
 
 
 def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inject, evidence: Evidence,
-                leader: bool) -> None:
+                leader: bool, alerts: Alerts | None = None) -> None:
+    """Stop (a follower) or kill (the leader) one member and measure; with `alerts`, also follow
+    etcdMembersDown in the same fault for MON-D01."""
     now = etcd.statuses()   # now, not at the start of the run: an earlier check may have moved the leader
     answering = {ep: s for ep, s in now.items() if not isinstance(s, str)}
     assert answering, f"no etcd member answers: {now}"
@@ -61,6 +63,7 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
         # A follower is stopped as in maintenance; the leader is killed as in a crash (a stopping
         # leader hands its leadership over first, which measures nothing).
         fault = (KillComponent if leader else StopComponent)(control, host_of(inv, victim), "etcd")
+        follow = stack.enter_context(alerts.following("etcdMembersDown", fault.host)) if alerts else None
         with inject(fault):
             t0 = fault.injected_at
             down = health.wait(lambda v: v is False, t0, 30, f"health to report {victim} down")
@@ -75,10 +78,14 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
             if lost:
                 evidence.event("first failed write", lost[0], False)
                 evidence.event("last failed write", lost[1], True)
+            if alerts:
+                alerts.hold(follow, fault, t0)
         rejoined = health.wait(lambda v: v is True, time.monotonic(), 60, f"{victim} to be healthy again")
         evidence.event("member healthy again", rejoined, True)
         caught_up = wait.until(lambda: _caught_up(etcd, victim, survivors), 60, f"{victim} to catch up")
         evidence.event(f"revision caught up ({caught_up})", time.monotonic(), True)
+        if alerts:
+            alerts.done(follow, fault, evidence)
     evidence.record("writes that failed", f"{failed} of {total}",
                     "none beyond the election" if leader else "none: a follower's loss costs no write", None)
     t0, pm, how = time_zero(fault.injected_at, fault.returned_at, fault.took_effect(),
@@ -106,9 +113,9 @@ def _caught_up(etcd: EtcdClient, victim: str, survivors: list[str]) -> str | Non
 @check("ETCD-D01", "Writes continue and health reports the member down while an etcd follower is stopped",
        property="etcd", disruptive="etcd-quorum", runbook="etcd-replace-member", remediation=REMEDIATION)
 def test_writes_continue_without_a_follower(inventory: Inventory, etcd: EtcdClient, control: Cluster,
-                                            inject: Inject, evidence: Evidence, writes: None) -> None:
+                                            inject: Inject, evidence: Evidence, writes: None, alerts: Alerts) -> None:
     """Losing a follower is the everyday failure of a 3-member etcd: it must cost nothing."""
-    stop_member(inventory, etcd, control, inject, evidence, leader=False)
+    stop_member(inventory, etcd, control, inject, evidence, leader=False, alerts=alerts)
 
 
 @check("ETCD-D02", "A new etcd leader is elected within the SLO when the leader dies, and writes resume",

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -27,8 +26,8 @@ from hakit.faults import Fault, Silence, StopComponent
 from hakit.cluster import Cluster
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.inventory import Inventory
-from hakit.measure import Watch
 from hakit.model import Evidence, check
+from hakit.alerting import LABELS, TRAILS, Follow, Trail
 from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds, ha_jobs
 from hakit.snapshot import is_control_plane
 
@@ -41,7 +40,6 @@ intervals plus group_wait inside the alert-delivery SLO. A missing stage names w
 class Scenario:
     name: str
     alert: str
-    labels: Callable[[str, dict[str, str]], dict[str, str]]   # (target, {component: job}) -> the alert's labels
     target: Callable[[Inventory, Cluster], str]
     fault: Callable[[Cluster, str], Fault]
 
@@ -66,19 +64,13 @@ def affordable_worker(inv: Inventory, control: Cluster) -> str:
 
 
 SCENARIOS = [
-    Scenario("etcd member stopped", "etcdMembersDown", lambda h, jobs: {"job": jobs.get("etcd", "etcd")},
-             last_control_plane,
+    Scenario("etcd member stopped", "etcdMembersDown", last_control_plane,
              lambda c, h: StopComponent(c, h, "etcd")),
-    Scenario("worker lost", "KubeNodeNotReady", lambda h, jobs: {"node": h}, affordable_worker,
+    Scenario("worker lost", "KubeNodeNotReady", affordable_worker,
              lambda c, h: StopComponent(c, h, "kubelet")),
-    Scenario("apiserver stopped", "TargetDown", lambda h, jobs: {"job": jobs.get("kube-apiserver", "apiserver")},
-             last_control_plane,
+    Scenario("apiserver stopped", "TargetDown", last_control_plane,
              lambda c, h: StopComponent(c, h, "kube-apiserver")),
 ]
-
-
-def matches(alert: dict[str, Any], name: str, labels: dict[str, str]) -> bool:
-    return alert["labels"].get("alertname") == name and all(alert["labels"].get(k) == v for k, v in labels.items())
 
 
 @pytest.fixture
@@ -96,8 +88,6 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
     """An alert rule nobody receives is not monitoring: follow one alert from fault to pager and back."""
     slo = inventory.slo.alert_delivery_seconds
     evidence.deadline = (slo, "slo.alert_delivery_seconds")
-    host = scenario.target(inventory, control)
-    labels = scenario.labels(host, ha_jobs(prometheus.targets()))
     rule = next((r for r in prometheus.rules() if r.get("name") == scenario.alert), None)
     assert rule, f"Prometheus has no rule {scenario.alert}: load hakit/rules/ha-alerts.yaml"
     bound = float(rule.get("duration", 0))
@@ -105,83 +95,71 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
     upper = bound + duration_seconds(cfg.get("scrape_interval", "1m")) + duration_seconds(
         cfg.get("evaluation_interval", "1m"))
     silenced = pytestconfig.getoption("--hakit-silence")
-    since = time.time()
+    delivered = bool(receiver) and not silenced
+    trail = pytestconfig.stash.get(TRAILS, {}).pop(scenario.alert, None)
+    if trail is not None:   # followed in another check's fault of the same kind: judge that
+        evidence.fault(f"{trail.fault} (held by {trail.host_check})", trail.t0)
+    else:
+        host = scenario.target(inventory, control)
+        labels = LABELS[scenario.alert](host, ha_jobs(prometheus.targets()))
+        follow = Follow(prometheus, alertmanager, receiver, scenario.alert, labels)
+        try:
+            wait.until(follow.clear, bound + upper + slo, f"{scenario.alert} {labels} to be clear before the fault",
+                       interval=2.0)
+        except wait.WaitTimeout as e:
+            pytest.fail(f"{e}: it is still {follow.in_prometheus() or follow.in_alertmanager()} from before, so "
+                        "there is no steady state to measure from", pytrace=False)
+        evidence.record("before the fault", "clear in Prometheus and Alertmanager", "clear", True)
+        with ExitStack() as stack:
+            if silenced:
+                stack.enter_context(Silence(control, alertmanager.url, {"alertname": scenario.alert, **labels}))
+            stack.enter_context(follow)
+            with inject(scenario.fault(control, host)) as fault:
+                follow.follow(fault.describe(), fault.injected_at, slo, delivered)
+            if not follow.trail.missed:
+                follow.resolve(fault.restored_at, slo, delivered)
+            if silenced:
+                time.sleep(2)   # a page would have come within group_wait
+                assert "firing" not in follow.pager.latest, \
+                    f"{scenario.alert} paged the receiver despite hakit's silence"
+        trail = follow.trail
+    judge(trail, evidence, slo, bound, upper, silenced, delivered)
 
-    def in_prometheus() -> str | None:
-        states = [a["state"] for a in prometheus.alerts() if matches(a, scenario.alert, labels)]
-        return "firing" if "firing" in states else "pending" if states else None
 
-    def in_alertmanager() -> str | None:
-        found = [a["status"]["state"] for a in alertmanager.alerts(filter=f'alertname="{scenario.alert}"')
-                 if matches(a, scenario.alert, labels)]
-        return found[0] if found else None
-
-    def paged() -> set[str]:
-        """Statuses (firing, resolved) the receiver got for this alert since the check began."""
-        return {n["status"] for at, n in receiver.notifications() if at >= since  # type: ignore[union-attr]
-                for a in n.get("alerts", []) if matches(a, scenario.alert, labels) and a["status"] == n["status"]}
-
-    # Steady state: the alert is not already on its way. One still firing from an earlier fault
-    # (the target recovered, the alert not yet resolved) would make every stage look instant.
-    try:
-        wait.until(lambda: in_prometheus() is None and in_alertmanager() is None, bound + upper + slo,
-                   f"{scenario.alert} {labels} to be clear before the fault", interval=2.0)
-    except wait.WaitTimeout as e:
-        pytest.fail(f"{e}: it is still {in_prometheus() or in_alertmanager()} from before, so there is no "
-                    "steady state to measure from", pytrace=False)
-    evidence.record("before the fault", "clear in Prometheus and Alertmanager", "clear", True)
-
-    with ExitStack() as stack:
-        if silenced:
-            stack.enter_context(Silence(control, alertmanager.url, {"alertname": scenario.alert, **labels}))
-        prom = stack.enter_context(Watch("alert in Prometheus", in_prometheus))
-        am = stack.enter_context(Watch("alert in Alertmanager", in_alertmanager))
-        pager = stack.enter_context(Watch("receiver", paged if receiver else lambda: set()))
-        with inject(scenario.fault(control, host)) as fault:
-            t0 = fault.injected_at
-
-            def stage(watch: Watch, reached: Callable[[Any], bool], what: str, after: float = t0) -> float:
-                """When the alert reached a stage; a stage not reached within the SLO fails the
-                check there, which names where the chain from fault to pager breaks."""
-                try:
-                    at = watch.wait(reached, after, max(slo - (time.monotonic() - t0), 1.0), what)
-                except wait.WaitTimeout:
-                    seen = "; ".join(f"{e.what} at {e.at:.0f} s" for e in evidence.timeline[1:]) or "no stage"
-                    pytest.fail(f"{what} not within the {slo:g} s SLO after '{fault.describe()}' ({seen})",
-                                pytrace=False)
-                evidence.event(what, at, True)
-                return at
-
-            stage(prom, lambda v: v in ("pending", "firing"), f"{scenario.alert} pending in Prometheus")
-            firing = stage(prom, lambda v: v == "firing", f"{scenario.alert} firing in Prometheus")
-            arrived = stage(am, lambda v: v in ("active", "suppressed"), f"{scenario.alert} in Alertmanager")
-            want = "suppressed" if silenced else "active"
-            evidence.record("state in Alertmanager", am.latest, want + (" (hakit's silence)" if silenced else ""),
-                            am.latest == want)
-            assert am.latest == want, f"{scenario.alert} is {am.latest} in Alertmanager, expected {want}"
-            if receiver and not silenced:
-                delivered = stage(pager, lambda v: "firing" in v, f"{scenario.alert} delivered to the receiver")
-        undone = fault.restored_at
-        resolved = prom.wait(lambda v: v is None, undone, slo, f"{scenario.alert} to resolve in Prometheus")
-        evidence.event("resolved in Prometheus", resolved, True)
-        if receiver and not silenced:
-            cleared = pager.wait(lambda v: "resolved" in v, undone, slo, "the resolved notification")
-            evidence.event("resolved notification delivered", cleared, True)
-        if silenced:
-            time.sleep(2)   # a page would have come within group_wait
-            assert "firing" not in pager.latest, f"{scenario.alert} paged the receiver despite hakit's silence"
-    firing_s = firing - t0
+def judge(trail: Trail, evidence: Evidence, slo: float, bound: float, upper: float, silenced: bool,
+          delivered: bool) -> None:
+    """Each stage on the timeline; the first one missed fails the check there, naming where
+    the chain from fault to pager breaks; firing no earlier than the rule's for:, delivery
+    (or arrival in Alertmanager) within the SLO."""
+    for what, at in trail.stages:
+        evidence.event(what, at, True)
+    if trail.missed:
+        seen = "; ".join(f"{e.what} at {e.at:.0f} s" for e in evidence.timeline[1:]) or "no stage"
+        pytest.fail(f"{trail.missed} not within the {slo:g} s SLO after '{trail.fault}' ({seen})", pytrace=False)
+    want = "suppressed" if silenced else "active"
+    evidence.record("state in Alertmanager", trail.am_state, want + (" (hakit's silence)" if silenced else ""),
+                    trail.am_state == want)
+    assert trail.am_state == want, f"{trail.alert} is {trail.am_state} in Alertmanager, expected {want}"
+    firing_s = (trail.at(f"{trail.alert} firing in Prometheus") or 0.0) - trail.t0
     evidence.record("firing", f"{firing_s:.1f} s after the fault",
                     f"≥ {bound:g} s (the rule's for:); {upper - bound:g} s more of scrape and evaluation once the "
                     "condition holds", firing_s >= bound)
-    assert firing_s >= bound, f"{scenario.alert} fired {firing_s:.1f} s after the fault, before its for: of {bound:g} s"
-    if receiver and not silenced:
-        took = delivered - t0
+    assert firing_s >= bound, f"{trail.alert} fired {firing_s:.1f} s after the fault, before its for: of {bound:g} s"
+    if delivered:
+        took = (trail.at(f"{trail.alert} delivered to the receiver") or 0.0) - trail.t0
         assert evidence.within("delivered", took, slo, "alert_delivery_seconds", "after the fault"), \
-            f"{scenario.alert} reached the receiver {took:.1f} s after the fault; the SLO is {slo:g} s"
+            f"{trail.alert} reached the receiver {took:.1f} s after the fault; the SLO is {slo:g} s"
     else:
-        took = arrived - t0
+        took = (trail.at(f"{trail.alert} in Alertmanager") or 0.0) - trail.t0
         assert evidence.within("in Alertmanager", took, slo, "alert_delivery_seconds", "after the fault; " + (
             "silenced: nobody paged" if silenced else "no monitoring.receiver in the inventory to time delivery")), \
-            f"{scenario.alert} reached Alertmanager {took:.1f} s after the fault; SLO {slo:g} s"
-    evidence.record("resolved", f"{resolved - undone:.1f} s after the restore")
+            f"{trail.alert} reached Alertmanager {took:.1f} s after the fault; SLO {slo:g} s"
+    if trail.resolved is None:
+        pytest.fail(f"{trail.alert} did not resolve in Prometheus within {slo:g} s of the restore", pytrace=False)
+    evidence.event("resolved in Prometheus", trail.resolved, True)
+    evidence.record("resolved", f"{trail.resolved - trail.restored:.1f} s after the restore")
+    if delivered:
+        if trail.resolved_delivered is None:
+            pytest.fail(f"the resolved notification of {trail.alert} did not come within {slo:g} s of the restore",
+                        pytrace=False)
+        evidence.event("resolved notification delivered", trail.resolved_delivered, True)

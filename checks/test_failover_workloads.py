@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from hakit.fixtures.disruption import Inject
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit import wait
 from hakit.kube import deployment_of, drain_plan, evict, rebalance
 from hakit.workloads import matches
@@ -112,14 +112,15 @@ def victim_worker(control: Cluster, namespace: str, inv: Inventory) -> str:
 @check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
        property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation=REMEDIATION)
 def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: Cluster, probe: str,
-                                                   inject: Inject, evidence: Evidence) -> None:
+                                                   inject: Inject, evidence: Evidence, alerts: Alerts) -> None:
     """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
     victim = victim_worker(control, probe, inventory)
     core = client.CoreV1Api(control.api)
     with Watch(f"node {victim} Ready", lambda: node_is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
-            Watch("probe pods", lambda: pods(control, probe)) as seen:
+            Watch("probe pods", lambda: pods(control, probe)) as seen, \
+            alerts.following("KubeNodeNotReady", victim) as follow:
         with inject(StopComponent(control, victim, "kubelet")) as fault:
             t0 = fault.injected_at
             lost = ready.wait(lambda v: v is False, t0, slo * 2, f"node {victim} to be NotReady")
@@ -132,8 +133,10 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
             evidence.event(f"{REPLICAS} replicas Running on other nodes", replaced, True)
             stuck = [p.metadata.name for p in pods(control, probe)
                      if p.metadata.deletion_timestamp and p.spec.node_name == victim]
+            alerts.hold(follow, fault, t0)
         wait.until(lambda: ready.latest is True, 120, f"node {victim} to be Ready again")
         evidence.event(f"node {victim} Ready again", time.monotonic(), True)
+        alerts.done(follow, fault, evidence)
     took = replaced - t0
     met = evidence.within("replicas Running elsewhere", took, slo, "pod_rescheduling_seconds", "after the node was lost")
     evidence.record("detection", f"NotReady after {lost - t0:.1f} s; evicted after {evicted - t0:.1f} s "

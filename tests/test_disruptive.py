@@ -44,4 +44,10 @@ def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, co
         judged = {m["name"] for m in r["evidence"] if m["ok"] is not None and m.get("seconds") is not None}
         assert {"client outage during the fault", "client outage after the restore"} <= judged, r["evidence"]
         assert any(m["name"] == "time zero" for m in r["evidence"]), r["evidence"]
+    # One fault, every consequence: each MON-D01 alert was followed in the fault of the check that
+    # holds it anyway (an etcd follower stopped, an apiserver stopped, a worker lost).
+    hosts = {r["nodeid"].split("[")[1].rstrip("]"): r["timeline"][0]["what"] for r in disruptive
+             if r["check"]["id"] == "MON-D01"}
+    assert {alert: what.rsplit("(held by ", 1)[-1].rstrip(")") for alert, what in hosts.items()} == {
+        "etcdMembersDown": "ETCD-D01", "TargetDown": "API-D01", "KubeNodeNotReady": "WL-D01"}, hosts
     assert journal(control).pending() == []
