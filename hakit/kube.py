@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import tenacity
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -32,22 +33,22 @@ def api_client(kubeconfig: Path | str, context: str | None = None, timeout: floa
 
 
 def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
-    """Evict through the eviction API as `kubectl drain` does, retrying while a PDB answers
-    429 until `deadline` (time.monotonic()); returns how many times it was refused."""
-    refused = 0
+    """Evict through the eviction API as `kubectl drain` does, retrying every second while a PDB
+    answers 429 until `deadline` (time.monotonic()), then raising that 429; returns how many
+    times it was refused. A pod already gone (404) is evicted."""
     body = {"apiVersion": "policy/v1", "kind": "Eviction",
             "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace}}
-    while True:
-        try:
-            core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
-            return refused
-        except ApiException as e:
-            if e.status == 404:
-                return refused
-            if e.status != 429 or time.monotonic() > deadline:
-                raise
-            refused += 1
-            time.sleep(1)
+    refused_by_pdb = tenacity.retry_if_exception(lambda e: isinstance(e, ApiException) and e.status == 429)
+    retrying = tenacity.Retrying(retry=refused_by_pdb, wait=tenacity.wait_fixed(1), reraise=True,
+                                 stop=lambda state: time.monotonic() > deadline)
+    for attempt in retrying:
+        with attempt:
+            try:
+                core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+    return retrying.statistics["attempt_number"] - 1
 
 
 MIRROR = "kubernetes.io/config.mirror"

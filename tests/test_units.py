@@ -460,3 +460,25 @@ def test_address_events_say_when_the_vip_comes_and_goes() -> None:
     assert change("2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is True
     assert change("Deleted 2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is False
     assert change("2: eth0    inet 10.0.0.1000/32 scope global eth0", "10.0.0.100") is None
+
+
+def test_an_eviction_is_retried_while_a_pdb_refuses_and_the_refusal_raised_at_the_deadline() -> None:
+    import time as _time
+
+    from kubernetes.client.rest import ApiException
+
+    from hakit.kube import evict
+
+    class Api:   # the eviction subresource's answers, in order
+        def __init__(self, *statuses: int) -> None:
+            self.statuses = list(statuses)
+
+        def create_namespaced_pod_eviction(self, name: str, namespace: str, body: dict) -> None:
+            if status := self.statuses.pop(0):
+                raise ApiException(status=status)
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p", namespace="ns"))
+    assert evict(Api(429, 429, 0), pod, _time.monotonic() + 30) == 2     # type: ignore[arg-type]
+    assert evict(Api(404), pod, _time.monotonic() + 30) == 0             # type: ignore[arg-type]
+    with pytest.raises(ApiException) as e:
+        evict(Api(429, 429, 429, 0), pod, _time.monotonic() + 0.5)      # type: ignore[arg-type]
+    assert e.value.status == 429
