@@ -71,6 +71,24 @@ def file_changed(path: Path, change: Callable[[str], str], after: Callable[[], o
         after()
 
 
-def lab_settled(lab: Lab) -> None:
-    wait.until(lambda: all(s.healthy for s in lab.status()) and len(lab.vip_holders()) == 1, 120,
-               "the lab to settle")
+def lab_settled(lab: Lab, timeout: float = 180) -> None:
+    """Every component healthy, one VIP holder, every node Ready and every kube-system
+    Deployment ready: the steady state a disruptive guard asks for. A kubelet whose connection
+    was pinned to an apiserver that hung (its etcd stopped) stays NotReady a while after."""
+    from kubernetes import client
+    api = lab.api()
+
+    def steady() -> bool:
+        if not (all(s.healthy for s in lab.status()) and len(lab.vip_holders()) == 1):
+            return False
+        nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+        ready = all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes)
+        deps = client.AppsV1Api(api).list_namespaced_deployment("kube-system", _request_timeout=5).items
+        return ready and all((d.status.ready_replicas or 0) >= (d.spec.replicas or 0) for d in deps)
+
+    def quietly() -> bool:
+        try:
+            return steady()
+        except Exception:  # noqa: BLE001 - the API through the VIP may be moving: not settled yet
+            return False
+    wait.until(quietly, timeout, "the lab to settle", interval=1.0)
