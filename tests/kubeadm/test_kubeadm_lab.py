@@ -155,24 +155,19 @@ def risky_workloads(cluster: Cluster) -> Iterator[None]:
                    f"namespace {NS} to be gone")
 
 
-@pytest.mark.parametrize("check_id, cause", [
-    ("WL-004", f"w1: Deployment {NS}/solo to 0 ready"),
-    ("WL-005", f"PDB {NS}/frozen allows 0 disruptions"),
-    ("WL-006", f"PDB {NS}/frozen can never allow a disruption"),
-])
-def test_cluster_wide_workload_checks_find_real_risks(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path,
-                                                      check_id: str, cause: str) -> None:
-    """Workloads nobody listed as critical, in a namespace of their own, found all the same."""
-    assert_breaks(None, tmp_path, check_id, lambda: risky_workloads(kcluster), cause, inventory=klab.inventory)
-
-
-def test_a_real_drain_blocked_by_a_pdb_fails_wl_d02_naming_it(klab: KubeadmLab, kcluster: Cluster,
-                                                              tmp_path: Path) -> None:
-    """WL-D02 drains a real worker: with a PDB that allows nothing on it, the drain cannot
-    finish; the check says which PDB within the SLO, and the worker is uncordoned after.
-    (WL-D02 passes on the healthy cluster in the disruptive test above.)"""
+def test_real_workload_risks_fail_the_fleet_checks_and_a_real_drain(klab: KubeadmLab, kcluster: Cluster,
+                                                                    tmp_path: Path) -> None:
+    """Workloads nobody listed as critical, in a namespace of their own, found all the same; and
+    WL-D02, draining a real worker, cannot get past the frozen PDB: it names it within the SLO
+    and leaves the worker uncordoned. One run under the break (they pass on the healthy cluster
+    in the audit and the disruptive test above)."""
     with risky_workloads(kcluster):
-        code, results = run_checks(klab.inventory, tmp_path, "WL-D02", disruptive=True)
-    assert code == 1 and f"PDB {NS}/frozen allows 0" in results["WL-D02"]["message"], results["WL-D02"]
+        code, results = run_checks(klab.inventory, tmp_path, "WL-004", "WL-005", "WL-006", "WL-D02",
+                                   disruptive=True)
+    causes = {"WL-004": f"w1: Deployment {NS}/solo to 0 ready", "WL-005": f"PDB {NS}/frozen allows 0 disruptions",
+              "WL-006": f"PDB {NS}/frozen can never allow a disruption", "WL-D02": f"PDB {NS}/frozen allows 0"}
+    assert code == 1
+    for check_id, cause in causes.items():
+        assert cause in results[check_id]["message"], results[check_id]
     nodes = client.CoreV1Api(kcluster.api).list_node().items
     assert not [n.metadata.name for n in nodes if n.spec.unschedulable], "a drained worker was left cordoned"
