@@ -9,6 +9,7 @@ journaled like a fault: removed on exit, or by `hakit repair` after a crash.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 import uuid
 from collections.abc import Iterator
 
@@ -27,7 +28,7 @@ from hakit.measure import Watch
 from hakit.model import Evidence, check
 from hakit.snapshot import is_control_plane, node_is_ready
 
-REPLICAS = 3
+MAX_REPLICAS = 3
 # The probe tolerates an unreachable node for 5 s, not the 300 s every pod gets by default:
 # what is measured is the control plane's part (detection, eviction, scheduling), not a default.
 TOLERATION_SECONDS = 5
@@ -52,12 +53,18 @@ def probe_image(inventory: Inventory, nodes: list[client.V1Node]) -> str:
     return min((i for i in common if "@" not in i), default=UPSTREAM_PAUSE)
 
 
-def probe_deployment(image: str) -> dict:
+@dataclass(frozen=True)
+class Probe:
+    namespace: str
+    replicas: int   # one per schedulable worker, 2 to 3: any one worker's loss costs one, as its PDB allows
+
+
+def probe_deployment(image: str, replicas: int) -> dict:
     tolerations = [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
                     "tolerationSeconds": TOLERATION_SECONDS} for t in ("unreachable", "not-ready")]
     return {
         "metadata": {"name": "hakit-probe", "labels": LABELS},
-        "spec": {"replicas": REPLICAS, "selector": {"matchLabels": LABELS},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": LABELS},
                  "template": {"metadata": {"labels": LABELS}, "spec": {
                      "tolerations": tolerations, "terminationGracePeriodSeconds": 5,
                      "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
@@ -67,17 +74,20 @@ def probe_deployment(image: str) -> dict:
 
 
 @pytest.fixture
-def probe(control: Cluster, inventory: Inventory) -> Iterator[str]:
-    """The probe workload, ready on the workers; yields its namespace."""
+def probe(control: Cluster, inventory: Inventory) -> Iterator[Probe]:
+    """The probe workload, ready on the workers."""
     namespace = f"hakit-probe-{uuid.uuid4().hex[:6]}"
-    image = probe_image(inventory, client.CoreV1Api(control.api).list_node(_request_timeout=10).items)
+    nodes = client.CoreV1Api(control.api).list_node(_request_timeout=10).items
+    workers = [n for n in nodes if not is_control_plane(n) and not n.spec.unschedulable]
+    p = Probe(namespace, min(MAX_REPLICAS, max(2, len(workers))))
     with ProbeNamespace(control, namespace):
-        client.AppsV1Api(control.api).create_namespaced_deployment(namespace, probe_deployment(image))
+        client.AppsV1Api(control.api).create_namespaced_deployment(
+            namespace, probe_deployment(probe_image(inventory, nodes), p.replicas))
         client.PolicyV1Api(control.api).create_namespaced_pod_disruption_budget(namespace, {
             "metadata": {"name": "hakit-probe"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}})
-        wait.until(lambda: len(running(control, namespace)) == REPLICAS, 120,
-                   f"{REPLICAS} probe pods Running in {namespace}")
-        yield namespace
+        wait.until(lambda: len(running(control, namespace)) == p.replicas, 120,
+                   f"{p.replicas} probe pods Running in {namespace}")
+        yield p
 
 
 def pods(control: Cluster, namespace: str) -> list[client.V1Pod]:
@@ -111,15 +121,15 @@ def victim_worker(control: Cluster, namespace: str, inv: Inventory) -> str:
 
 @check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
        property="workloads", disruptive="pod-rescheduling", runbook="node-drain-replace", remediation=REMEDIATION)
-def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: Cluster, probe: str,
+def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, control: Cluster, probe: Probe,
                                                    inject: Inject, evidence: Evidence, alerts: Alerts) -> None:
     """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    victim = victim_worker(control, probe, inventory)
+    victim = victim_worker(control, probe.namespace, inventory)
     core = client.CoreV1Api(control.api)
     with Watch(f"node {victim} Ready", lambda: node_is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
-            Watch("probe pods", lambda: pods(control, probe)) as seen, \
+            Watch("probe pods", lambda: pods(control, probe.namespace)) as seen, \
             alerts.following("KubeNodeNotReady", victim) as follow:
         with inject(StopComponent(control, victim, "kubelet")) as fault:
             t0 = fault.injected_at
@@ -128,10 +138,11 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
             evicted = seen.wait(lambda ps: any(p.metadata.deletion_timestamp and p.spec.node_name == victim
                                                for p in ps), t0, slo * 2, f"the pods on {victim} to be evicted")
             evidence.event(f"pods on {victim} evicted", evicted, True)
-            replaced = wait.until(lambda: len(running(control, probe, avoid=victim)) == REPLICAS and time.monotonic(),
-                                  slo * 2, f"{REPLICAS} probe pods Running away from {victim}", interval=0.1)
-            evidence.event(f"{REPLICAS} replicas Running on other nodes", replaced, True)
-            stuck = [p.metadata.name for p in pods(control, probe)
+            replaced = wait.until(lambda: len(running(control, probe.namespace, avoid=victim)) == probe.replicas
+                                  and time.monotonic(), slo * 2,
+                                  f"{probe.replicas} probe pods Running away from {victim}", interval=0.1)
+            evidence.event(f"{probe.replicas} replicas Running on other nodes", replaced, True)
+            stuck = [p.metadata.name for p in pods(control, probe.namespace)
                      if p.metadata.deletion_timestamp and p.spec.node_name == victim]
             alerts.hold(follow, fault, t0)
         wait.until(lambda: ready.latest is True, 120, f"node {victim} to be Ready again")
@@ -162,7 +173,7 @@ def blocking(control: Cluster, pods: list[client.V1Pod]) -> str:
        that hangs means a PDB allows no disruption (too few replicas, or minAvailable equal to replicas);
        give every workload on the node at least one replica more than its PDB requires, and run bare
        pods under a controller. The drain's refusals are named: fix those before the maintenance.""")
-def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Cluster, probe: str,
+def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Cluster, probe: Probe,
                                             inject: Inject, evidence: Evidence) -> None:
     """Maintenance is a drain of a real node, as `kubectl drain --ignore-daemonsets` does it:
     every pod it would evict, through the eviction API, retried while a PDB says 429 until the
@@ -170,14 +181,14 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
     uncordoned whatever happens."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    node = victim_worker(control, probe, inventory)
+    node = victim_worker(control, probe.namespace, inventory)
     core = client.CoreV1Api(control.api)
 
     def on_node() -> list[client.V1Pod]:
         return core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _request_timeout=10).items
     evictable: list[client.V1Pod] = []
     try:
-        with Watch("probe pods Running", lambda: len(running(control, probe))) as available:
+        with Watch("probe pods Running", lambda: len(running(control, probe.namespace))) as available:
             with inject(Cordon(control, node)) as fault:
                 evictable[:], refusals = drain_plan(on_node())
                 evidence.record("pods the drain evicts", len(evictable))
@@ -198,20 +209,22 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
                                 pytrace=False)
                 evicted = {p.metadata.uid for p in evictable}
                 drained = wait.until(lambda: not any(p.metadata.uid in evicted for p in on_node())
-                                     and len(running(control, probe, avoid=node)) == REPLICAS and time.monotonic(),
+                                     and len(running(control, probe.namespace, avoid=node)) == probe.replicas
+                                     and time.monotonic(),
                                      max(slo - (time.monotonic() - fault.injected_at), 1), f"{node} to be drained",
                                      interval=0.2)
                 evidence.event(f"drained: every evicted pod gone from {node}, the probe whole elsewhere", drained, True)
             fewest = min(v for _, v in available.samples if isinstance(v, int))
     finally:   # the node is back; the spread the drain took away is not, until those workloads restart
         apps = client.AppsV1Api(control.api)
-        moved = {d for p in evictable if p.metadata.namespace != probe and (d := deployment_of(apps, p))}
+        moved = {d for p in evictable if p.metadata.namespace != probe.namespace and (d := deployment_of(apps, p))}
         restarted = rebalance(control.api, moved)
         evidence.record("restarted to spread again after the drain", ", ".join(restarted) or "none needed")
     took = drained - fault.injected_at
     met = evidence.within("drain", took, slo, "pod_rescheduling_seconds", f"{len(evictable)} pods off {node}")
-    evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {REPLICAS - 1} (the PDB)",
-                    fewest >= REPLICAS - 1)
+    evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {probe.replicas - 1} (the PDB)",
+                    fewest >= probe.replicas - 1)
     evidence.record("evictions a PDB refused (then retried)", refused)
-    assert fewest >= REPLICAS - 1, f"only {fewest} of {REPLICAS} probe pods ran during the drain: the PDB was not honoured"
+    assert fewest >= probe.replicas - 1, \
+        f"only {fewest} of {probe.replicas} probe pods ran during the drain: the PDB was not honoured"
     assert met, f"the drain of {node} took {took:.1f} s; the SLO is {slo:g} s"

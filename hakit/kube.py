@@ -35,7 +35,8 @@ def api_client(kubeconfig: Path | str, context: str | None = None, timeout: floa
 def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
     """Evict through the eviction API as `kubectl drain` does, retrying every second while a PDB
     answers 429 until `deadline` (time.monotonic()), then raising that 429; returns how many
-    times it was refused. A pod already gone (404) is evicted."""
+    times it was refused. A pod already gone (404), or whose namespace is being deleted (403:
+    the API refuses new content there, and the pod goes with it), needs no eviction."""
     body = {"apiVersion": "policy/v1", "kind": "Eviction",
             "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace}}
     refused_by_pdb = tenacity.retry_if_exception(lambda e: isinstance(e, ApiException) and e.status == 429)
@@ -46,7 +47,7 @@ def evict(core: client.CoreV1Api, pod: client.V1Pod, deadline: float) -> int:
             try:
                 core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
             except ApiException as e:
-                if e.status != 404:
+                if not (e.status == 404 or (e.status == 403 and "being terminated" in str(e.body or ""))):
                     raise
     return retrying.statistics["attempt_number"] - 1
 

@@ -475,10 +475,13 @@ def test_an_eviction_is_retried_while_a_pdb_refuses_and_the_refusal_raised_at_th
 
         def create_namespaced_pod_eviction(self, name: str, namespace: str, body: dict) -> None:
             if status := self.statuses.pop(0):
-                raise ApiException(status=status)
+                e = ApiException(status=status)
+                e.body = '{"message": "unable to create new content in namespace x because it is being terminated"}'
+                raise e
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p", namespace="ns"))
     assert evict(Api(429, 429, 0), pod, _time.monotonic() + 30) == 2     # type: ignore[arg-type]
     assert evict(Api(404), pod, _time.monotonic() + 30) == 0             # type: ignore[arg-type]
+    assert evict(Api(403), pod, _time.monotonic() + 30) == 0             # type: ignore[arg-type]
     with pytest.raises(ApiException) as e:
         evict(Api(429, 429, 429, 0), pod, _time.monotonic() + 0.5)      # type: ignore[arg-type]
     assert e.value.status == 429
