@@ -15,6 +15,7 @@ from hakit.cluster import datadir
 from hakit.etcd import PEER_PORT, Quorum
 from hakit.errors import HakitError, UnreachableError
 from hakit.cluster.components import render
+from hakit.cluster.probes import readyz
 from hakit.runbook import Context, Param, Runbook, Step
 
 QUORUM = "the other members, healthy, hold quorum without it"
@@ -127,6 +128,24 @@ def caught_up(ctx: Context) -> str:
     return f"{host(ctx)} healthy at revision {etcd.status(endpoint).revision} (>= {ctx.state['revision']})"
 
 
+def apiserver_serves(ctx: Context) -> str:
+    """The host's apiserver reads its local member (stacked etcd): while that was gone its
+    liveness probe failed, and on kubeadm the kubelet may hold it in CrashLoopBackOff for up to
+    5 min after. Not serving within 30 s: recreated (its static pod parked and put back), which
+    starts it at once."""
+    h = next(x for x in ctx.inventory.control_plane if x.name == host(ctx))
+    url = f"https://{h.address}:{ctx.inventory.apiserver_port}"
+    try:
+        wait.until(lambda: readyz(url) == "ok", 30, f"{h.name}'s apiserver to serve", interval=1.0)
+        return f"{h.name}'s apiserver serves"
+    except wait.WaitTimeout:
+        ctx.control.stop(h.name, "kube-apiserver")
+        ctx.control.start(h.name, "kube-apiserver")
+    wait.until(lambda: readyz(url) == "ok", 180, f"{h.name}'s apiserver to serve after its restart", interval=1.0,
+               why=lambda: readyz(url))
+    return f"{h.name}'s apiserver did not serve within 30 s; restarted, and it serves"
+
+
 def etcdctl(ctx: Context, command: str) -> str:
     return f"etcdctl --endpoints={','.join(ctx.control.etcd().endpoints)} {command}"
 
@@ -160,6 +179,11 @@ RUNBOOK = Runbook(
              rejoin),
         Step("caught-up", "Wait until it is healthy and has caught up with the cluster",
              lambda ctx: "poll its /health and revision every second, up to 120 s", caught_up, changes=False),
+        Step("apiserver", "Make sure the host's apiserver serves again (it reads this member)",
+             lambda ctx: f"GET https://{host(ctx)}:{ctx.inventory.apiserver_port}/readyz for up to 30 s; if it does "
+                         f"not answer, on {host(ctx)}: " + render(ctx.inventory.fault_control, "stop", host(ctx),
+                                                                  "kube-apiserver") + " then start",
+             apiserver_serves),
     ],
-    checks=["ETCD-001", "ETCD-002", "ETCD-003", "ETCD-007"],
+    checks=["ETCD-001", "ETCD-002", "ETCD-003", "ETCD-007", "API-002"],
 )
