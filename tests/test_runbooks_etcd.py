@@ -47,7 +47,7 @@ def test_etcd_replace_member_brings_back_a_member_that_lost_its_disk(lab: Lab, t
             "a data dir that was already gone is not 'moved aside'"
         members = {m.name: m.id for m in _etcd(lab).members()}
         assert sorted(members) == ["cp1", "cp2", "cp3"] and members["cp3"] != old, members
-    assert "etcd-replace-member: done, and ETCD-001, ETCD-002, ETCD-003, ETCD-007 pass" in done.stdout
+    assert "etcd-replace-member: done, and ETCD-001, ETCD-002, ETCD-003, ETCD-007, API-002 pass" in done.stdout
     steps = [r["step"] for r in journal(runs) if r.get("status") == "done"]
     assert steps == ["look", "stop", "remove", "move-aside", "add", "rejoin", "caught-up", "apiserver"]
 
