@@ -30,8 +30,9 @@ adverts (IP protocol 112) pass between the hosts, and run `hakit runbook run vip
 
 
 def api_answers(inv: Inventory) -> Callable[[], bool]:
-    s = session()
-    return lambda: readyz(inv.vip_url, timeout=1, session=s) == "ok"
+    """Each probe on a new connection, as a new client: a kept-alive one stays on the apiserver
+    haproxy first sent it to, and would never meet the one a fault stopped."""
+    return lambda: readyz(inv.vip_url, timeout=1, session=session()) == "ok"
 
 
 def vip_timeline(control: Cluster, inv: Inventory, host: Host) -> Timeline:
