@@ -95,8 +95,12 @@ def test_mon002_and_the_rules_understand_kube_prometheus_stack_job_names(lab: La
     conf = lab.paths.etc("mon", "prometheus", "prometheus.yml")
     renamed = _jobs_renamed({"etcd": "kube-etcd"})
     with file_changed(conf, renamed, after=lambda: _reload(lab, 9090)):
-        wait.until(lambda: Prometheus(f"http://{lab.spec.monitoring_host.address}:9090").query(
-            'count(up{job="kube-etcd"} == 1)'), 60, "kube-etcd targets scraped")
+        prometheus = Prometheus(f"http://{lab.spec.monitoring_host.address}:9090")
+
+        def scraped() -> bool:   # every one of them: a target not scraped yet is "unknown", not up
+            etcd = [t for t in prometheus.targets() if t["labels"].get("job") == "kube-etcd"]
+            return bool(etcd) and all(t["health"] == "up" for t in etcd)
+        wait.until(scraped, 60, "every kube-etcd target scraped")
         _, results = run_checks(lab.paths.inventory, tmp_path, "MON-002", "MON-006")
         assert {r["outcome"] for r in results.values()} == {"pass"}, results
         etcd = next(m["value"] for m in results["MON-002"]["evidence"] if m["name"] == "etcd targets")
