@@ -70,6 +70,11 @@ def test_a_stopped_component_is_the_cause_and_its_repair_is_filled_in(lab: Lab, 
         lab.host("cp3").start(component)
 
 
+LONG = pytest.mark.skipif(os.environ.get("HAKIT_TEST_LONG") != "1", reason="a long run's (HAKIT_TEST_LONG=1): "
+                          "the default run covers its runbook (test_runbooks) and its grouping (test_incidents)")
+
+
+@LONG
 def test_a_frozen_apiserver_is_restarted_by_the_command_diagnose_gives(lab: Lab) -> None:
     with hung(lab, "cp2", "kube-apiserver"):
         got, _ = first_incident(lab, "kube-apiserver on cp2")
@@ -77,6 +82,7 @@ def test_a_frozen_apiserver_is_restarted_by_the_command_diagnose_gives(lab: Lab)
         repaired_by(lab, got)
 
 
+@LONG
 def test_keepalived_stopped_everywhere_is_one_incident_repaired_by_vip_recover(lab: Lab) -> None:
     hosts = [h.name for h in lab.control_planes]
     for h in hosts:
