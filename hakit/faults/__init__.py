@@ -13,7 +13,6 @@ is written to the journal; `repair()` undoes whatever a SIGKILL left behind.
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -64,8 +63,8 @@ def undo(control: Cluster, how: dict) -> None:
 # fault, but a fault may be injected while they are in place.
 SETUP_UNDO = ("delete_namespace", "expire_silences")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# How long a cluster may take to settle after hakit restored its own last fault before the next
-# fault's guard calls it sick: on kubeadm, a control-plane node whose etcd was stopped stays
+# How long a cluster may take to settle after a disruptive check's restore (the next check's
+# guard refuses a sick cluster): on kubeadm, a control-plane node whose etcd was stopped stays
 # NotReady for about 2.5 min after the restore (its kubelet retries the mirror pod's delete).
 SETTLE_SECONDS = 300.0
 
@@ -140,24 +139,11 @@ class Fault(ABC):
             who = "left by a run that is gone; `hakit repair` undoes it" \
                 if e.owner.is_gone() or e.owner == Owner.me() else f"by {e.owner}, still running"
             raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
-        health = self._settled_health()
+        health = self.control.health()
         self.cost_guard(health)
         sick = [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in health if not h.ok]
         if sick:
             raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
-
-    def _settled_health(self) -> list[Health]:
-        """The cluster's health; within SETTLE_SECONDS of hakit's own last restore, waited for
-        while still recovering, so a suite is not refused for what its last fault left behind."""
-        health = self.control.health()
-        restored = journal(self.control).last_restored()
-        while restored and time.time() < restored + SETTLE_SECONDS and not all(h.ok for h in health):
-            sick = ", ".join(f"{h.host}/{h.component}" for h in health if not h.ok)
-            print(f"hakit: waiting up to {restored + SETTLE_SECONDS - time.time():.0f} s for the cluster to settle "
-                  f"after the last fault's restore: {sick}", file=sys.stderr, flush=True)
-            time.sleep(5)
-            health = self.control.health()
-        return health
 
     def __enter__(self) -> Fault:
         lock = run_lock(self.control)

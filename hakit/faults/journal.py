@@ -122,14 +122,6 @@ class Journal:
     def restored(self, entry_id: str) -> None:
         self._append({"event": "restore", "id": entry_id, "restored_at": time.time()})
 
-    def last_restored(self) -> float | None:
-        """When the last fault was restored (wall clock), if ever."""
-        if not self.path.exists():
-            return None
-        at = [float(rec["restored_at"]) for n, line in enumerate(self.path.read_text(errors="replace").split("\n"), 1)
-              if '"restore"' in line and (rec := self._record(n, line))["event"] == "restore" and rec["restored_at"]]
-        return at[-1] if at else None
-
     def pending(self) -> list[Entry]:
         """Faults injected and never restored, oldest first."""
         open_: dict[str, Entry] = {}
@@ -152,7 +144,7 @@ class Journal:
         try:
             rec = json.loads(line)
             if rec["event"] == "restore":
-                return {"event": "restore", "id": str(rec["id"]), "restored_at": float(rec.get("restored_at") or 0)}
+                return {"event": "restore", "id": str(rec["id"])}
             if rec["event"] != "inject":
                 raise ValueError(f"unknown event {str(rec['event'])[:20]!r}")
             owner, cluster = rec.get("owner") or {}, rec.get("cluster") or {}
