@@ -54,11 +54,11 @@ def client_outages(evidence: Evidence, api: Timeline, fault: Fault, slo: float) 
     when the VIP moves back after the restore, each from its first failed request to the first
     good one (± the probe's interval at each end), judged against the SLO; returns the misses."""
     misses = []
-    for name, after in (("client outage during the fault", fault.injected_at),
-                        ("client outage after the restore", fault.restored_at)):
+    for name, after, before in (("client outage during the fault", fault.injected_at, fault.restored_at),
+                                ("client outage after the restore", fault.restored_at, float("inf"))):
         seen = api.first_outage(after=after)
-        if name.endswith("fault") and seen and seen[0] > fault.restored_at:
-            seen = None   # that one came with the move back
+        if seen and seen[0] > before:
+            seen = None   # a later outage: the move back's, judged in its own window
         took = seen[1] - seen[0] if seen else 0.0
         pm = max(api.gap_before(seen[0]), api.gap_before(seen[1])) if seen else api.resolution
         how = (f"first failed request to the first good one through the VIP, ± {pm:.2f} s" if seen else
