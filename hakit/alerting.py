@@ -80,12 +80,13 @@ class Follow:
         return found[0] if found else None
 
     def paged(self) -> set[str]:
-        """Statuses (firing, resolved) the receiver got for this alert since the trail began."""
+        """Statuses (firing, resolved) the receiver got for this alert since the trail began.
+        The alert's own status: a group's notification is "firing" while any of its alerts
+        fires, and carries this one as "resolved" inside it."""
         if self.receiver is None:
             return set()
-        return {n["status"] for at, n in self.receiver.notifications() if at >= self.since
-                for a in n.get("alerts", []) if matches(a, self.trail.alert, self.trail.labels)
-                and a["status"] == n["status"]}
+        return {a["status"] for at, n in self.receiver.notifications() if at >= self.since
+                for a in n.get("alerts", []) if matches(a, self.trail.alert, self.trail.labels)}
 
     def clear(self) -> bool:
         """Not already on its way: one still firing from an earlier fault would make every stage

@@ -485,3 +485,23 @@ def test_an_eviction_is_retried_while_a_pdb_refuses_and_the_refusal_raised_at_th
     with pytest.raises(ApiException) as e:
         evict(Api(429, 429, 429, 0), pod, _time.monotonic() + 0.5)      # type: ignore[arg-type]
     assert e.value.status == 429
+
+
+def test_a_resolved_alert_inside_a_firing_group_notification_counts_as_resolved() -> None:
+    """Alertmanager's payload as captured from the lab's pager: w1 resolved while cp3 of the same
+    group still fires, so the notification as a whole says "firing"."""
+    from hakit.alerting import Follow
+
+    def alert(node: str, status: str) -> dict:
+        return {"status": status, "labels": {"alertname": "KubeNodeNotReady", "node": node}}
+
+    class Pager:
+        def notifications(self) -> list:
+            return [(now, {"status": "firing", "alerts": [alert("w1", "firing")]}),
+                    (now + 9, {"status": "firing", "alerts": [alert("cp3", "firing"), alert("w1", "resolved")]})]
+
+    follow = Follow(None, None, Pager(), "KubeNodeNotReady", {"node": "w1"})  # type: ignore[arg-type]
+    now = follow.since
+    assert follow.paged() == {"firing", "resolved"}
+    follow.trail.labels = {"node": "w2"}
+    assert follow.paged() == set()
