@@ -19,9 +19,9 @@ from kubernetes.client.rest import ApiException
 
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit import wait
-from hakit.kube import deployment_of, drain_plan, evict, rebalance
+from hakit.kube import deployment_of, drain_plan, evict
 from hakit.workloads import matches
-from hakit.faults import Cordon, ProbeNamespace, StopComponent
+from hakit.faults import Drain, ProbeNamespace, StopComponent
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.measure import Watch
@@ -178,7 +178,8 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
     """Maintenance is a drain of a real node, as `kubectl drain --ignore-daemonsets` does it:
     every pod it would evict, through the eviction API, retried while a PDB says 429 until the
     SLO; it must finish, the probe (behind its PDB) must never drop below it, and the node is
-    uncordoned whatever happens."""
+    uncordoned, and what the drain left on one node spread again, whatever happens (or by
+    `hakit repair` after a crash)."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
     node = victim_worker(control, probe.namespace, inventory)
@@ -186,15 +187,17 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
 
     def on_node() -> list[client.V1Pod]:
         return core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _request_timeout=10).items
-    evictable: list[client.V1Pod] = []
-    try:
-        with Watch("probe pods Running", lambda: len(running(control, probe.namespace))) as available:
-            with inject(Cordon(control, node)) as fault:
-                evictable[:], refusals = drain_plan(on_node())
-                evidence.record("pods the drain evicts", len(evictable))
-                if refusals:
-                    pytest.fail(f"kubectl drain would refuse {node}: {'; '.join(refusals[:5])}", pytrace=False)
-                deadline, refused, blocked = fault.injected_at + slo, 0, []
+    evictable, refusals = drain_plan(on_node())
+    evidence.record("pods the drain evicts", len(evictable))
+    if refusals:
+        pytest.fail(f"kubectl drain would refuse {node}: {'; '.join(refusals[:5])}", pytrace=False)
+    apps = client.AppsV1Api(control.api)
+    moved = {d for p in evictable if p.metadata.namespace != probe.namespace and (d := deployment_of(apps, p))}
+    drain = Drain(control, node, moved)
+    with Watch("probe pods Running", lambda: len(running(control, probe.namespace))) as available:
+        try:
+            with inject(drain):
+                deadline, refused, blocked = drain.injected_at + slo, 0, []
                 for pod in evictable:
                     try:
                         refused += evict(core, pod, deadline)
@@ -211,16 +214,13 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
                 drained = wait.until(lambda: not any(p.metadata.uid in evicted for p in on_node())
                                      and len(running(control, probe.namespace, avoid=node)) == probe.replicas
                                      and time.monotonic(),
-                                     max(slo - (time.monotonic() - fault.injected_at), 1), f"{node} to be drained",
+                                     max(slo - (time.monotonic() - drain.injected_at), 1), f"{node} to be drained",
                                      interval=0.2)
                 evidence.event(f"drained: every evicted pod gone from {node}, the probe whole elsewhere", drained, True)
-            fewest = min(v for _, v in available.samples if isinstance(v, int))
-    finally:   # the node is back; the spread the drain took away is not, until those workloads restart
-        apps = client.AppsV1Api(control.api)
-        moved = {d for p in evictable if p.metadata.namespace != probe.namespace and (d := deployment_of(apps, p))}
-        restarted = rebalance(control.api, moved)
-        evidence.record("restarted to spread again after the drain", ", ".join(restarted) or "none needed")
-    took = drained - fault.injected_at
+        finally:   # the drain's undo: uncordoned, and what it left on one node spread again
+            evidence.record("restarted to spread again after the drain", ", ".join(drain.undone or []) or "none needed")
+        fewest = min(v for _, v in available.samples if isinstance(v, int))
+    took = drained - drain.injected_at
     met = evidence.within("drain", took, slo, "pod_rescheduling_seconds", f"{len(evictable)} pods off {node}")
     evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {probe.replicas - 1} (the PDB)",
                     fewest >= probe.replicas - 1)

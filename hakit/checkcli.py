@@ -51,7 +51,7 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
     fix = sub.add_parser("repair", help="undo every fault a crashed or killed run left behind (from its journal)",
                          description="Reads the inventory's fault journal (disruptive.journal) and undoes each "
                          "fault injected but never restored: starts what was stopped, heals a partition, "
-                         "uncordons a node, removes a probe namespace, waits for a self-healing link. The first "
+                         "undoes a drain (uncordon, then spread again what it moved), removes a probe namespace, waits for a self-healing link. The first "
                          "disruptive check of every run does the same.")
     fix.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
     fix.set_defaults(func=cmd_repair)

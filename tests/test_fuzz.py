@@ -68,8 +68,8 @@ def test_inventory_of_any_text_never_crashes(tmp_path_factory: pytest.TempPathFa
 RECORD = st.fixed_dictionaries({"event": st.sampled_from(["inject", "restore"]) | st.text(max_size=6),
                                 "id": SCALAR, "fault": SCALAR, "injected_at": SCALAR,
                                 "undo": st.fixed_dictionaries({"kind": st.sampled_from(
-                                    ["start", "heal", "uncordon", "delete_namespace", "__init__", "run"]) | SCALAR},
-                                    optional={"host": SCALAR, "component": SCALAR, "namespace": SCALAR}) | VALUE,
+                                    ["start", "heal", "undrain", "delete_namespace", "__init__", "run"]) | SCALAR},
+                                    optional={"host": SCALAR, "component": SCALAR, "namespace": SCALAR, "deployments": VALUE}) | VALUE,
                                 "owner": VALUE, "cluster": VALUE})
 
 
@@ -85,7 +85,7 @@ def test_journal_reader_returns_entries_or_one_error(tmp_path_factory: pytest.Te
         assert "\n" not in str(e)
         return
     for e in entries:   # whatever was accepted is one of the closed set, with valid arguments
-        assert e.undo["kind"] in ("start", "heal", "wait_answering", "uncordon", "delete_namespace", "expire_silences")
+        assert e.undo["kind"] in ("start", "heal", "wait_answering", "undrain", "delete_namespace", "expire_silences")
 
 
 @FUZZ

@@ -130,7 +130,11 @@ def test_a_tampered_undo_kind_or_argument_is_refused(tmp_path: Path) -> None:
                       [{"kind": "run", "host": "cp1", "command": "reboot"}, "unknown undo kind 'run'"],
                       [{"kind": "start", "host": "cp1;id", "component": "etcd"}, "start host='cp1;id'"],
                       [{"kind": "start", "host": "cp1", "component": "etcd", "extra": 1}, "start takes host, component"],
-                      [{"kind": "delete_namespace", "namespace": "kube-system"}, "expected a hakit probe namespace"]):
+                      [{"kind": "delete_namespace", "namespace": "kube-system"}, "expected a hakit probe namespace"],
+                      [{"kind": "undrain", "host": "w1", "deployments": ["kube-system/coredns;reboot"]},
+                       "expected namespace/name of at most 1000 Deployments"],
+                      [{"kind": "undrain", "host": "w1", "deployments": "kube-system/coredns"},
+                       "expected namespace/name of at most 1000 Deployments"]):
         j.path.write_text(_entry(undo))
         with pytest.raises(JournalError, match="line 1") as e:
             j.pending()

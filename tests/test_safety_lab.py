@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 
 from breaking import run_checks
+from hakit import wait
 from hakit.cluster import Cluster
 from hakit.etcd import Quorum
 from hakit.faults import StopComponent, journal
@@ -143,3 +144,40 @@ def test_an_uploaded_snapshot_is_readable_by_its_owner_only(lab: Lab, control: C
         assert not remote.with_name(remote.name + ".hakit-new").exists()
     finally:
         remote.unlink(missing_ok=True)
+
+
+def test_repair_after_a_crashed_drain_uncordons_and_spreads_again_what_it_moved(lab: Lab, control: Cluster) -> None:
+    """WL-D02 died mid-drain (its journal entry left open): `hakit repair` must give back the
+    spread too, not only the node. Two replicas sit on w1 alone, as a drain of w2 leaves them."""
+    core, apps = client.CoreV1Api(control.api), client.AppsV1Api(control.api)
+    ns, labels = "hakit-drain-test", {"app": "spread"}
+    path = control.inv.fault_journal
+    before = path.read_text() if path.exists() else ""
+    for node in ("w2", "w3"):
+        control.cordon(node)
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        apps.create_namespaced_deployment(ns, {"metadata": {"name": "spread"}, "spec": {
+            "replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}})
+
+        def nodes() -> set[str]:
+            return {p.spec.node_name for p in core.list_namespaced_pod(ns, label_selector="app=spread").items
+                    if p.spec.node_name and p.status.phase == "Running" and not p.metadata.deletion_timestamp}
+        wait.until(lambda: len(core.list_namespaced_pod(ns, field_selector="status.phase=Running").items) == 2, 60,
+                   "two replicas Running")
+        assert nodes() == {"w1"}
+        entry = {"event": "inject", "id": "crasheddrain", "fault": "drain node w2", "injected_at": time.time(),
+                 "undo": {"kind": "undrain", "host": "w2", "deployments": [f"{ns}/spread"]},
+                 "owner": {"host": socket.gethostname(), "pid": 999_999_999, "started": "1"},   # gone
+                 "cluster": {}}
+        path.write_text(before + json.dumps(entry) + "\n")
+        out = _hakit(lab, "repair")
+        assert out.returncode == 0 and "undone: drain node w2" in out.stdout, out.stdout + out.stderr
+        assert not core.read_node("w2").spec.unschedulable
+        wait.until(lambda: nodes() == {"w1", "w2"}, 60, "the restarted replicas on w1 and w2")
+    finally:
+        path.write_text(before)
+        control.uncordon("w2")
+        control.uncordon("w3")
+        control.delete_namespace(ns)

@@ -281,6 +281,12 @@ class Cluster:
     def uncordon(self, host: str) -> None:
         client.CoreV1Api(self.api).patch_node(host, {"spec": {"unschedulable": None}})
 
+    def undrain(self, host: str, deployments: list[str]) -> list[str]:
+        """Undo a drain: the node takes pods again, and the Deployments it moved spread again
+        (see kube.rebalance). Returns those restarted."""
+        self.uncordon(host)
+        return kube.rebalance(self.api, {tuple(d.split("/", 1)) for d in deployments})  # type: ignore[misc]
+
     def delete_namespace(self, namespace: str) -> None:
         """Remove a namespace hakit made (its probe workload); gone already is fine."""
         try:

@@ -50,12 +50,13 @@ def run_lock(control: Cluster) -> RunLock:
     return _LOCKS[key]
 
 
-def undo(control: Cluster, how: dict) -> None:
-    """Undo a fault from its journal record alone (a later process may do it). The kind is
-    one of the journal's closed set, validated when it was read."""
+def undo(control: Cluster, how: dict) -> object:
+    """Undo a fault from its journal record alone (a later process may do it); returns what
+    the undo reports (e.g. the Deployments a drain's undo restarted). The kind is one of the
+    journal's closed set, validated when it was read."""
     args = {k: v for k, v in how.items() if k != "kind"}
-    {"start": control.start, "heal": control.heal, "wait_answering": control.wait_answering,
-     "uncordon": control.uncordon, "delete_namespace": control.delete_namespace,
+    return {"start": control.start, "heal": control.heal, "wait_answering": control.wait_answering,
+     "undrain": control.undrain, "delete_namespace": control.delete_namespace,
      "expire_silences": control.expire_silences}[how["kind"]](**args)
 
 
@@ -108,6 +109,7 @@ class Fault(ABC):
         self.injected_at = 0.0   # time.monotonic() when the action was sent ...
         self.returned_at = 0.0   # ... and when it returned: the fault took effect in between
         self.restored_at = 0.0
+        self.undone: object = None   # what the restore reported
         self._signals = _Signals()
 
     @abstractmethod
@@ -172,7 +174,7 @@ class Fault(ABC):
     def _rollback(self) -> None:
         self._signals.restoring = True
         try:
-            undo(self.control, self.undo())
+            self.undone = undo(self.control, self.undo())
             self.restored_at = time.monotonic()
             journal(self.control).restored(self._entry.id if self._entry else "")
         finally:
@@ -272,14 +274,22 @@ class Partition(Fault):
         _require_vip_standby(self, health)
 
 
-class Cordon(Fault):
-    """The node takes no new pods (the first step of a drain); uncordoned on exit."""
+class Drain(Fault):
+    """The node takes no new pods and the check evicts `deployments`' pods from it; on exit
+    it is uncordoned and those Deployments, if the drain left all their replicas on one
+    node, restarted to spread again. Journaled whole, so `hakit repair` after a crash
+    undoes the lost spread too, not only the cordon."""
+
+    def __init__(self, control: Cluster, host: str, deployments: set[tuple[str, str]]) -> None:
+        super().__init__(control, host)
+        self.deployments = deployments
 
     def describe(self) -> str:
-        return f"cordon node {self.host}"
+        return f"drain node {self.host}"
 
     def undo(self) -> dict:
-        return {"kind": "uncordon", "host": self.host}
+        return {"kind": "undrain", "host": self.host,
+                "deployments": [f"{ns}/{name}" for ns, name in sorted(self.deployments)]}
 
     def inject(self) -> None:
         self.control.cordon(self.host)
