@@ -81,7 +81,7 @@ def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evi
     old = sole_holder(control, inv)
     with ExitStack() as stack:
         holds = {h.name: stack.enter_context(vip_timeline(control, inv, h)) for h in inv.control_plane}
-        api = stack.enter_context(Watch("API through the VIP", api_answers(inv)))
+        api = stack.enter_context(Watch("API through the VIP", api_answers(inv), overlap=True))
         with inject(fault_on(old)) as fault:
             sent = fault.injected_at
             try:
@@ -177,7 +177,7 @@ def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: Clus
     """An apiserver upgrade or crash must not be an outage: the load balancer routes around it."""
     slo = inventory.slo.vip_failover_seconds
     victim = sole_holder(control, inventory)   # the VIP holder's haproxy sees its local apiserver go
-    with Watch("API through the VIP", api_answers(inventory)) as api, \
+    with Watch("API through the VIP", api_answers(inventory), overlap=True) as api, \
             alerts.following("TargetDown", victim) as follow:
         with inject(StopComponent(control, victim, "kube-apiserver")) as fault:
             t0 = fault.injected_at

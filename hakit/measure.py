@@ -12,6 +12,7 @@ host prints as they happen: its resolution is the channel's latency.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ class Timeline:
         self.name, self.resolution = name, resolution
         self.samples: list[tuple[float, Any]] = []   # (time.monotonic() the value was seen, value)
         self._ends: list[float] = []                 # when each sample's probe returned: a failure may be slow
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {name}", daemon=True)
 
@@ -38,8 +40,11 @@ class Timeline:
         raise NotImplementedError
 
     def seen(self, value: Any, at: float, ended: float | None = None) -> None:
-        self._ends.append(at if ended is None else ended)
-        self.samples.append((at, value))
+        """Record a value seen at `at`, in time order whatever order the samples finish in."""
+        with self._lock:
+            i = bisect.bisect(self.samples, at, key=lambda s: s[0])
+            self._ends.insert(i, at if ended is None else ended)
+            self.samples.insert(i, (at, value))
 
     def __enter__(self) -> Timeline:
         self._thread.start()
@@ -90,21 +95,41 @@ class Timeline:
 
 
 class Watch(Timeline):
-    """A probe sampled every `interval` (100 ms by default): its resolution is the interval."""
+    """A probe sampled every `interval` (100 ms by default): its resolution is the interval.
 
-    def __init__(self, name: str, probe: Callable[[], Any], interval: float = POLL) -> None:
+    With overlap=True a sample starts every interval even while earlier ones still wait for
+    their timeout, as new clients keep arriving during an outage: the outage's end is then
+    seen within one interval, not one timeout."""
+
+    def __init__(self, name: str, probe: Callable[[], Any], interval: float = POLL, overlap: bool = False) -> None:
         super().__init__(name, resolution=interval)
-        self.probe, self.interval = probe, interval
+        self.probe, self.interval, self.overlap = probe, interval, overlap
+        self._inflight: list[threading.Thread] = []
+
+    def _sample(self, started: float) -> None:
+        try:
+            value = self.probe()
+        except Exception as e:  # noqa: BLE001 - a failing probe is a sample, not a crash
+            value = e
+        self.seen(value, started, time.monotonic())
 
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            try:
-                value = self.probe()
-            except Exception as e:  # noqa: BLE001 - a failing probe is a sample, not a crash
-                value = e
-            self.seen(value, started, time.monotonic())
+            if self.overlap:
+                self._inflight = [t for t in self._inflight if t.is_alive()]
+                t = threading.Thread(target=self._sample, args=(started,), daemon=True)
+                t.start()
+                self._inflight.append(t)
+            else:
+                self._sample(started)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        super().__exit__(exc_type, exc, tb)
+        for t in self._inflight:   # every sample started is in the timeline before it is read
+            t.join(timeout=30)
 
 
 def time_zero(sent: float, returned: float, recorded: tuple[float, float] | None,

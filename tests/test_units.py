@@ -457,9 +457,14 @@ def test_address_events_say_when_the_vip_comes_and_goes() -> None:
     shown = ["2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0",
              "2: eth0    inet 10.0.0.100/32 scope global eth0"]
     assert holds(shown, "10.0.0.100") and not holds(shown, "10.0.0.10")
-    assert change("2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is True
-    assert change("Deleted 2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is False
-    assert change("2: eth0    inet 10.0.0.1000/32 scope global eth0", "10.0.0.100") is None
+    at = datetime(2026, 11, 26, 14, 15, 25, 643698, tzinfo=timezone.utc).timestamp()
+    assert change("[2026-11-26T14:15:25.643698] 2: eth0    inet 10.0.0.100/32 scope global eth0",
+                  "10.0.0.100") == (at, True)
+    assert change("[2026-11-26T14:15:25.643698] Deleted 2: eth0    inet 10.0.0.100/32 scope global eth0",
+                  "10.0.0.100") == (at, False)
+    assert change("[2026-11-26T14:15:25.643698] 2: eth0    inet 10.0.0.1000/32 scope global eth0",
+                  "10.0.0.100") is None
+    assert change("2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is None   # no stamp: not -ts
 
 
 def test_an_eviction_is_retried_while_a_pdb_refuses_and_the_refusal_raised_at_the_deadline() -> None:
