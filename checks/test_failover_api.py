@@ -39,7 +39,7 @@ def vip_timeline(control: Cluster, inv: Inventory, host: Host) -> Timeline:
     """Whether host holds the VIP: the host's own address events over one SSH channel, or,
     where hosts are reached through Ansible, a 100 ms sample of its addresses."""
     if inv.ssh is not None:
-        return AddressStream(inv, host.name, host.address, inv.vip)
+        return AddressStream(inv, host.name, host.address, inv.vip, lambda: control.clock_offset(host.name))
     return Watch(f"VIP on {host.name}", lambda: control.holds(host.name, inv.vip))
 
 
@@ -49,16 +49,16 @@ def sole_holder(control: Cluster, inv: Inventory) -> str:
     return holders[0]
 
 
-def client_outages(evidence: Evidence, api: Timeline, fault: Fault, slo: float) -> list[str]:
-    """The headline: what a client through the VIP saw, the failover's outage and the one
-    when the VIP moves back after the restore, each from its first failed request to the first
-    good one (± the probe's interval at each end), judged against the SLO; returns the misses."""
-    misses = []
-    for name, after, before in (("client outage during the fault", fault.injected_at, fault.restored_at),
-                                ("client outage after the restore", fault.restored_at, float("inf"))):
-        seen = api.first_outage(after=after)
-        if seen and seen[0] > before:
-            seen = None   # a later outage: the move back's, judged in its own window
+def client_outages(evidence: Evidence, api: Timeline, fault: Fault, answered: float, slo: float) -> list[str]:
+    """The headline: what a client through the VIP saw, the failover's outage (requests begun
+    until the API `answered` through the new holder) and any later one (the VIP moving back
+    when the old holder returns), each from its first failed request to the first good one
+    after its last (± the probe's interval at each end), judged against the SLO; returns the misses."""
+    misses, after = [], fault.injected_at
+    for name, before in (("client outage during the fault", answered),
+                         ("client outage after the failover (the VIP moving back)", float("inf"))):
+        seen = api.first_outage(after=after, before=before)
+        after = seen[1] if seen else answered
         took = seen[1] - seen[0] if seen else 0.0
         pm = max(api.gap_before(seen[0]), api.gap_before(seen[1])) if seen else api.resolution
         how = (f"first failed request to the first good one through the VIP, ± {pm:.2f} s" if seen else
@@ -99,22 +99,22 @@ def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evi
         time.sleep(8)   # a preempting holder takes the VIP back once its track script has risen
         final = [n for n, w in holds.items() if w.latest is True]
         evidence.event(f"after restore: VIP on {', '.join(final)}", time.monotonic(), len(final) == 1)
-    lost, failed = holds[old].first(lambda v: v is False, sent), api.outage(after=sent)
+    lost, failed = holds[old].first(lambda v: v is False, sent), api.first_failure(after=sent)
     t0, pm, how = time_zero(sent, fault.returned_at, fault.took_effect(), [
         (lost, holds[old].resolution, f"{old} dropped the VIP"),
-        (failed[0] if failed else None, api.resolution, "a request through the VIP failed")])
+        (failed[1] if failed else None, failed[1] - failed[0] if failed else 0, "a request through the VIP failed")])
     evidence.took_effect(t0, pm, how)
     if lost:
         evidence.event(f"{old} dropped the VIP", lost, False)
     if failed:
         evidence.event("first failed API request", failed[0], False)
     evidence.event(f"VIP held by {new}", moved[0], True)
-    if back := api.first(lambda v: v is True, moved[0]):
-        evidence.event("API answers through the VIP", back, True)
+    back = api.first(lambda v: v is True, moved[0]) or moved[0]   # awaited above
+    evidence.event("API answers through the VIP", back, True)
     pm_move = pm + holds[new].resolution
     evidence.record("VIP move", f"{moved[0] - t0:.2f} s ± {pm_move:.2f} ({old} → {new})", "a milestone: the "
                     "outage clients saw is what the SLO judges", seconds=moved[0] - t0)
-    misses = client_outages(evidence, api, fault, slo)
+    misses = client_outages(evidence, api, fault, back, slo)
     assert len(final) == 1, f"after restoring {old}, the VIP is held by {final or 'nobody'}: split brain or no holder"
     assert not misses, (f"clients through the VIP saw longer outages than the {slo:g} s SLO ({'; '.join(misses)}) "
                         f"when the VIP moved from {old} to {new}")

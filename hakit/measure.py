@@ -75,12 +75,29 @@ class Timeline:
         bad = [i for i, (t, v) in enumerate(list(self.samples)) if t >= after and _bad(v, ok)]
         return (self.samples[bad[0]][0], self._ends[bad[-1]]) if bad else None
 
-    def first_outage(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[float, float] | None:
-        """(first bad sample, first good sample after it) after `after`: what a client saw of
-        the first outage; None when nothing failed or it has not ended."""
-        start = next((t for t, v in list(self.samples) if t >= after and _bad(v, ok)), None)
-        end = None if start is None else self.first(ok, start)
-        return (start, end) if start is not None and end is not None else None
+    def first_outage(self, ok: Callable[[Any], bool] = bool, after: float = 0.0, before: float = float("inf"),
+                     gap: float = 1.5) -> tuple[float, float] | None:
+        """What new clients saw of the first outage that began in [after, before]: (its first
+        bad sample, the first good one after its last). Bad samples less than `gap` apart are
+        one outage: a lucky request amid failing ones does not end it, and a later outage (the
+        VIP moving back) is not part of it. None when nothing failed or it has not ended."""
+        bad = [t for t, v in list(self.samples) if t >= after and _bad(v, ok)]
+        if not bad or bad[0] > before:
+            return None
+        last = bad[0]
+        for t in bad[1:]:
+            if t - last > gap:
+                break
+            last = t
+        end = self.first(ok, last)
+        return (bad[0], end) if end is not None else None
+
+    def first_failure(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[float, float] | None:
+        """(start, end) of the first sample after `after` that failed: the failure happened in
+        between (an overlapping probe's request may have started well before it)."""
+        with self._lock:
+            found = next((i for i, (t, v) in enumerate(self.samples) if t >= after and _bad(v, ok)), None)
+            return None if found is None else (self.samples[found][0], self._ends[found])
 
     def gap_before(self, at: float) -> float:
         """How long before `at` the previous sample was taken: a change seen at `at` happened

@@ -42,7 +42,7 @@ def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, co
     assert bound["ok"] is True, bound
     for r in [r for r in disruptive if r["check"]["id"].startswith("VIP-D")]:   # the client's view is the headline
         judged = {m["name"] for m in r["evidence"] if m["ok"] is not None and m.get("seconds") is not None}
-        assert {"client outage during the fault", "client outage after the restore"} <= judged, r["evidence"]
+        assert {"client outage during the fault", "client outage after the failover (the VIP moving back)"} <= judged, r["evidence"]
         assert any(m["name"] == "time zero" for m in r["evidence"]), r["evidence"]
     # One fault, every consequence: each MON-D01 alert was followed in the fault of the check that
     # holds it anyway (an etcd follower stopped, an apiserver stopped, a worker lost).

@@ -40,9 +40,10 @@ FAULT_STAMP = "/run/hakit-fault-at"   # root's: the host's own clock when the la
 def self_healing(command: str, undo: str, seconds: float) -> str:
     """Run command shortly and undo it `seconds` later, detached from the SSH session that
     starts it, so the undo happens even if the network (or hakit) never comes back. The
-    host writes its clock to FAULT_STAMP just before: the fault's time zero, read later."""
-    script = (f"sleep {LINK_FAULT_DELAY}; date +%s.%N > {FAULT_STAMP}; {command}; sleep {float(seconds):g}; "
-              f"{undo}")
+    host writes its clock to FAULT_STAMP just before and just after: the fault's time zero
+    lies between the two, read later."""
+    script = (f"sleep {LINK_FAULT_DELAY}; a=$(date +%s.%N); {command}; echo $a $(date +%s.%N) > {FAULT_STAMP}; "
+              f"sleep {float(seconds):g}; {undo}")
     return f"nohup setsid sh -c {shlex.quote(script)} >/dev/null 2>&1 &"
 
 

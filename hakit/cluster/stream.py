@@ -4,10 +4,8 @@ per host running `ip -ts monitor address`, instead of one SSH command per 100 ms
 A sampled probe costs a round trip per sample and sees a change up to one interval
 late; on a loaded machine the round trip is longer than the interval. Here each event
 carries the host's own timestamp, taken as it happened, and is placed on this machine's
-clock NTP-style: the channel's offset is the smallest (arrival - host stamp) seen, so a
-common delivery delay does not shift one event against another from a channel like it.
-The stream's resolution is how much later than that fastest line a line typically
-arrives (the channel's jitter), floored at 1 ms.
+clock by the host's clock offset (measured when the channel opens, by `clock`): the
+stream's resolution is that offset's uncertainty, not the channel's delivery delay.
 
 While the channel is down (the host's own link is down), the value is None: unknown,
 not "does not hold". The channel reopens by itself and starts from the current state.
@@ -17,12 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from hakit.cluster import ssh
+from hakit.errors import HakitError
 from hakit.inventory import Inventory
 from hakit.measure import Timeline
 
@@ -48,36 +47,36 @@ def change(line: str, address: str) -> tuple[float, bool] | None:
 class AddressStream(Timeline):
     """Whether host holds address, from the host's own address events (True / False / None)."""
 
-    def __init__(self, inv: Inventory, host: str, address: str, vip: str) -> None:
+    def __init__(self, inv: Inventory, host: str, address: str, vip: str,
+                 clock: Callable[[], tuple[float, float]]) -> None:
+        """`clock`: the host's clock minus this machine's, and its ± (Cluster.clock_offset)."""
         if inv.ssh is None:
             raise ValueError("an address stream needs access.ssh")   # callers fall back to a Watch
-        self.vip = str(ipaddress.ip_address(vip))
+        self.vip, self.clock = str(ipaddress.ip_address(vip)), clock
         self.argv = ssh.ssh_argv(inv.ssh, address, f"ip -o -4 addr show; echo {READY} $(date +%s.%N); "
                                                    "TZ=UTC exec ip -ts -o -4 monitor address")
-        super().__init__(f"{vip} on {host}", resolution=0.001)
+        super().__init__(f"{vip} on {host}", resolution=1.0)   # until the offset is measured
         self._proc: subprocess.Popen[str] | None = None
-        self._delays: list[float] = []   # arrival - host stamp, each line: their minimum is the offset
-
-    def _local(self, host_time: float, arrived: float) -> float:
-        """A host timestamp as this machine's time.monotonic()."""
-        self._delays.append(arrived - host_time)
-        offset = min(self._delays)
-        self.resolution = max(0.001, statistics.median(self._delays) - offset)
-        return host_time + offset - (time.time() - time.monotonic())
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            try:
+                offset, self.resolution = self.clock()
+            except HakitError:   # the host is cut off: unknown until it is back
+                self.seen(None, time.monotonic())
+                self._stop.wait(0.5)
+                continue
+            offset += time.time() - time.monotonic()   # host clock -> this machine's time.monotonic()
             self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.DEVNULL, text=True, bufsize=1)
             assert self._proc.stdout is not None
             shown: list[str] | None = []     # the address list before the events start
             for line in self._proc.stdout:
-                arrived = time.time()
                 if shown is None:
                     if (event := change(line, self.vip)) is not None:
-                        self.seen(event[1], self._local(event[0], arrived))
+                        self.seen(event[1], event[0] - offset)
                 elif line.startswith(READY):
-                    self.seen(holds(shown, self.vip), self._local(float(line.split()[1]), arrived))
+                    self.seen(holds(shown, self.vip), float(line.split()[1]) - offset)
                     shown = None
                 else:
                     shown.append(line)
