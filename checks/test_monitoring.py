@@ -11,7 +11,7 @@ import yaml
 from hakit.errors import UnreachableError
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus, ha_targets
+from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus, ha_targets, selectors
 
 
 
@@ -156,3 +156,22 @@ def test_alertmanager_peers(alertmanager: Alertmanager, inventory: Inventory, ev
     assert len(peers) >= expected, (f"Alertmanager sees {len(peers)} of {expected} cluster peers "
                                     f"({', '.join(peers) or 'none'}): a peer is down or cut off")
     assert cluster.get("status") == "ready", f"the Alertmanager cluster is {cluster.get('status')}, not ready"
+
+
+@check("MON-008", "Every HA alert rule reads metrics some target exports", property="monitoring",
+       remediation="""A rule whose metric no target exports evaluates cleanly to nothing forever: it can never
+fire. Scrape what it reads under the job it names: kube-state-metrics (job "kube-state-metrics")
+for the node and Deployment rules (provision-monitoring installs it), each HA component for its
+own. If the metric was renamed in your version, adjust the rule's expression.""")
+def test_rules_can_fire(prometheus: Prometheus, evidence: Evidence) -> None:
+    """A rule that reads nothing is green on the rules page and silent in every outage: the
+    kubeadm cluster without kube-state-metrics never pages for a NotReady node."""
+    ours = set(ha_rule_names())
+    rules = [r for r in prometheus.rules() if r.get("type") == "alerting" and r["name"] in ours]
+    blind = {r["name"]: unread for r in rules if (unread := [s for s in selectors(r["query"])
+                                                             if not prometheus.readable(s)])}
+    evidence.record("HA rules read", len(rules))
+    evidence.record("rules that can never fire", [f"{n}: no target exports {', '.join(s)}" for n, s in blind.items()]
+                    or "none", expected="none")
+    assert not blind, "alert rules that can never fire, their metric exported by no target: " + "; ".join(
+        f"{n} ({', '.join(s)})" for n, s in blind.items())

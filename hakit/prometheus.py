@@ -69,6 +69,27 @@ class Prometheus(_Api):
     def query(self, expr: str) -> list[dict[str, Any]]:
         return self.get("/api/v1/query", query=expr)["data"]["result"]
 
+    def readable(self, selector: str) -> bool:
+        """Whether a current target exports the selector's metric, from the job it names: its
+        metadata lists it (an exporter announces a metric with no series yet, e.g. the
+        unreachable taint on a healthy cluster). Not "series exist": a removed job's series
+        stay queryable for 5 minutes. Per-target series Prometheus makes itself (up) need only
+        a target of the job; a recording rule's output (a name with ":") needs its series."""
+        named = re.match(_NAME, selector)
+        if named is None:   # {job="x"} alone: any metric, nothing to judge
+            return True
+        name = named.group(0)
+        job = re.search(r'\bjob\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"', selector)
+        source = f'{{job{job.group(1)}"{job.group(2)}"}}' if job else ""
+        if ":" in name:
+            return bool(self.query(f"count({name}{source})"))
+        if name in SYNTHETIC:
+            jobs = {t["labels"].get("job", "") for t in self.targets()}
+            return any(job is None or (re.fullmatch(job.group(2), j) if job.group(1) == "=~" else j == job.group(2))
+                       for j in jobs)
+        return bool(self.get("/api/v1/targets/metadata", metric=name,
+                             **({"match_target": source} if source else {}))["data"])
+
     def config(self) -> dict[str, Any]:
         """The loaded configuration (global scrape and evaluation intervals among it)."""
         return yaml.safe_load(self.get("/api/v1/status/config")["data"]["yaml"]) or {}
@@ -150,3 +171,41 @@ def ha_jobs(targets: list[dict[str, Any]]) -> dict[str, str]:
     """Each HA component's job name as this Prometheus calls it (the lab's "etcd" is
     kube-prometheus-stack's "kube-etcd"): an alert about it carries that job label."""
     return {c: ts[0]["labels"]["job"] for c, ts in ha_targets(targets).items() if ts and "job" in ts[0].get("labels", {})}
+
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+             "scrape_series_added"}   # what Prometheus records for each target itself: no metadata
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right",
+             "inf", "nan", "atan2"}
+
+
+def selectors(expr: str) -> list[str]:
+    """The series selectors an expression reads (`up`, `kube_node_status_condition{...}`),
+    except those only under absent(), which fire *because* nothing matches. Enough of PromQL
+    for rule expressions: strings stay inside their braces, ranges and grouping clauses are
+    skipped, a name followed by "(" (or by "by (") is a function."""
+    def spans(text: str) -> list[tuple[int, int]]:   # absent( ... ) with balanced parentheses
+        out = []
+        for m in re.finditer(r"\babsent(_over_time)?\s*\(", text):
+            depth, i = 1, m.end()
+            while i < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            out.append((m.start(), i))
+        return out
+    expr = re.sub(r"\[[^\]]*\]", lambda m: " " * len(m.group(0)), expr)   # [5m], [15m:1m]
+    absent = spans(expr)
+    found: list[str] = []
+    for m in re.finditer(rf'({_NAME})?\s*(\{{(?:[^}}"]|"(?:[^"\\]|\\.)*")*\}})|({_NAME})', expr):
+        if m.group(3):   # a bare name: a metric unless a function, keyword, or grouping label
+            after, before = expr[m.end():].lstrip(), expr[:m.start()].rstrip()
+            if m.group(3) in _KEYWORDS or re.match(r"(\(|(by|without)\s*\()", after) or re.search(
+                    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$", before):
+                continue
+        if any(a <= m.start() < b for a, b in absent):
+            continue
+        sel = re.sub(r"\s+", "", m.group(0)) if m.group(2) else m.group(3)
+        if sel not in found:
+            found.append(sel)
+    return found

@@ -113,3 +113,13 @@ def test_mon002_names_a_component_nobody_scrapes(lab: Lab, tmp_path: Path) -> No
                   lambda: file_changed(conf, _jobs_renamed({"kube-controller-manager": None}),
                                        after=lambda: _reload(lab, 9090)),
                   "no scrape target for kube-controller-manager on cp1, cp2, cp3", within=30)
+
+
+def test_mon008_names_the_rules_that_can_never_fire_without_kube_state_metrics(lab: Lab, tmp_path: Path) -> None:
+    """The kubeadm cluster's first monitoring had no kube-state-metrics: every rule evaluated
+    cleanly (MON-006 passed) and KubeNodeNotReady could never fire."""
+    conf = lab.paths.etc("mon", "prometheus", "prometheus.yml")
+    assert_breaks(lab, tmp_path, "MON-008",
+                  lambda: file_changed(conf, _jobs_renamed({"kube-state-metrics": None}),
+                                       after=lambda: _reload(lab, 9090)),
+                  "KubeNodeNotReady (kube_node_status_condition", within=30)

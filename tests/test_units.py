@@ -512,3 +512,12 @@ def test_a_resolved_alert_inside_a_firing_group_notification_counts_as_resolved(
     assert follow.paged() == {"firing", "resolved"}
     follow.trail.labels = {"node": "w2"}
     assert follow.paged() == set()
+
+
+def test_selectors_are_what_a_rule_reads_outside_absent() -> None:
+    from hakit.prometheus import selectors
+    assert selectors('100 * (count by (job) (up == 0) / count by (job) (up)) > 10') == ["up"]
+    assert selectors('increase((max without (instance) (etcd_x_total{job=~".*etcd.*"}) or 0 * '
+                     'absent(etcd_x_total{job=~".*etcd.*"}))[15m:1m]) >= 4') == ['etcd_x_total{job=~".*etcd.*"}']
+    assert selectors('absent(up{job="apiserver"} == 1)') == []   # fires because nothing matches
+    assert selectors('sum(rate(a_total{l="}"}[5m])) by (le) > on(instance) group_left b') == ['a_total{l="}"}', "b"]
