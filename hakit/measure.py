@@ -13,6 +13,7 @@ host prints as they happen: its resolution is the channel's latency.
 from __future__ import annotations
 
 import bisect
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -78,9 +79,12 @@ class Timeline:
     def first_outage(self, ok: Callable[[Any], bool] = bool, after: float = 0.0, before: float = float("inf"),
                      gap: float = 1.5) -> tuple[float, float] | None:
         """What new clients saw of the first outage that began in [after, before]: (its first
-        bad sample, the first good one after its last). Bad samples less than `gap` apart are
-        one outage: a lucky request amid failing ones does not end it, and a later outage (the
-        VIP moving back) is not part of it. None when nothing failed or it has not ended."""
+        failed sample, the first good one after its last failure). Failures less than `gap`
+        apart are one outage: a request amid failing ones that got through (a SYN retried just
+        as the VIP moved) does not end it, and a later outage (the VIP moving back) is not part
+        of it. A request in flight when the fault hit fails too: the start may be early by as
+        long as a request takes, which the caller's ± says. None when nothing failed or it has
+        not ended."""
         bad = [t for t, v in list(self.samples) if t >= after and _bad(v, ok)]
         if not bad or bad[0] > before:
             return None
@@ -104,6 +108,15 @@ class Timeline:
         within that (a probe that hangs until its timeout makes it longer than the interval)."""
         before = [t for t, _ in list(self.samples) if t < at]
         return at - before[-1] if before else self.resolution
+
+    def latency(self, around: float, within: float = 1.0) -> float:
+        """How long a good sample typically took (the median) within `within` s of `around`:
+        how blurred a boundary there is (a client's request that takes 0.3 s cannot date an
+        outage's end to 0.1 s)."""
+        with self._lock:
+            took = [end - t for (t, v), end in zip(self.samples, self._ends)
+                    if abs(t - around) <= within and not isinstance(v, Exception) and v]
+        return statistics.median(took) if took else 0.0
 
     def failures(self, ok: Callable[[Any], bool] = bool, after: float = 0.0) -> tuple[int, int]:
         """(bad samples, all samples) after `after`."""
