@@ -10,14 +10,23 @@ printed). Alertmanager runs on every monitoring host, clustered, and routes to t
 webhook receiver given. The etcd, controller-manager, scheduler and kube-proxy metrics
 must be reachable from another host (kubeadm-init expose_metrics=yes, or the same
 extraArgs on an existing cluster).
+
+The node and Deployment alerts read kube-state-metrics (job "kube-state-metrics"): a
+cluster without it never pages for a NotReady node (MON-008 says so). Given a binary
+(kube_state_metrics=PATH, Debian has no package), it runs as a systemd service beside
+Prometheus, reading the API with a ServiceAccount allowed to list and watch what it
+reports; a cluster that runs its own is scraped by adding that job yourself.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import time
+from pathlib import Path
 
 import jinja2
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -31,6 +40,10 @@ from hakit.runbook import Context, Param, Runbook, Step
 PROGRAMS = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
 TOKEN, CA = "/etc/prometheus/k8s-token", "/etc/prometheus/k8s-ca.crt"
 SA, NAMESPACE = "hakit-prometheus", "kube-system"
+KSM, KSM_SA, KSM_PORT = "/usr/local/bin/kube-state-metrics", "hakit-kube-state-metrics", 8080
+KSM_KUBECONFIG = "/etc/kube-state-metrics/kubeconfig"
+KSM_RESOURCES = {"": ["nodes", "pods"], "apps": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+                 "policy": ["poddisruptionbudgets"]}
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit", "templates/monitoring"),
                                undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 VALIDATE = "promtool check config --syntax-only /etc/prometheus/prometheus.yml >/dev/null"
@@ -74,38 +87,76 @@ def install(ctx: Context) -> str:
     return "; ".join(done) or "installed everywhere already"
 
 
-def credentials(ctx: Context) -> str:
-    """A ServiceAccount allowed GET /metrics only, its long-lived token and the cluster CA,
-    streamed to the Prometheus host (0600, owned by the prometheus user)."""
-    api = ctx.control.api
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+def service_account(ctx: Context, name: str, rules: list[dict]) -> bytes:
+    """A ServiceAccount bound to a ClusterRole of exactly `rules`, and its long-lived token
+    (never printed). Objects left by an earlier run are reused."""
+    core, rbac = client.CoreV1Api(ctx.control.api), client.RbacAuthorizationV1Api(ctx.control.api)
     objects = [
-        (core.create_namespaced_service_account, (NAMESPACE, {"metadata": {"name": SA}})),
-        (rbac.create_cluster_role, ({"metadata": {"name": SA},
-                                     "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]},)),
-        (rbac.create_cluster_role_binding, ({"metadata": {"name": SA},
+        (core.create_namespaced_service_account, (NAMESPACE, {"metadata": {"name": name}})),
+        (rbac.create_cluster_role, ({"metadata": {"name": name}, "rules": rules},)),
+        (rbac.create_cluster_role_binding, ({"metadata": {"name": name},
                                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                                         "kind": "ClusterRole", "name": SA},
-                                             "subjects": [{"kind": "ServiceAccount", "name": SA,
+                                                         "kind": "ClusterRole", "name": name},
+                                             "subjects": [{"kind": "ServiceAccount", "name": name,
                                                            "namespace": NAMESPACE}]},)),
-        (core.create_namespaced_secret, (NAMESPACE, {"metadata": {"name": SA, "annotations": {
-            "kubernetes.io/service-account.name": SA}}, "type": "kubernetes.io/service-account-token"})),
+        (core.create_namespaced_secret, (NAMESPACE, {"metadata": {"name": name, "annotations": {
+            "kubernetes.io/service-account.name": name}}, "type": "kubernetes.io/service-account-token"})),
     ]
     for create, args in objects:
         try:
             create(*args, _request_timeout=10)
         except ApiException as e:
             if e.status != 409:   # already there from an earlier run
-                raise HakitError(f"creating the Prometheus ServiceAccount's objects: HTTP {e.status}") from None
-    token = wait.until(lambda: (core.read_namespaced_secret(SA, NAMESPACE, _request_timeout=10).data or {})
+                raise HakitError(f"creating ServiceAccount {NAMESPACE}/{name}'s objects: HTTP {e.status}") from None
+    token = wait.until(lambda: (core.read_namespaced_secret(name, NAMESPACE, _request_timeout=10).data or {})
                        .get("token"), 30, "the token controller to fill the token", interval=1.0)
-    with open(api.configuration.ssl_ca_cert, "rb") as f:
-        ca = f.read()
+    return base64.b64decode(token)
+
+
+def cluster_ca(ctx: Context) -> bytes:
+    with open(ctx.control.api.configuration.ssl_ca_cert, "rb") as f:
+        return f.read()
+
+
+def credentials(ctx: Context) -> str:
+    """A ServiceAccount allowed GET /metrics only, its long-lived token and the cluster CA,
+    streamed to the Prometheus host (0600, owned by the prometheus user)."""
+    token = service_account(ctx, SA, [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
     prom = hosts(ctx)[0]
-    ctx.control.upload(prom, base64.b64decode(token), TOKEN)
-    ctx.control.upload(prom, ca, CA, mode=0o644)
+    ctx.control.upload(prom, token, TOKEN)
+    ctx.control.upload(prom, cluster_ca(ctx), CA, mode=0o644)
     ctx.control.must(prom, "giving the token to the prometheus user", "chown prometheus %s", TOKEN)
     return f"ServiceAccount {NAMESPACE}/{SA} (GET /metrics only); its token in {prom}:{TOKEN} (0600)"
+
+
+def kube_state_metrics(ctx: Context) -> str:
+    """The binary, a kubeconfig with a list/watch-only token (0600, the prometheus user's),
+    and a systemd unit on the Prometheus host, listening on its loopback only."""
+    binary = ctx.params["kube_state_metrics"]
+    if not binary:
+        return ("none given: scrape the cluster's own kube-state-metrics as job \"kube-state-metrics\", "
+                "or the node and Deployment alerts can never fire (MON-008)")
+    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+        raise ConfigError(f"kube_state_metrics={binary[:80]!r}: not an executable file on this machine")
+    prom = hosts(ctx)[0]
+    token = service_account(ctx, KSM_SA, [{"apiGroups": [group], "resources": resources, "verbs": ["list", "watch"]}
+                                          for group, resources in KSM_RESOURCES.items()])
+    kubeconfig = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "ksm",
+        "clusters": [{"name": "cluster", "cluster": {"server": ctx.inventory.vip_url,
+                                                     "certificate-authority-data": base64.b64encode(
+                                                         cluster_ca(ctx)).decode()}}],
+        "users": [{"name": KSM_SA, "user": {"token": token.decode()}}],
+        "contexts": [{"name": "ksm", "context": {"cluster": "cluster", "user": KSM_SA}}]})
+    ctx.control.upload(prom, kubeconfig.encode(), KSM_KUBECONFIG)
+    ctx.control.must(prom, "giving the kubeconfig to the prometheus user", "chown prometheus %s", KSM_KUBECONFIG)
+    ctx.control.upload(prom, Path(binary), KSM, mode=0o755)
+    resources = ",".join(r for rs in KSM_RESOURCES.values() for r in rs)
+    ctx.control.write(prom, "/etc/systemd/system/kube-state-metrics.service", TEMPLATES.get_template(
+        "kube-state-metrics.service.j2").render(binary=KSM, kubeconfig=KSM_KUBECONFIG, port=KSM_PORT,
+                                                resources=resources))
+    return (f"{prom}: {KSM} as kube-state-metrics.service on 127.0.0.1:{KSM_PORT} ({resources}); "
+            f"ServiceAccount {NAMESPACE}/{KSM_SA} (list, watch), its token in {KSM_KUBECONFIG} (0600)")
 
 
 def targets(ctx: Context) -> dict[str, list[str]]:
@@ -120,7 +171,8 @@ def targets(ctx: Context) -> dict[str, list[str]]:
     return {"control_planes": [f"{a}:{ctx.inventory.apiserver_port}" for a in cps],
             "etcd": [f"{a}:2381" for a in cps], "kube_proxy": [f"{a}:10249" for a in node_ips],
             "haproxy": [f"{a}:{port}" for a in cps],
-            "kube-controller-manager": [f"{a}:10257" for a in cps], "kube-scheduler": [f"{a}:10259" for a in cps]}
+            "kube-controller-manager": [f"{a}:10257" for a in cps], "kube-scheduler": [f"{a}:10259" for a in cps],
+            "kube-state-metrics": [f"127.0.0.1:{KSM_PORT}"] if ctx.params["kube_state_metrics"] else []}
 
 
 def configure(ctx: Context) -> str:
@@ -129,7 +181,7 @@ def configure(ctx: Context) -> str:
     ctx.control.write(prom, "/etc/prometheus/prometheus.yml", TEMPLATES.get_template("prometheus.yml.j2").render(
         interval=ctx.params["interval"], cluster=ctx.inventory.name, token=TOKEN, ca=CA,
         alertmanagers=[f"{address(ctx, h)}:9093" for h in ams], control_planes=t["control_planes"],
-        etcd=t["etcd"], kube_proxy=t["kube_proxy"], haproxy=t["haproxy"],
+        etcd=t["etcd"], kube_proxy=t["kube_proxy"], haproxy=t["haproxy"], kube_state_metrics=t["kube-state-metrics"],
         token_jobs=[(job, t[job]) for job in ("kube-controller-manager", "kube-scheduler")]))
     ctx.control.write(prom, "/etc/prometheus/rules/hakit-ha-alerts.yaml", RULES_FILE.read_text())
     ctx.control.must(prom, "checking prometheus.yml and the rules", VALIDATE + " && promtool check rules %s >/dev/null",
@@ -147,11 +199,15 @@ def configure(ctx: Context) -> str:
 
 def restart(ctx: Context) -> str:
     prom = hosts(ctx)[0]
+    if ctx.params["kube_state_metrics"]:
+        ctx.control.must(prom, "starting kube-state-metrics", "systemctl daemon-reload && systemctl enable -q "
+                         "kube-state-metrics && systemctl restart kube-state-metrics")
     ctx.control.must(prom, "starting prometheus", "systemctl enable -q prometheus && systemctl restart prometheus")
     for host in hosts(ctx):
         ctx.control.must(host, "starting alertmanager", "systemctl enable -q prometheus-alertmanager && "
                          "systemctl restart prometheus-alertmanager")
-    return f"prometheus on {prom}, prometheus-alertmanager on {', '.join(hosts(ctx))} (re)started"
+    return (f"prometheus{' and kube-state-metrics' if ctx.params['kube_state_metrics'] else ''} on {prom}, "
+            f"prometheus-alertmanager on {', '.join(hosts(ctx))} (re)started")
 
 
 def watching(ctx: Context) -> str:
@@ -178,7 +234,9 @@ RUNBOOK = Runbook(
     summary="Prometheus with kube-prometheus-stack's job names and hakit's HA rules, a ServiceAccount allowed "
             "GET /metrics, Alertmanager on every monitoring host routing to a webhook receiver.",
     params=[Param("webhook", "the receiver Alertmanager posts to (http(s) URL)"),
-            Param("interval", "scrape and rule evaluation interval", "15s")],
+            Param("interval", "scrape and rule evaluation interval", "15s"),
+            Param("kube_state_metrics", "path on this machine of a kube-state-metrics binary to run beside "
+                  "Prometheus (empty: the cluster runs its own, scraped as job kube-state-metrics)", "")],
     steps=[
         Step("look", "See what each monitoring host has installed",
              lambda ctx: f"on {', '.join(hosts(ctx))}: dpkg -s prometheus prometheus-alertmanager", look,
@@ -189,9 +247,15 @@ RUNBOOK = Runbook(
              lambda ctx: f"create {NAMESPACE}/{SA} (ServiceAccount, ClusterRole, binding, token Secret); copy the "
                          f"token to {TOKEN} (0600) and the cluster CA to {CA}",
              credentials),
+        Step("kube-state-metrics", "kube-state-metrics beside Prometheus, for the node and Deployment alerts",
+             lambda ctx: (f"copy {ctx.params['kube_state_metrics']} to {KSM}; create {NAMESPACE}/{KSM_SA} "
+                          f"(list, watch {', '.join(r for rs in KSM_RESOURCES.values() for r in rs)}); its "
+                          f"kubeconfig to {KSM_KUBECONFIG} (0600); kube-state-metrics.service on 127.0.0.1:{KSM_PORT}")
+             if ctx.params["kube_state_metrics"] else "nothing: no kube_state_metrics binary given",
+             kube_state_metrics),
         Step("configure", "Write prometheus.yml, hakit's rules and alertmanager.yml, and check them",
              lambda ctx: "render prometheus.yml (jobs apiserver, kube-etcd, kube-controller-manager, kube-scheduler, "
-                         "kube-proxy, haproxy), rules/hakit-ha-alerts.yaml, alertmanager.yml (webhook "
+                         "kube-proxy, haproxy, kube-state-metrics), rules/hakit-ha-alerts.yaml, alertmanager.yml (webhook "
                          f"{ctx.params['webhook']}); promtool check config; amtool check-config",
              configure),
         Step("restart", "Restart Prometheus and every Alertmanager",
@@ -200,5 +264,5 @@ RUNBOOK = Runbook(
              lambda ctx: "GET /api/v1/targets; GET /api/v2/alerts?filter=alertname=Watchdog; up to 120 s",
              watching, changes=False),
     ],
-    checks=["MON-001", "MON-002", "MON-003", "MON-004", "MON-005", "MON-006", "MON-007"],
+    checks=["MON-001", "MON-002", "MON-003", "MON-004", "MON-005", "MON-006", "MON-007", "MON-008"],
 )

@@ -15,13 +15,14 @@ from hakit.lab import Lab
 
 
 def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = False,
-               options: tuple[str, ...] = (), pytest_args: tuple[str, ...] = ()) -> tuple[int, dict[str, dict]]:
+               options: tuple[str, ...] = (), pytest_args: tuple[str, ...] = (),
+               timeout: float = 900) -> tuple[int, dict[str, dict]]:
     out = tmp_path / f"results-{'-'.join(ids)}.json"
     out.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
     argv += ["--disruptive"] if disruptive else []
     argv += [a for i in ids for a in ("--check", i)] + ["--json", str(out), *options, "--", *pytest_args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     results = {r["check"]["id"]: r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
     assert results, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.returncode, results

@@ -10,8 +10,9 @@ own provisioning runbooks over SSH, as an operator would on any hosts:
     control-plane-join host=cp2, host=cp3
     worker-join host=w1, host=w2
     pod-network                  CNI bridge + routes; kube-proxy and CoreDNS ready
-    provision-monitoring         Prometheus (kube-prometheus-stack's job names) on mon1,
-                                 Alertmanager on mon1 and mon2, paging a webhook receiver
+    provision-monitoring         Prometheus (kube-prometheus-stack's job names) and
+                                 kube-state-metrics on mon1, Alertmanager on mon1 and
+                                 mon2, paging a webhook receiver
 
 and finally writes the inventory the checks use with `hakit inventory discover` plus the
 access a user adds by hand. Nothing in it is lab-specific: kubeadm's paths, systemd and
@@ -161,8 +162,9 @@ class KubeadmLab:
         self._run("etcd-backup", {}, self.inventory, progress)
         self._run("workload-spread", {"workload": "kube-system/coredns"}, self.inventory, progress)
         self.start_pager()
-        self._run("provision-monitoring", {"webhook": f"http://{self.spec.gateway}:{PAGER_PORT}/",
-                                           "interval": "5s"}, self.inventory, progress)
+        self._run("provision-monitoring", {"webhook": f"http://{self.spec.gateway}:{PAGER_PORT}/", "interval": "5s",
+                                           "kube_state_metrics": binaries.path("kube-state-metrics")},
+                  self.inventory, progress)
 
     def _run(self, name: str, params: dict[str, str], inventory_path: Path, progress: Progress) -> None:
         from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
