@@ -52,6 +52,7 @@ class Trail:
     missed: str | None = None         # the first stage not reached within the SLO
     am_state: str | None = None       # "active", or "suppressed" under a silence
     resolved: float | None = None     # resolved in Prometheus
+    resolved_in_am: float | None = None   # no longer active in Alertmanager
     resolved_delivered: float | None = None
     host_check: str = ""              # the disruptive check whose fault it was, when not MON-D01's own
 
@@ -124,17 +125,18 @@ class Follow:
         return self.trail
 
     def resolve(self, restored: float, slo: float, delivered: bool) -> Trail:
-        """After the restore: resolved in Prometheus, and the resolved notification (None when
-        not within the SLO)."""
+        """After the restore: resolved in Prometheus, then in Alertmanager, then the resolved
+        notification at the receiver; each None when not within the SLO."""
         self.trail.restored = restored
-        try:
-            self.trail.resolved = self.prom.wait(lambda v: v is None, restored, slo,
-                                                 f"{self.trail.alert} to resolve in Prometheus")
-            if delivered:
-                self.trail.resolved_delivered = self.pager.wait(lambda v: "resolved" in v, restored, slo,
-                                                                "the resolved notification")
-        except wait.WaitTimeout:
-            pass
+        stages = [("resolved", self.prom, lambda v: v is None, "to resolve in Prometheus"),
+                  ("resolved_in_am", self.am, lambda v: v is None, "to resolve in Alertmanager")]
+        if delivered:
+            stages.append(("resolved_delivered", self.pager, lambda v: "resolved" in v, "'s resolved notification"))
+        for attr, watch, reached, what in stages:
+            try:
+                setattr(self.trail, attr, watch.wait(reached, restored, slo, f"{self.trail.alert} {what}"))
+            except wait.WaitTimeout:
+                break
         return self.trail
 
 

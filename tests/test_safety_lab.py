@@ -181,3 +181,7 @@ def test_repair_after_a_crashed_drain_uncordons_and_spreads_again_what_it_moved(
         control.uncordon("w2")
         control.uncordon("w3")
         control.delete_namespace(ns)
+
+        def gone() -> bool:   # a Deployment left terminating would be the next audit's WL-006 finding
+            return ns not in {n.metadata.name for n in core.list_namespace().items}
+        wait.until(gone, 180, f"namespace {ns} to be gone")
