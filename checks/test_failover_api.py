@@ -113,7 +113,8 @@ def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evi
     if lost:
         evidence.event(f"{old} dropped the VIP", lost, False)
     if failed:
-        evidence.event("first failed API request", failed[0], False)
+        # its sending, which may precede time zero: it was in flight when the fault hit
+        evidence.event("first failed API request: sent", failed[0], False)
     evidence.event(f"VIP held by {new}", moved[0], True)
     back = api.first(lambda v: v is True, moved[0]) or moved[0]   # awaited above
     evidence.event("API answers through the VIP", back, True)
