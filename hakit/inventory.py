@@ -30,7 +30,9 @@ class Slo:
     etcd_leader_election_seconds: float = 5.0
     controller_failover_seconds: float = 30.0
     pod_rescheduling_seconds: float = 60.0
-    alert_delivery_seconds: float = 120.0
+    # A lost node pages only after the controller-manager's node-monitor-grace-period (50 s by
+    # default), hakit's rules' for: (60 s), a scrape and an evaluation, and group_wait: ~130 s.
+    alert_delivery_seconds: float = 180.0
     backup_max_age_hours: float = 24.0
 
 
