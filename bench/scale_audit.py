@@ -1,99 +1,261 @@
 #!/usr/bin/env python3
-"""Benchmark: the read-only audit on a big cluster.
+"""Benchmark: the read-only audit of a fleet, side by side with popeye.
 
-Brings up its own lab with --bulk-nodes (default 1,000 kwok nodes), creates pods
-on them (default 30,000, bound directly to nodes so the bench does not wait on
-the scheduler's rate limits), waits until kwok reports them Running, then runs
-`hakit check` and prints its wall time, peak RSS and Kubernetes API requests.
+Brings up its own lab with --bulk-nodes (1,000 kwok nodes in ten zones), fills it with a
+fleet the way a cluster is filled: Deployments with PDBs in many namespaces, their pods
+created by the controller-manager and placed by the scheduler (default spreading), with
+HA problems planted among them under known names (PLANTED). Then runs `hakit check` (the
+whole read-only audit) and popeye v0.22.1 on the same cluster, one after the other, and
+prints for each its wall time, its peak RSS, and which planted problems it named.
 
-    sudo .venv/bin/python bench/scale_audit.py [--nodes 1000] [--pods 30000] [--keep]
+popeye is a benchmark dependency only; it is built once from its Go module into
+~/.cache/hakit/bin/popeye-v0.22.1 (see build_popeye).
+
+    sudo .venv/bin/python bench/scale_audit.py [--nodes 1000] [--deployments 3000]
+        [--namespaces 100] [--replicas 10] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
 from hakit import wait
-from hakit.lab import Lab, down, free_subnet
+from hakit.lab import Lab, binaries, down, free_subnet
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 
-NAMESPACE = "hakit-bench"
+POPEYE = "v0.22.1"
+PAUSE = {"name": "c", "image": "registry.k8s.io/pause:3.10"}
+TOLERATE = [{"operator": "Exists"}]
 
 
-def create_pods(api: client.ApiClient, nodes: list[str], count: int) -> float:
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    start = time.monotonic()
-
-    def create(i: int) -> None:
-        core.create_namespaced_pod(NAMESPACE, {
-            "metadata": {"name": f"p-{i:05d}", "labels": {"app": f"bench-{i % 100}"}},
-            "spec": {"nodeName": nodes[i % len(nodes)],
-                     "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        for n, _ in enumerate(pool.map(create, range(count)), 1):
-            if n % 5000 == 0:
-                print(f"  {n} pods created ({time.monotonic() - start:.0f} s)", flush=True)
-    return time.monotonic() - start
+@dataclass(frozen=True)
+class Planted:
+    """One HA problem put in the fleet on purpose, and the check that must name it."""
+    namespace: str
+    name: str
+    problem: str
+    check: str
 
 
-def running_pods(api: client.ApiClient) -> int:
-    core, token, running = client.CoreV1Api(api), None, 0
-    while True:
-        page = core.list_namespaced_pod(NAMESPACE, limit=500, _continue=token, field_selector="status.phase=Running")
-        running += len(page.items)
-        token = page.metadata._continue
-        if not token:
-            return running
+PLANTED = [
+    Planted("bench-001", "single-replica", "one replica: any node loss takes it to zero", "WL-004"),
+    Planted("bench-002", "co-located", "3 replicas pinned to one node", "WL-004"),
+    Planted("bench-003", "one-zone", "3 replicas, all in zone-3: a zone loss takes it to zero", "WL-004"),
+    Planted("bench-004", "quorum", "StatefulSet of 3 on two nodes: losing one breaks quorum", "WL-004"),
+    Planted("bench-005", "expr-selector", "matchExpressions selector, 3 replicas on one node", "WL-004"),
+    Planted("bench-006", "blocking-pdb", "PDB maxUnavailable: 0 blocks every drain of its nodes", "WL-005"),
+    Planted("bench-007", "no-pdb", "3 replicas and no PodDisruptionBudget", "WL-006"),
+    Planted("bench-008", "typo-pdb", "a PDB whose selector matches no pod", "WL-006"),
+]
+
+
+def deployment(ns: str, name: str, replicas: int, selector: dict[str, Any] | None = None,
+               node_selector: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"tolerations": TOLERATE, "containers": [PAUSE]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas, "selector": selector or {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
+def pdb(ns: str, name: str, selector: dict[str, Any], **budget: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns}, "spec": {"selector": selector, **budget}}
+
+
+def fleet(namespaces: int, deployments: int, replicas: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """(Deployments, StatefulSets, PDBs): healthy ones (PDB minAvailable 50%, every fourth with a
+    matchExpressions selector) filling each namespace, and PLANTED's problems."""
+    deps, sts, pdbs = [], [], []
+    planted = {(p.namespace, p.name) for p in PLANTED}
+    for i in range(deployments - len(planted)):
+        ns, name = f"bench-{i % namespaces:03d}", f"web-{i:05d}"
+        sel = ({"matchExpressions": [{"key": "app", "operator": "In", "values": [name]}]} if i % 4 == 0
+               else {"matchLabels": {"app": name}})
+        deps.append(deployment(ns, name, replicas, sel))
+        pdbs.append(pdb(ns, name, sel, minAvailable="50%"))
+    by = {p.name: p.namespace for p in PLANTED}
+
+    def labels(name: str) -> dict[str, Any]:
+        return {"matchLabels": {"app": name}}
+
+    deps.append(deployment(by["single-replica"], "single-replica", 1))
+    pdbs.append(pdb(by["single-replica"], "single-replica", labels("single-replica"), maxUnavailable=1))
+    deps.append(deployment(by["co-located"], "co-located", 3, node_selector={"kubernetes.io/hostname": "bulk-00007"}))
+    pdbs.append(pdb(by["co-located"], "co-located", labels("co-located"), maxUnavailable=1))
+    deps.append(deployment(by["one-zone"], "one-zone", 3, node_selector={"topology.kubernetes.io/zone": "zone-3"}))
+    pdbs.append(pdb(by["one-zone"], "one-zone", labels("one-zone"), maxUnavailable=1))
+    expr = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["expr-selector"]}]}
+    deps.append(deployment(by["expr-selector"], "expr-selector", 3, expr,
+                           node_selector={"kubernetes.io/hostname": "bulk-00009"}))
+    pdbs.append(pdb(by["expr-selector"], "expr-selector", expr, maxUnavailable=1))
+    deps.append(deployment(by["blocking-pdb"], "blocking-pdb", 3))
+    pdbs.append(pdb(by["blocking-pdb"], "blocking-pdb", labels("blocking-pdb"), maxUnavailable=0))
+    deps.append(deployment(by["no-pdb"], "no-pdb", 3))
+    deps.append(deployment(by["typo-pdb"], "typo-pdb", 3))
+    pdbs.append(pdb(by["typo-pdb"], "typo-pdb", {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["typo-pbd"]}]}, maxUnavailable=1))
+    two_nodes = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                               "values": ["bulk-00011", "bulk-00012"]}]}]}}}
+    quorum = deployment(by["quorum"], "quorum", 3)
+    quorum["spec"].update(serviceName="quorum", podManagementPolicy="Parallel")
+    quorum["spec"]["template"]["spec"]["affinity"] = two_nodes
+    sts.append(quorum)
+    pdbs.append(pdb(by["quorum"], "quorum", labels("quorum"), maxUnavailable=1))
+    return deps, sts, pdbs
+
+
+def create_fleet(api: client.ApiClient, namespaces: int, deployments: int, replicas: int) -> int:
+    """Creates the fleet; returns how many pods it should run."""
+    core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
+    deps, sts, pdbs = fleet(namespaces, deployments, replicas)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: core.create_namespace({"metadata": {"name": f"bench-{i:03d}"}}), range(namespaces)))
+        list(pool.map(lambda d: policy.create_namespaced_pod_disruption_budget(d["metadata"]["namespace"], d), pdbs))
+        list(pool.map(lambda d: apps.create_namespaced_deployment(d["metadata"]["namespace"], d), deps))
+        list(pool.map(lambda d: apps.create_namespaced_stateful_set(d["metadata"]["namespace"], d), sts))
+    return sum(d["spec"]["replicas"] for d in deps + sts)
+
+
+def ready_pods(api: client.ApiClient) -> int:
+    apps = client.AppsV1Api(api)
+    return sum(d.status.ready_replicas or 0 for d in apps.list_deployment_for_all_namespaces().items) + sum(
+        s.status.ready_replicas or 0 for s in apps.list_stateful_set_for_all_namespaces().items)
+
+
+def build_popeye() -> Path:
+    """popeye from its Go module at the exact version (the proxy serves no version list, so
+    `go install …@version` fails on its deprecation lookup): a module requiring it, built."""
+    out = binaries.cache_dir() / f"popeye-{POPEYE}" / "popeye"
+    if out.exists():
+        return out
+    mod = binaries.cache_dir().parent / "build" / f"popeye-{POPEYE}"
+    mod.mkdir(parents=True, exist_ok=True)
+    (mod / "go.mod").write_text(f"module hakit.local/popeye\n\ngo 1.26.0\n\nrequire github.com/derailed/popeye {POPEYE}\n")
+    (mod / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "github.com/derailed/popeye"\n')
+    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    print(f"building popeye {POPEYE} (a few minutes, once)", flush=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=mod, env=env, check=True)
+    subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "github.com/derailed/popeye"],
+                   cwd=mod, env=env, check=True)
+    return out
+
+
+def timed(argv: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds, peak RSS MiB of this child alone, its exit and output): wait4 on its pid,
+    so neither the lab's processes nor the other tool's run count."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return wall, usage.ru_maxrss / 1024, subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--pods", type=int, default=30000)
+    parser.add_argument("--deployments", type=int, default=3000)
+    parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--replicas", type=int, default=10, help="of each healthy Deployment")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     args = parser.parse_args()
+    popeye = build_popeye()
     root = Path(tempfile.mkdtemp(prefix="hakit-bench-"))
     paths = LabPaths(root / "lab")
     lab = Lab(LabSpec(subnet=free_subnet(), prefix="hks", bulk_nodes=args.nodes), paths)
     try:
         t0 = time.monotonic()
         lab.up(progress=lambda m: print(f"[lab] {m}", flush=True), timeout=900)
-        print(f"lab with {args.nodes} bulk nodes up in {time.monotonic() - t0:.0f} s")
+        print(f"lab with {args.nodes} bulk nodes up in {time.monotonic() - t0:.0f} s", flush=True)
         api = lab.api()
         core = client.CoreV1Api(api)
         wait.until(lambda: sum(1 for n in core.list_node(label_selector="hakit.io/bulk=true").items
                                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []))
                    >= args.nodes, 600, "bulk nodes Ready", interval=5)
-        secs = create_pods(api, lab.spec.bulk_node_names(), args.pods)
-        print(f"{args.pods} pods created in {secs:.0f} s")
-        wait.until(lambda: running_pods(api) >= args.pods, 1200, "bench pods Running", interval=10)
-        results = root / "results.json"
-        start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "--inventory", str(paths.inventory),
-                               "--json", str(results), "--", "-q"], capture_output=True, text=True)
-        wall = time.monotonic() - start
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        doc = json.loads(results.read_text())
-        print(f"read-only audit of {args.nodes + 6} nodes and {args.pods} pods: wall {wall:.1f} s, "
-              f"peak RSS {peak_mib:.0f} MiB, {doc['kubernetes_api_requests']} Kubernetes API requests, "
-              f"outcomes {doc['summary']} (exit {proc.returncode})")
+        t0 = time.monotonic()
+        pods = create_fleet(api, args.namespaces, args.deployments, args.replicas)
+        print(f"{args.deployments} workloads in {args.namespaces} namespaces created in {time.monotonic() - t0:.0f} s; "
+              f"waiting for {pods} pods to be ready", flush=True)
+        def ready() -> bool:
+            n = ready_pods(api)
+            print(f"  {n} of {pods} pods ready ({time.monotonic() - t0:.0f} s)", flush=True)
+            return n >= pods
+
+        wait.until(ready, 2400, f"{pods} pods ready", interval=15)
+        print(f"fleet ready {time.monotonic() - t0:.0f} s after its creation began", flush=True)
+        run(paths, popeye, args)
     finally:
         if not args.keep:
             down(paths, progress=lambda _: None)
+
+
+def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
+    results = paths.root / "results.json"
+    h_wall, h_rss, h = timed([sys.executable, "-m", "hakit.cli", "check", "--inventory", str(paths.inventory),
+                              "--json", str(results), "--", "-q"])
+    doc = json.loads(results.read_text())
+    said = {r["check"]["id"]: json.dumps(r) for r in doc["results"] if r["outcome"] in ("fail", "warn")}
+    p_wall, p_rss, p = timed([str(popeye), "--kubeconfig", str(paths.admin_kubeconfig), "-A", "-o", "json",
+                              "--force-exit-zero"])
+    report = p.stdout if p.returncode == 0 else ""
+    print(f"\nfleet: {args.nodes + 6} nodes in 10 zones, {args.deployments} workloads, {args.namespaces} namespaces")
+    print(f"{'':28}{'hakit':>16}{'popeye ' + POPEYE:>20}")
+    print(f"{'wall time':28}{h_wall:15.1f}s{p_wall:19.1f}s")
+    print(f"{'peak RSS':28}{h_rss:14.0f}MiB{p_rss:18.0f}MiB")
+    print(f"{'Kubernetes API requests':28}{doc['kubernetes_api_requests']:>16}{'(not counted)':>20}")
+    print(f"{'exit code':28}{h.returncode:>16}{p.returncode:>20}")
+    found = {"hakit": 0, "popeye": 0}
+    print(f"\n{'planted HA problem':64}{'hakit':>7}{'popeye':>8}")
+    for pl in PLANTED:
+        key = f"{pl.namespace}/{pl.name}"
+        by_hakit = key in said.get(pl.check, "")
+        # popeye says much about every workload (no probes, no limits): only what it says about
+        # the planted one and not about a healthy sibling in the same namespace counts
+        extra = popeye_says(report, key) - popeye_says(report, sibling(pl.namespace, args))
+        found["hakit"] += by_hakit
+        found["popeye"] += bool(extra)
+        print(f"{key + ': ' + pl.problem:64.64}{'yes' if by_hakit else 'NO':>7}{'yes' if extra else 'no':>8}"
+              + (f"  popeye: {'; '.join(sorted(extra))}" if extra else ""))
+    print(f"{'found':64}{found['hakit']:>4}/{len(PLANTED)}{found['popeye']:>5}/{len(PLANTED)}")
+    healthy = {w for text in said.values() for w in re.findall(r"bench-\d{3}/web-\d{5}", text)}
+    print(f"healthy workloads hakit named in a finding (false alarms): {len(healthy)} {sorted(healthy)[:5]}")
+    print(f"hakit outcomes: {doc['summary']}")
+    if p.returncode != 0:
+        print(f"popeye failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+
+
+def sibling(namespace: str, args: argparse.Namespace) -> str:
+    """A healthy Deployment of the same namespace (fleet() names them web-NNNNN round-robin)."""
+    i = int(namespace.split("-")[1]) + args.namespaces   # not i % 4 == 0's matchExpressions kind, mostly
+    return f"{namespace}/web-{i:05d}"
+
+
+def popeye_says(report: str, key: str) -> set[str]:
+    """popeye's messages about `ns/name` in any section, info level and above (the benefit of the doubt)."""
+    if not report:
+        return set()
+    return {i.get("message", "") for section in json.loads(report).get("popeye", {}).get("sections") or []
+            for name, issues in (section.get("issues") or {}).items() if name == key
+            for i in issues or [] if i.get("level", 0) >= 1}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from hakit.inventory import CriticalWorkload
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot, is_control_plane, is_schedulable, node_is_ready
-from hakit.workloads import Fleet, matches
+from hakit.workloads import ZONE, Fleet, matches
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -86,23 +86,30 @@ def grouped(by_node: dict[str, list[str]], limit: int = 8) -> str:
     return "; ".join(parts) + (f"; and {more} more nodes" if more > 0 else "")
 
 
-@check("WL-004", "No single node's loss takes a workload to zero, below its PDB or below quorum",
+@check("WL-004", "No single node's or zone's loss takes a workload to zero, below its PDB or below quorum",
        property="workloads", severity="warning", runbook="workload-spread",
        remediation="""For each workload named: run ≥ 2 replicas spread over nodes (podAntiAffinity or a
 topologySpreadConstraint on kubernetes.io/hostname, and on topology.kubernetes.io/zone where nodes have
-zones), so that the loss of any one node leaves enough ready replicas; `hakit runbook run
-workload-spread workload=NS/NAME` does it for one.""")
+zones), so that the loss of any one node, or any one zone, leaves enough ready replicas; `hakit runbook
+run workload-spread workload=NS/NAME` does it for one.""")
 def test_no_node_loss_takes_a_workload_down(fleet: Fleet, snapshot: Snapshot, evidence: Evidence) -> None:
-    """What an outage of each node would cost right now, for every workload in scope."""
+    """What an outage of each node, and of each zone where nodes carry one, would cost right now,
+    for every workload in scope."""
     nodes = [n.metadata.name for n in snapshot.nodes]
-    impact = fleet.node_loss(nodes)
+    zone_of = {n.metadata.name: z for n in snapshot.nodes if (z := (n.metadata.labels or {}).get(ZONE))}
+    impact = fleet.loss_impact({n: n for n in nodes})
+    zones = sorted(set(zone_of.values()))
+    if len(zones) >= 2:   # one zone is the whole cluster: its loss is not a single failure to survive
+        impact |= {f"zone {z}": hurt for z, hurt in fleet.loss_impact(zone_of).items()}
     evidence.record("workloads in scope", len(fleet.workloads))
-    evidence.record("nodes whose loss hurts a workload", len(impact), expected="0")
-    for node, hurt in sorted(impact.items()):
-        evidence.record(f"losing {node}", ", ".join(hurt[:10]))
+    evidence.record("zones (topology.kubernetes.io/zone)", f"{len(zones)} ({len(zone_of)} of {len(nodes)} nodes)"
+                    if zones else "none labelled: node loss only")
+    evidence.record("nodes or zones whose loss hurts a workload", len(impact), expected="0")
+    for domain, hurt in sorted(impact.items()):
+        evidence.record(f"losing {domain}", ", ".join(hurt[:10]))
     if impact:
         evidence.about("", "workload placement")   # not node X broken: what losing it would cost
-    assert not impact, f"losing one node would hurt workloads: {grouped(impact)}"
+    assert not impact, f"losing one node or zone would hurt workloads: {grouped(impact)}"
 
 
 @check("WL-005", "Every node can be drained now", property="workloads", severity="warning",

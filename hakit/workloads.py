@@ -5,8 +5,8 @@ ReplicaSets and PodDisruptionBudgets in every namespace, read as raw JSON and ke
 small records (30,000 pods as client objects would cost minutes and gigabytes). It
 answers three questions, each a check in checks/test_workloads.py:
 
-- node loss: which workloads drop to zero ready replicas, below their PDB, or below a
-  StatefulSet's quorum, if this node were lost right now;
+- node or zone loss: which workloads drop to zero ready replicas, below their PDB, or below
+  a StatefulSet's quorum, if this node (or every node of this zone) were lost right now;
 - drainability: which nodes `kubectl drain` could not empty right now, and which PDB or
   pod stops it (kubectl's rules: DaemonSet and mirror pods stay, a pod no controller
   recreates needs --force, a PDB allowing 0 disruptions refuses every eviction);
@@ -19,10 +19,11 @@ Selectors are matched in full (matchLabels and matchExpressions), as the API ser
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -33,6 +34,7 @@ from hakit.inventory import Scope
 
 PAGE = 500
 ZONE = "topology.kubernetes.io/zone"
+T = TypeVar("T")
 
 
 def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
@@ -111,21 +113,46 @@ class Workload:
         return out
 
 
-def _raw_pages(fn: Any, what: str) -> Iterator[dict[str, Any]]:
-    """Items of a paginated LIST as plain dicts (no client-object deserialisation)."""
-    token = None
-    while True:
+class _Expired(Exception):
+    """A continue token too old to resume (HTTP 410): list again from the start."""
+
+
+def _page(fn: Any, what: str, token: str | None, tries: int = 5) -> dict[str, Any]:
+    """One page, as plain JSON. Through a VIP, page n+1 may reach another apiserver whose watch
+    cache lags the one that issued the token: it answers 504 (or 429/5xx) with Retry-After,
+    which is honoured, a few times, before giving up."""
+    for attempt in range(1, tries + 1):
         try:
             resp = fn(limit=PAGE, _continue=token, _preload_content=False, _request_timeout=60)
+            return json.loads(resp.data)
         except ApiException as e:
+            if e.status == 410 and token:
+                raise _Expired() from None
+            if e.status in (429, 500, 503, 504) and attempt < tries:
+                time.sleep(min(float((e.headers or {}).get("Retry-After") or attempt), 10.0))
+                continue
             raise UnreachableError(f"API list {what}: HTTP {e.status} {e.reason}", ("", "api")) from None
         except HTTPError as e:
             raise UnreachableError(f"API list {what}: {type(e).__name__}", ("", "api")) from None
-        page = json.loads(resp.data)
-        yield from page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return
+    raise AssertionError("unreachable")
+
+
+def _listed(fn: Any, what: str, keep: Callable[[dict[str, Any]], T | None]) -> list[T]:
+    """Every item of a paginated LIST through `keep` (None drops it), page by page so only the
+    small records stay in memory; when the continue token expires, the list starts over."""
+    for _ in range(3):
+        out: list[T] = []
+        token = None
+        try:
+            while True:
+                page = _page(fn, what, token)
+                out.extend(r for r in map(keep, page.get("items") or []) if r is not None)
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return out
+        except _Expired:
+            continue
+    raise UnreachableError(f"API list {what}: its continue token expired three times (410)", ("", "api"))
 
 
 def _pod(d: dict[str, Any]) -> Pod:
@@ -139,69 +166,92 @@ def _pod(d: dict[str, Any]) -> Pod:
                any("emptyDir" in v for v in spec.get("volumes") or []))
 
 
+def _budget(d: dict[str, Any], scope: Scope) -> Budget | None:
+    meta, status = d["metadata"], d.get("status") or {}
+    if not scope.wants(meta["namespace"], meta.get("labels") or {}):
+        return None
+    return Budget(meta["namespace"], meta["name"], (d.get("spec") or {}).get("selector"),
+                  int(status.get("disruptionsAllowed", 0)), int(status.get("desiredHealthy", 0)),
+                  int(status.get("expectedPods", 0)))
+
+
+def _workload(kind: str, scope: Scope) -> Callable[[dict[str, Any]], Workload | None]:
+    def keep(d: dict[str, Any]) -> Workload | None:
+        meta, spec = d["metadata"], d.get("spec") or {}
+        if any(o.get("controller") for o in meta.get("ownerReferences") or []):
+            return None   # a Deployment's ReplicaSet, or anything another controller runs
+        if not scope.wants(meta["namespace"], meta.get("labels") or {}):
+            return None
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        return Workload(kind, meta["namespace"], meta["name"], int(spec.get("replicas", 1)), spec.get("selector"),
+                        labels)
+    return keep
+
+
 class Fleet:
-    """Every workload and budget of the cluster, and the nodes it runs on."""
+    """Every workload and budget of the cluster, and the nodes it runs on. Pods and budgets
+    are indexed by namespace and node once, so each question is one pass over the fleet
+    (1,000 nodes × 30,000 pods must not be a product)."""
 
     def __init__(self, pods: list[Pod], budgets: list[Budget], workloads: list[Workload],
                  scope: Scope = Scope()) -> None:
         self.pods, self.budgets, self.workloads, self.scope = pods, budgets, workloads, scope
-        by_ns: dict[str, list[Pod]] = defaultdict(list)
+        self.pods_in: dict[str, list[Pod]] = defaultdict(list)
+        self.pods_on: dict[str, list[Pod]] = defaultdict(list)
+        self.budgets_in: dict[str, list[Budget]] = defaultdict(list)
         for p in pods:
-            by_ns[p.namespace].append(p)
+            self.pods_in[p.namespace].append(p)
+            self.pods_on[p.node].append(p)
+        for b in budgets:
+            self.budgets_in[b.namespace].append(b)
         for w in workloads:
-            w.pods = [p for p in by_ns[w.namespace] if matches(w.selector, p.labels) and p.owner[0] != "DaemonSet"]
-            w.budgets = [b for b in budgets if b.namespace == w.namespace and matches(b.selector, w.template_labels)]
+            w.pods = [p for p in self.pods_in[w.namespace]
+                      if p.owner[0] != "DaemonSet" and matches(w.selector, p.labels)]
+            w.budgets = [b for b in self.budgets_in[w.namespace] if matches(b.selector, w.template_labels)]
 
     @classmethod
     def read(cls, api: client.ApiClient, scope: Scope = Scope()) -> Fleet:
         """One paginated LIST per kind, every namespace; ReplicaSets a Deployment owns are
         judged as that Deployment."""
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
-        pods = [_pod(d) for d in _raw_pages(core.list_pod_for_all_namespaces, "pods")]
-        budgets = []
-        for d in _raw_pages(policy.list_pod_disruption_budget_for_all_namespaces, "poddisruptionbudgets"):
-            meta, status = d["metadata"], d.get("status") or {}
-            if scope.wants(meta["namespace"], meta.get("labels") or {}):
-                budgets.append(Budget(meta["namespace"], meta["name"], (d.get("spec") or {}).get("selector"),
-                                      int(status.get("disruptionsAllowed", 0)), int(status.get("desiredHealthy", 0)),
-                                      int(status.get("expectedPods", 0))))
-        workloads = []
+        pods = _listed(core.list_pod_for_all_namespaces, "pods", _pod)
+        budgets = _listed(policy.list_pod_disruption_budget_for_all_namespaces, "poddisruptionbudgets",
+                          lambda d: _budget(d, scope))
+        workloads: list[Workload] = []
         for kind, fn in (("Deployment", apps.list_deployment_for_all_namespaces),
                          ("StatefulSet", apps.list_stateful_set_for_all_namespaces),
                          ("ReplicaSet", apps.list_replica_set_for_all_namespaces)):
-            for d in _raw_pages(fn, kind):
-                meta, spec = d["metadata"], d.get("spec") or {}
-                if any(o.get("controller") for o in meta.get("ownerReferences") or []):
-                    continue   # a Deployment's ReplicaSet, or anything another controller runs
-                if scope.wants(meta["namespace"], meta.get("labels") or {}):
-                    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-                    workloads.append(Workload(kind, meta["namespace"], meta["name"], int(spec.get("replicas", 1)),
-                                              spec.get("selector"), labels))
+            workloads += _listed(fn, kind, _workload(kind, scope))
         return cls(pods, budgets, workloads, scope)
 
-    # --- node loss ----------------------------------------------------------------------------
+    # --- losing a node, or a zone -------------------------------------------------------------
 
-    def node_loss(self, nodes: list[str]) -> dict[str, list[str]]:
-        """node -> what losing it now does to each workload it would hurt, in words."""
-        out: dict[str, list[str]] = {}
-        for node in nodes:
-            hurt = []
-            for w in self.workloads:
-                if w.replicas == 0:
-                    continue
-                ready = w.ready_nodes
-                after = sum(ready.values()) - ready.get(node, 0)
-                if not ready.get(node):
-                    continue
-                if after == 0:
-                    hurt.append(f"{w.key} to 0 ready")
-                elif w.budgets and after < max(b.desired_healthy for b in w.budgets):
-                    hurt.append(f"{w.key} below its PDB ({after} < {max(b.desired_healthy for b in w.budgets)})")
-                elif w.kind == "StatefulSet" and w.replicas >= 3 and after < w.replicas // 2 + 1:
-                    hurt.append(f"{w.key} below quorum ({after} of {w.replicas})")
-            if hurt:
-                out[node] = hurt
-        return out
+    def loss_impact(self, domain_of: dict[str, str]) -> dict[str, list[str]]:
+        """Failure domain -> what losing it now does to each workload it would hurt, in words.
+        `domain_of` maps each node to its domain: itself for node loss, its zone for zone loss."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for w in self.workloads:
+            ready = w.ready_nodes
+            total = sum(ready.values())
+            lost: dict[str, int] = defaultdict(int)
+            for node, n in ready.items():
+                if node in domain_of:
+                    lost[domain_of[node]] += n
+            for domain, n in lost.items():
+                if hurt := self._hurt(w, total - n):
+                    out[domain].append(hurt)
+        return dict(out)
+
+    @staticmethod
+    def _hurt(w: Workload, after: int) -> str:
+        if after == 0:
+            return f"{w.key} to 0 ready"
+        need = max((b.desired_healthy for b in w.budgets), default=0)
+        if after < need:
+            return f"{w.key} below its PDB ({after} < {need})"
+        if w.kind == "StatefulSet" and w.replicas >= 3 and after < w.replicas // 2 + 1:
+            return f"{w.key} below quorum ({after} of {w.replicas})"
+        return ""
 
     # --- drainability -------------------------------------------------------------------------
 
@@ -209,37 +259,28 @@ class Fleet:
         """node -> why `kubectl drain` would not empty it now (kubectl's rules, PDB status)."""
         out: dict[str, list[str]] = {}
         for node in nodes:
-            why: list[str] = []
-            for p in self.pods:
-                if p.node != node or p.mirror or p.owner[0] == "DaemonSet":
-                    continue
-                if not self.scope.wants(p.namespace, p.labels):
+            why: set[str] = set()
+            for p in self.pods_on.get(node, ()):
+                if p.mirror or p.owner[0] == "DaemonSet" or not self.scope.wants(p.namespace, p.labels):
                     continue
                 if not p.owner[0]:
-                    why.append(f"pod {p.key} has no controller (drain needs --force, and it is lost)")
+                    why.add(f"pod {p.key} has no controller (drain needs --force, and it is lost)")
                     continue
-                for b in self.budgets:
-                    if b.namespace == p.namespace and matches(b.selector, p.labels) and b.allowed < 1:
-                        why.append(f"PDB {b.key} allows 0 disruptions (pod {p.key})")
+                why.update(f"PDB {b.key} allows 0 disruptions (pod {p.key})" for b in self.budgets_in[p.namespace]
+                           if b.allowed < 1 and matches(b.selector, p.labels))
             if why:
-                out[node] = sorted(set(why))
+                out[node] = sorted(why)
         return out
 
     # --- disruption budgets ---------------------------------------------------------------------
 
     def budget_problems(self) -> list[str]:
-        out = []
-        for w in self.workloads:
-            if w.replicas >= 2 and not w.budgets:
-                out.append(f"{w.key} ({w.replicas} replicas) has no PodDisruptionBudget")
+        out = [f"{w.key} ({w.replicas} replicas) has no PodDisruptionBudget"
+               for w in self.workloads if w.replicas >= 2 and not w.budgets]
         for b in self.budgets:
-            covered = [p for p in self.pods if p.namespace == b.namespace and matches(b.selector, p.labels)]
-            if not covered:
+            if not any(matches(b.selector, p.labels) for p in self.pods_in[b.namespace]):
                 out.append(f"PDB {b.key} matches no pod")
             elif b.allowed < 1 and b.desired_healthy >= b.expected:
                 out.append(f"PDB {b.key} can never allow a disruption (needs {b.desired_healthy} healthy of "
                            f"{b.expected})")
         return out
-
-    def single_replicas(self) -> list[str]:
-        return [w.key for w in self.workloads if w.replicas == 1]

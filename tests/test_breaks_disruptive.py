@@ -111,3 +111,43 @@ def test_api_d01_fails_when_haproxy_keeps_a_stopped_apiserver_in_its_pool(lab: L
     assert code == 1 and "haproxy did not take it out of the pool in time" in results["API-D01"]["message"], \
         results["API-D01"]
     lab_settled(lab)
+
+
+@contextmanager
+def keepalived_slower_than_its_config(lab: Lab) -> Iterator[None]:
+    """Every keepalived running with advert_int 2 while its keepalived.conf on disk says 1 (an
+    edit never reloaded): a backup declares the master down after ~6 s, not the ~3.5 s the
+    config promises."""
+    hosts = [h.name for h in lab.spec.control_plane_hosts]
+    confs = {h: lab.paths.etc(h, "keepalived", "keepalived.conf") for h in hosts}
+    originals = {h: c.read_text() for h, c in confs.items()}
+    assert all("advert_int 1\n" in text for text in originals.values()), originals
+
+    def restart_all() -> None:
+        for h in hosts:
+            lab.host(h).stop("keepalived")
+        for h in hosts:
+            lab.host(h).start("keepalived")
+
+    try:
+        for h, c in confs.items():
+            c.write_text(originals[h].replace("advert_int 1\n", "advert_int 2\n"))
+        restart_all()
+        for h, c in confs.items():
+            c.write_text(originals[h])
+        lab_settled(lab)
+        yield
+    finally:
+        for h, c in confs.items():
+            c.write_text(originals[h])
+        restart_all()
+        lab_settled(lab)
+
+
+def test_vip_d03_fails_when_keepalived_is_slower_than_its_vrrp_bound(lab: Lab, tmp_path: Path) -> None:
+    """The client SLO loosened so the VRRP bound is what judges: the move takes three adverts of
+    2 s, the bound computed from the config on disk allows three of 1 s."""
+    inventory = tightened(lab, tmp_path / "inventory.yaml", vip_failover_seconds=30)
+    with keepalived_slower_than_its_config(lab):
+        code, results = run_checks(inventory, tmp_path, "VIP-D03", disruptive=True)
+    assert code == 1 and "beyond the VRRP master-down bound" in results["VIP-D03"]["message"], results["VIP-D03"]

@@ -3,8 +3,15 @@ API server matches them, node loss, drainability under kubectl's rules, budget h
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from hakit.errors import UnreachableError
 from hakit.inventory import Scope
-from hakit.workloads import Budget, Fleet, Pod, Workload, matches
+from hakit.workloads import Budget, Fleet, Pod, Workload, _listed, matches
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
@@ -34,18 +41,18 @@ def web(replicas: int = 2) -> Workload:
 def test_node_loss_names_the_node_and_the_workload_it_would_take_down() -> None:
     pods = [pod("web-1", "n1", {"app": "web"}), pod("web-2", "n1", {"app": "web"})]
     fleet = Fleet(pods, [], [web()])
-    assert fleet.node_loss(["n1", "n2"]) == {"n1": ["Deployment app/web to 0 ready"]}
+    assert fleet.loss_impact({"n1": "n1", "n2": "n2"}) == {"n1": ["Deployment app/web to 0 ready"]}
     spread = Fleet([pod("web-1", "n1", {"app": "web"}), pod("web-2", "n2", {"app": "web"})], [], [web()])
-    assert spread.node_loss(["n1", "n2"]) == {}
+    assert spread.loss_impact({"n1": "n1", "n2": "n2"}) == {}
 
 
 def test_node_loss_below_a_budget_and_below_a_statefulset_quorum() -> None:
     pods = [pod(f"web-{i}", n, {"app": "web"}) for i, n in enumerate(["n1", "n1", "n2"])]
     budget = Budget("app", "web", {"matchLabels": {"app": "web"}}, allowed=1, desired_healthy=2, expected=3)
-    assert Fleet(pods, [budget], [web(3)]).node_loss(["n1"]) == {"n1": ["Deployment app/web below its PDB (1 < 2)"]}
+    assert Fleet(pods, [budget], [web(3)]).loss_impact({"n1": "n1"}) == {"n1": ["Deployment app/web below its PDB (1 < 2)"]}
     db = Workload("StatefulSet", "app", "db", 3, {"matchLabels": {"app": "db"}}, {"app": "db"})
     dbs = [pod(f"db-{i}", n, {"app": "db"}, owner=("StatefulSet", "db")) for i, n in enumerate(["n1", "n1", "n2"])]
-    assert Fleet(dbs, [], [db]).node_loss(["n1"]) == {"n1": ["StatefulSet app/db below quorum (1 of 3)"]}
+    assert Fleet(dbs, [], [db]).loss_impact({"n1": "n1"}) == {"n1": ["StatefulSet app/db below quorum (1 of 3)"]}
 
 
 def test_drain_blockers_follow_kubectl_and_the_pdb_status() -> None:
@@ -67,3 +74,40 @@ def test_budget_problems_and_the_scope() -> None:
     assert Fleet(pods, [], [web()]).budget_problems() == ["Deployment app/web (2 replicas) has no PodDisruptionBudget"]
     scope = Scope(exclude_namespaces=("app",))
     assert not scope.wants("app", {}) and Scope(exclude_labels=(("hakit.io/ignore", "true"),)).wants("x", {})
+
+
+def test_zone_loss_counts_every_node_of_the_zone() -> None:
+    """Spread over two nodes of one zone survives a node loss, not the zone's."""
+    pods = [pod("web-1", "a1", {"app": "web"}), pod("web-2", "a2", {"app": "web"})]
+    fleet = Fleet(pods, [], [web()])
+    assert fleet.loss_impact({"a1": "a1", "a2": "a2", "b1": "b1"}) == {}
+    assert fleet.loss_impact({"a1": "a", "a2": "a", "b1": "b"}) == {"a": ["Deployment app/web to 0 ready"]}
+
+
+class Pages:
+    """A LIST endpoint answering with scripted failures first, as an HA apiserver pair can."""
+
+    def __init__(self, *failures: ApiException) -> None:
+        self.failures, self.calls = list(failures), []
+
+    def __call__(self, limit: int, _continue: str | None, **_: object) -> SimpleNamespace:
+        self.calls.append(_continue)
+        if _continue and self.failures:
+            raise self.failures.pop(0)
+        page = {"items": [{"n": 1}], "metadata": {"continue": "t1"}} if not _continue else {"items": [{"n": 2}]}
+        return SimpleNamespace(data=json.dumps(page))
+
+
+def failure(status: int, retry_after: str | None = None) -> ApiException:
+    e = ApiException(status=status, reason="Timeout" if status == 504 else "Expired")
+    e.headers = {"Retry-After": retry_after} if retry_after else {}
+    return e
+
+
+def test_listing_through_a_vip_retries_a_lagging_apiserver_and_restarts_an_expired_token() -> None:
+    lagging = Pages(failure(504, "0"))   # "Too large resource version": the next apiserver's cache lags
+    assert _listed(lagging, "pods", lambda d: d["n"]) == [1, 2] and lagging.calls == [None, "t1", "t1"]
+    expired = Pages(failure(410))
+    assert _listed(expired, "pods", lambda d: d["n"]) == [1, 2] and expired.calls == [None, "t1", None, "t1"]
+    with pytest.raises(UnreachableError, match="HTTP 504"):
+        _listed(Pages(*[failure(504, "0")] * 5), "pods", lambda d: d["n"])

@@ -18,6 +18,7 @@ from hakit.lab.provision import SERVICE_CIDR
 from hakit.lab.topology import LB_PORT, Host, LabSpec
 
 MIRROR_LABEL = "hakit.io/lab-mirror"
+BULK_ZONES = 10
 
 
 def _create(fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -81,9 +82,12 @@ def nodes(api: client.ApiClient, spec: LabSpec) -> None:
             _create(core.create_node, node_manifest(host.name, host.address, host.is_control_plane, {}))
     bulk = spec.bulk_node_names()
     if bulk:
+        def create(i: int, name: str) -> None:   # ten zones, as a fleet spread over failure domains
+            labels = {"hakit.io/bulk": "true", "topology.kubernetes.io/zone": f"zone-{i % BULK_ZONES}"}
+            _create(core.create_node, node_manifest(name, None, False, labels))
+
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda n: _create(core.create_node, node_manifest(n, None, False, {"hakit.io/bulk": "true"})),
-                          bulk))
+            list(pool.map(create, range(len(bulk)), bulk))
 
 
 def mirror_pods(api: client.ApiClient, host: Host, comps: list[Component]) -> None:
