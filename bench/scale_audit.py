@@ -12,7 +12,7 @@ popeye is a benchmark dependency only; it is built once from its Go module into
 ~/.cache/hakit/bin/popeye-v0.22.1 (see build_popeye).
 
     sudo .venv/bin/python bench/scale_audit.py [--nodes 1000] [--deployments 3000]
-        [--namespaces 100] [--replicas 10] [--keep]
+        [--namespaces 100] [--replicas 10] [--keep | --again LAB_DIR]
 """
 
 from __future__ import annotations
@@ -177,8 +177,13 @@ def main() -> None:
     parser.add_argument("--namespaces", type=int, default=100)
     parser.add_argument("--replicas", type=int, default=10, help="of each healthy Deployment")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    parser.add_argument("--again", metavar="LAB_DIR", type=Path,
+                        help="only audit again a fleet a --keep run left up (its lab directory)")
     args = parser.parse_args()
     popeye = build_popeye()
+    if args.again:
+        run(LabPaths(args.again), popeye, args)
+        return
     root = Path(tempfile.mkdtemp(prefix="hakit-bench-"))
     paths = LabPaths(root / "lab")
     lab = Lab(LabSpec(subnet=free_subnet(), prefix="hks", bulk_nodes=args.nodes), paths)
@@ -201,7 +206,7 @@ def main() -> None:
             return n >= pods
 
         wait.until(ready, 2400, f"{pods} pods ready", interval=15)
-        print(f"fleet ready {time.monotonic() - t0:.0f} s after its creation began", flush=True)
+        print(f"fleet ready {time.monotonic() - t0:.0f} s after its creation began (lab: {paths.root})", flush=True)
         run(paths, popeye, args)
     finally:
         if not args.keep:
