@@ -27,7 +27,7 @@ from hakit.cluster import Cluster
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.alerting import LABELS, TRAILS, Follow, Trail
+from hakit.alerting import HELD, LABELS, Follow, Trail
 from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds, ha_jobs
 from hakit.snapshot import is_control_plane
 
@@ -96,8 +96,12 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
         cfg.get("evaluation_interval", "1m"))
     silenced = pytestconfig.getoption("--hakit-silence")
     delivered = bool(receiver) and not silenced
-    trail = pytestconfig.stash.get(TRAILS, {}).pop(scenario.alert, None)
-    if trail is not None:   # followed in another check's fault of the same kind: judge that
+    held = pytestconfig.stash.get(HELD, {}).pop(scenario.alert, None)
+    if held is not None:   # followed in another check's fault of the same kind: judge that
+        try:
+            trail = held.trail if held.trail.missed else held.resolve(held.trail.restored, slo, delivered)
+        finally:
+            held.close()
         evidence.fault(f"{trail.fault} (held by {trail.host_check})", trail.t0)
     else:
         host = scenario.target(inventory, control)

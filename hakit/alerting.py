@@ -102,6 +102,10 @@ class Follow:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the watches (a trail left open by one check is closed by MON-D01)."""
         self._stack.close()
 
     def follow(self, fault: str, t0: float, slo: float, delivered: bool) -> Trail:
@@ -126,21 +130,28 @@ class Follow:
 
     def resolve(self, restored: float, slo: float, delivered: bool) -> Trail:
         """After the restore: resolved in Prometheus, then in Alertmanager, then the resolved
-        notification at the receiver; each None when not within the SLO."""
+        notification at the receiver; each None when not within the SLO of the restore. It may
+        be called long after the restore (MON-D01 resolves the trails other checks left open
+        while the suite went on): the watches kept sampling, and what came later is too late."""
         self.trail.restored = restored
+        deadline = restored + slo
         stages = [("resolved", self.prom, lambda v: v is None, "to resolve in Prometheus"),
                   ("resolved_in_am", self.am, lambda v: v is None, "to resolve in Alertmanager")]
         if delivered:
             stages.append(("resolved_delivered", self.pager, lambda v: "resolved" in v, "'s resolved notification"))
         for attr, watch, reached, what in stages:
             try:
-                setattr(self.trail, attr, watch.wait(reached, restored, slo, f"{self.trail.alert} {what}"))
+                at = watch.wait(reached, restored, max(deadline - time.monotonic(), 0.0), f"{self.trail.alert} {what}")
             except wait.WaitTimeout:
                 break
+            if at > deadline:
+                break
+            setattr(self.trail, attr, at)
         return self.trail
 
 
-# In a pytest run: MON-D01's alerts selected (set by the plugin at collection), and the trails
-# other disruptive checks recorded for them while holding the same fault (read by MON-D01).
+# In a pytest run: MON-D01's alerts selected (set by the plugin at collection), and the follows
+# other disruptive checks left open for them after holding the same fault: MON-D01 resolves and
+# closes each, so the suite need not wait out the resolution inside the check that held the fault.
 FOLLOWED = pytest.StashKey[set[str]]()
-TRAILS = pytest.StashKey[dict[str, Trail]]()
+HELD = pytest.StashKey[dict[str, Follow]]()
