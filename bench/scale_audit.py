@@ -40,6 +40,7 @@ from hakit.lab.topology import LabSpec
 POPEYE = "v0.22.1"
 PAUSE = {"name": "c", "image": "registry.k8s.io/pause:3.10"}
 TOLERATE = [{"operator": "Exists"}]
+MONITORING = ("kube-state-metrics", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,11 @@ def main() -> None:
         wait.until(lambda: sum(1 for n in core.list_node(label_selector="hakit.io/bulk=true").items
                                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []))
                    >= args.nodes, 600, "bulk nodes Ready", interval=5)
+        # kube-state-metrics and Prometheus would follow every one of 30,000 pods being placed
+        # (gigabytes, and the CPU kwok needs to keep 1,000 node Leases renewed on 2 cores):
+        # stopped while the fleet is built, started again to be audited.
+        for component in MONITORING:
+            lab.host("mon").stop(component)
         t0 = time.monotonic()
         pods = create_fleet(api, args.namespaces, args.deployments, args.replicas)
         print(f"{args.deployments} workloads in {args.namespaces} namespaces created in {time.monotonic() - t0:.0f} s; "
@@ -207,6 +213,10 @@ def main() -> None:
 
         wait.until(ready, 2400, f"{pods} pods ready", interval=15)
         print(f"fleet ready {time.monotonic() - t0:.0f} s after its creation began (lab: {paths.root})", flush=True)
+        for component in reversed(MONITORING):
+            lab.host("mon").start(component)
+        wait.until(lambda: all(s.healthy for s in lab.status()), 300, "the lab's components healthy", interval=5)
+        time.sleep(60)   # a few scrapes of the whole fleet before the audit reads Prometheus
         run(paths, popeye, args)
     finally:
         if not args.keep:

@@ -111,7 +111,13 @@ def look(ctx: Context) -> str:
 
 
 def room(ctx: Context) -> str:
-    """Every host's data-dir filesystem has room for the copy and the restored db."""
+    """Every host runs etcdutl (kubeadm ships it only inside the etcd image), and its data-dir
+    filesystem has room for the copy and the restored db: found before anything is stopped."""
+    no_etcdutl = [h for h in hosts(ctx) if ctx.control.run(h, "%s version", ctx.inventory.host_path("etcdutl", h)).rc]
+    if no_etcdutl:
+        raise HakitError(f"etcdutl ({ctx.inventory.host_path('etcdutl', no_etcdutl[0])}) does not run on "
+                         f"{', '.join(no_etcdutl)}: install etcd's etcdutl there (kubeadm ships it only inside the "
+                         "etcd image), or name it in control_plane.paths.etcdutl")
     need = datadir.space_needed(Path(ctx.state["snapshot"]).stat().st_size)
     free = {h: int(ctx.control.must(h, "reading free space", datadir.FREE_BYTES, data_dir(ctx, h)).split()[0])
             for h in hosts(ctx)}
@@ -251,7 +257,7 @@ RUNBOOK = Runbook(
              changes=False, require=quorum_lost, require_text="etcd has lost quorum (or force=yes)"),
         Step("copy", "Copy the snapshot (0600) to every control-plane host and check its sha256",
              lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy,
-             require=room, require_text="each data dir's filesystem has room for the restore"),
+             require=room, require_text="etcdutl runs on each host, and each data dir's filesystem has room"),
         Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
              lambda ctx: ctx.on_each_host("; ".join(control(ctx, "stop", c) for c in API)),
              lambda ctx: each(ctx, "stop", API), verify=none_running(API),

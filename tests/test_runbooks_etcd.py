@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from breaking import lab_settled, run_checks
 from hakit.lab import Lab
@@ -150,6 +151,20 @@ def test_etcd_restore_snapshot_brings_back_what_the_snapshot_holds(lab: Lab, api
     assert "etcd-restore-snapshot: done, and ETCD-001, ETCD-002, ETCD-003, API-001, API-002, CP-002, CP-003 pass" \
         in done.stdout
     core.delete_namespaced_config_map(before, "default")
+
+
+def test_etcd_restore_snapshot_refuses_before_any_stop_where_etcdutl_does_not_run(lab: Lab, tmp_path: Path,
+                                                                                  runs: Path) -> None:
+    """A kubeadm host has etcdutl only inside the etcd image: that is found before the outage
+    begins, not after every apiserver and member is stopped."""
+    doc = yaml.safe_load(lab.paths.inventory.read_text())
+    doc.setdefault("control_plane", {}).setdefault("paths", {})["etcdutl"] = "/nonexistent/etcdutl"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump(doc))
+    out = runbook(lab, "run", "etcd-restore-snapshot", "--yes", "force=yes", "max_age_hours=10000",
+                  "--inventory", str(inventory))
+    assert out.returncode == 1 and "does not run on cp1, cp2, cp3" in out.stderr, out.stdout + out.stderr
+    assert all(lab.host(h.name).is_running(c) for h in lab.control_planes for c in ("etcd", "kube-apiserver"))
 
 
 def test_etcd_restore_snapshot_dry_run_changes_nothing(lab: Lab, runs: Path) -> None:
