@@ -133,9 +133,9 @@ def keepalived_slower_than_its_config(lab: Lab) -> Iterator[None]:
         for h, c in confs.items():
             c.write_text(originals[h].replace("advert_int 1\n", "advert_int 2\n"))
         restart_all()
+        lab_settled(lab)   # one VIP holder: each keepalived has read advert_int 2 (a start returns before)
         for h, c in confs.items():
             c.write_text(originals[h])
-        lab_settled(lab)
         yield
     finally:
         for h, c in confs.items():
