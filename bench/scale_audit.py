@@ -182,7 +182,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=10, help="of each healthy Deployment")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     parser.add_argument("--again", metavar="LAB_DIR", type=Path,
-                        help="only audit again a fleet a --keep run left up (its lab directory)")
+                        help="only audit again a fleet a --keep run left up (its lab directory; give the same "
+                             "--namespaces)")
     args = parser.parse_args()
     popeye = build_popeye()
     if args.again:
@@ -263,7 +264,7 @@ def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
 
 def sibling(namespace: str, args: argparse.Namespace) -> str:
     """A healthy Deployment of the same namespace (fleet() names them web-NNNNN round-robin)."""
-    i = int(namespace.split("-")[1]) + args.namespaces   # not i % 4 == 0's matchExpressions kind, mostly
+    i = int(namespace.split("-")[1]) + args.namespaces   # the namespace's second healthy one
     return f"{namespace}/web-{i:05d}"
 
 
