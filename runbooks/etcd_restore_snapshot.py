@@ -27,6 +27,7 @@ from hakit import wait
 from hakit.cluster import datadir, ssh_quote
 from hakit.etcd import PEER_PORT, Quorum
 from hakit.errors import HakitError, UnreachableError
+from hakit.inventory import IMAGE
 from hakit.cluster.components import render
 from hakit.cluster.probes import readyz
 from hakit.runbook import Context, Param, Runbook, Step
@@ -110,21 +111,45 @@ def look(ctx: Context) -> str:
             f"{age:.0f} min old: everything written since is lost; members: {initial_cluster(ctx)}")
 
 
+def etcdutl(ctx: Context, host: str) -> tuple[str, tuple[str, ...]]:
+    """etcdutl on host, as `room` found it (the state is the journal's: its image is checked again)."""
+    image = ctx.state.get("etcdutl", {}).get(host, "")
+    if image and not IMAGE.fullmatch(image):
+        raise HakitError(f"the run's state names etcd image {image[:80]!r} for {host}: not an image reference")
+    return datadir.etcdutl(ctx.inventory.host_path("etcdutl", host), image, data_dir(ctx, host))
+
+
+def find_etcdutl(ctx: Context, host: str) -> str:
+    """The host's own etcdutl if it runs (""), else the etcd image whose etcdutl runs there."""
+    if not ctx.control.run(host, "%s version", ctx.inventory.host_path("etcdutl", host)).rc:
+        return ""
+    image = ctx.control.run(host, datadir.ETCD_IMAGE).stdout.strip()
+    if not IMAGE.fullmatch(image):
+        return "-"
+    template, args = datadir.etcdutl("", image, data_dir(ctx, host))
+    return image if not ctx.control.run(host, template + " version", *args).rc else "-"
+
+
 def room(ctx: Context) -> str:
-    """Every host runs etcdutl (kubeadm ships it only inside the etcd image), and its data-dir
-    filesystem has room for the copy and the restored db: found before anything is stopped."""
-    no_etcdutl = [h for h in hosts(ctx) if ctx.control.run(h, "%s version", ctx.inventory.host_path("etcdutl", h)).rc]
-    if no_etcdutl:
-        raise HakitError(f"etcdutl ({ctx.inventory.host_path('etcdutl', no_etcdutl[0])}) does not run on "
-                         f"{', '.join(no_etcdutl)}: install etcd's etcdutl there (kubeadm ships it only inside the "
-                         "etcd image), or name it in control_plane.paths.etcdutl")
+    """Every host runs etcdutl (its own, or the one in etcd's image: kubeadm installs no other),
+    and its data-dir filesystem has room for the copy and the restored db: found before
+    anything is stopped."""
+    found = {h: find_etcdutl(ctx, h) for h in hosts(ctx)}
+    missing = [h for h, image in found.items() if image == "-"]
+    if missing:
+        raise HakitError(f"etcdutl ({ctx.inventory.host_path('etcdutl', missing[0])}) does not run on "
+                         f"{', '.join(missing)}, nor from etcd's image there: install etcd's etcdutl, or name it "
+                         "in control_plane.paths.etcdutl")
+    ctx.state["etcdutl"] = found
     need = datadir.space_needed(Path(ctx.state["snapshot"]).stat().st_size)
     free = {h: int(ctx.control.must(h, "reading free space", datadir.FREE_BYTES, data_dir(ctx, h)).split()[0])
             for h in hosts(ctx)}
     short = [f"{h} ({b / 2**20:.0f} MiB free)" for h, b in free.items() if b < need]
     if short:
         raise HakitError(f"not enough space for the restore ({need / 2**20:.0f} MiB needed) on {', '.join(short)}")
-    return f"{need / 2**20:.0f} MiB needed; free: " + ", ".join(f"{h} {b / 2**20:.0f} MiB" for h, b in free.items())
+    images = sorted({image for image in found.values() if image})
+    return (f"etcdutl: {'from ' + ', '.join(images) if images else 'the hosts’ own'}; {need / 2**20:.0f} MiB needed; "
+            "free: " + ", ".join(f"{h} {b / 2**20:.0f} MiB" for h, b in free.items()))
 
 
 def copy(ctx: Context) -> str:
@@ -164,20 +189,29 @@ def none_running(components: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return verify
 
 
-RESTORE = ("rm -rf -- %s && %s snapshot restore %s --name %s --initial-cluster %s --initial-cluster-token %s "
+RESTORE = ("snapshot restore %s --name %s --initial-cluster %s --initial-cluster-token %s "
            "--initial-advertise-peer-urls %s --bump-revision %s --mark-compacted --data-dir %s")
 
 
-def restore_args(ctx: Context, host: str) -> tuple[str, ...]:
+def restore_command(ctx: Context, host: str) -> tuple[str, tuple[str, ...]]:
+    """rm -rf the restored dir of an earlier try, then etcdutl snapshot restore into it."""
     restored = restored_dir(ctx, host)
-    return (restored, ctx.inventory.host_path("etcdutl", host), on_host(ctx, host), host, initial_cluster(ctx),
-            f"hakit-restore-{ctx.state.get('stamp', '<time>')}",
-            f"https://{ctx.control.addresses[host]}:{PEER_PORT}", str(BUMP), restored)
+    program, program_args = etcdutl(ctx, host)
+    return (f"rm -rf -- %s && {program} {RESTORE}",
+            (restored, *program_args, on_host(ctx, host), host, initial_cluster(ctx),
+             f"hakit-restore-{ctx.state.get('stamp', '<time>')}",
+             f"https://{ctx.control.addresses[host]}:{PEER_PORT}", str(BUMP), restored))
+
+
+def restore_text(ctx: Context) -> str:
+    template, args = restore_command(ctx, hosts(ctx)[0])
+    return ssh_quote(template, *args)
 
 
 def restore(ctx: Context) -> str:
     for host in hosts(ctx):
-        ctx.control.must(host, "etcdutl snapshot restore", RESTORE, *restore_args(ctx, host))
+        template, args = restore_command(ctx, host)
+        ctx.control.must(host, "etcdutl snapshot restore", template, *args)
     return f"restored a data dir for each of {', '.join(hosts(ctx))}"
 
 
@@ -257,7 +291,7 @@ RUNBOOK = Runbook(
              changes=False, require=quorum_lost, require_text="etcd has lost quorum (or force=yes)"),
         Step("copy", "Copy the snapshot (0600) to every control-plane host and check its sha256",
              lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy,
-             require=room, require_text="etcdutl runs on each host, and each data dir's filesystem has room"),
+             require=room, require_text="etcdutl runs on each host (or from its etcd image), and each data dir's filesystem has room"),
         Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
              lambda ctx: ctx.on_each_host("; ".join(control(ctx, "stop", c) for c in API)),
              lambda ctx: each(ctx, "stop", API), verify=none_running(API),
@@ -267,7 +301,7 @@ RUNBOOK = Runbook(
              undo=lambda ctx: "; ".join(each(ctx, "start", c) for c in (("etcd",), API)),
              undo_text="start etcd and the apiservers again, on the old data"),
         Step("restore", "Restore the snapshot into a new data dir for each member",
-             lambda ctx: ctx.on_each_host(ssh_quote(RESTORE, *restore_args(ctx, hosts(ctx)[0]))), restore),
+             lambda ctx: ctx.on_each_host(restore_text(ctx)), restore),
         Step("swap", "Move each old member/ aside (kept) and the restored one into its place",
              lambda ctx: ctx.on_each_host(ssh_quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
         Step("start-etcd", "Start etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "start", "etcd")),

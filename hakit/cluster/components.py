@@ -55,7 +55,8 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
     running = f"crictl ps -q --state running --name {shlex.quote(f'^{component}$')} | grep -q ."
     return {
         # The kubelet stops a static pod whose manifest leaves its directory; wait until it has.
-        "stop": f"mkdir -p {PARKED} && mv {MANIFESTS}/{c}.yaml {PARKED}/ && "
+        # One parked already (an earlier stop, an operator) is stopped all the same.
+        "stop": f"mkdir -p {PARKED} && {{ [ ! -f {MANIFESTS}/{c}.yaml ] || mv {MANIFESTS}/{c}.yaml {PARKED}/; }} && "
                 f"for i in $(seq 120); do {running} || exit 0; sleep 0.5; done; exit 1",
         # ... and starts it again after it is back: wait for that too. Usually seconds; but a
         # control plane's kubelet talks to its own apiserver, which reads only its own etcd:

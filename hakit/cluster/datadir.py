@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+from hakit.cluster.components import MANIFESTS, PARKED
+
 RESTORED = ".hakit-restored"           # etcdutl restores here, inside the data dir
 SNAPSHOT = ".hakit-restore.db"         # where a restore's snapshot copy lives on the host (0600)
 
@@ -38,3 +40,19 @@ def space_needed(snapshot_bytes: int) -> int:
     """A restore writes the snapshot's copy, then a db of about its size, plus a WAL segment
     (64 MiB) and room to breathe."""
     return 2 * snapshot_bytes + 128 * 1024**2
+
+
+# etcdutl on a kubeadm host, which has none of its own: etcd's image carries it (the
+# upstream image and the lab's alike). The image is the one etcd's static pod names, its
+# manifest in place or parked; containerd runs etcdutl from it with only the data dir bound.
+ETCD_IMAGE = f"sed -n 's/^ *image: *//p' -- {MANIFESTS}/etcd.yaml {PARKED}/etcd.yaml 2>/dev/null | head -n1"
+IN_IMAGE = "ctr -n k8s.io run --rm --mount %s %s %s etcdutl"   # mount, image, container id
+
+
+def etcdutl(program: str, image: str, data_dir: str) -> tuple[str, tuple[str, ...]]:
+    """How to start etcdutl on a host, as a command template and its arguments: the host's
+    own program, or (image given) etcdutl inside etcd's image with the data dir bound in."""
+    if not image:
+        return "%s", (program,)
+    return IN_IMAGE, (f"type=bind,src={data_dir},dst={data_dir},options=rbind:rw", image,
+                      f"hakit-etcdutl-{time.time_ns()}")
