@@ -6,8 +6,11 @@ etcd cluster"). Nothing may write to etcd meanwhile, and nothing may keep a cach
 the newer state, so the apiservers, controller managers and schedulers are stopped
 first and started last. The restore bumps the revision and marks it compacted, so
 clients watching from a revision the snapshot never saw re-list instead of trusting
-a cache. Every member's old data dir is moved aside, not deleted. Everything written
-after the snapshot is lost: that is the price, and `look` says how old it is.
+a cache. The kubelets are restarted as that guide recommends: a kubelet that talks to
+its own apiserver (kubeadm's default since 1.33) is otherwise still busy stopping pods
+minutes later, and would not start them again. Every member's old data dir is moved
+aside, not deleted. Everything written after the snapshot is lost: that is the price,
+and `look` says how old it is.
 """
 
 from __future__ import annotations
@@ -304,6 +307,10 @@ RUNBOOK = Runbook(
              lambda ctx: ctx.on_each_host(restore_text(ctx)), restore),
         Step("swap", "Move each old member/ aside (kept) and the restored one into its place",
              lambda ctx: ctx.on_each_host(ssh_quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
+        Step("restart-kubelet", "Restart the kubelet on every host: it forgets the pods it was stopping and "
+             "what it read from the old data", lambda ctx: ctx.on_each_host(
+                 f"{control(ctx, 'stop', 'kubelet')}; {control(ctx, 'start', 'kubelet')}"),
+             lambda ctx: "; ".join(each(ctx, action, ("kubelet",)) for action in ("stop", "start"))),
         Step("start-etcd", "Start etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "start", "etcd")),
              lambda ctx: each(ctx, "start", ("etcd",))),
         Step("etcd-healthy", "Wait until every member is healthy at the restored revision",

@@ -52,12 +52,18 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
                 "is-active": f"systemctl is-active --quiet {c}"}[action]
-    running = f"crictl ps -q --state running --name {shlex.quote(f'^{component}$')} | grep -q ."
+    ids = f"crictl ps -q --state running --name {shlex.quote(f'^{component}$')}"
+    running = f"{ids} | grep -q ."
     return {
         # The kubelet stops a static pod whose manifest leaves its directory; wait until it has.
-        # One parked already (an earlier stop, an operator) is stopped all the same.
+        # One parked already (an earlier stop, an operator) is stopped all the same. A kubelet
+        # that talks to its own apiserver (kubeadm's default since 1.33) while that apiserver's
+        # etcd is gone blocks on it and has not even begun the stop minutes later (kubeadm lab,
+        # quorum lost: 57-125 s for an apiserver); past the 30 s grace period the container is
+        # stopped through the CRI, as the kubelet would have.
         "stop": f"mkdir -p {PARKED} && {{ [ ! -f {MANIFESTS}/{c}.yaml ] || mv {MANIFESTS}/{c}.yaml {PARKED}/; }} && "
-                f"for i in $(seq 120); do {running} || exit 0; sleep 0.5; done; exit 1",
+                f"for i in $(seq 240); do {running} || exit 0; [ $i != 70 ] || crictl stop --timeout 5 "
+                f"$({ids}) >/dev/null 2>&1; sleep 0.5; done; exit 1",
         # ... and starts it again after it is back: wait for that too. Usually seconds; but a
         # control plane's kubelet talks to its own apiserver, which reads only its own etcd:
         # when that etcd was the one parked, the kubelet first retries deleting the old mirror

@@ -132,7 +132,9 @@ def execute(rb: Runbook, ctx: Context, journal: RunJournal, done: set[str], yes:
         out(f"{head}\n    $ {step.show(ctx)}")
         if step.require:
             try:
-                step.require(ctx)
+                found = step.require(ctx)
+                if found:
+                    out(f"    safe: {found}")
             except Exception as e:  # noqa: BLE001 - whatever says no, the step must not act: one line
                 fail(rb, step, i, ctx, journal, f"not safe to run now: {said(e)}", yes, confirm, out, acted=False)
         if step.changes and not yes and not confirm("    run this step? [y/N] "):

@@ -81,6 +81,9 @@ def test_etcd_restore_snapshot_rebuilds_a_cluster_that_lost_quorum(klab: Kubeadm
     core = client.CoreV1Api(kcluster.api)
     before, after = "hakit-restore-before", "hakit-restore-after"
     for name in (before, after):
+        if name in {c.metadata.name for c in core.list_namespaced_config_map("default").items}:
+            core.delete_namespaced_config_map(name, "default")   # an earlier, failed run's
+    for name in (before, after):
         core.create_namespaced_config_map("default", {"metadata": {"name": name}})
         if name == before:
             backup = runbook(klab, "etcd-backup", f"dir={tmp_path / 'snaps'}")
