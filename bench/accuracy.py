@@ -10,7 +10,7 @@ and its own thread. Per run it prints hakit's figure beside the
 observer's and their difference; then the mean and the largest difference, which is
 the accuracy to quote (with the observer's own resolution).
 
-    sudo .venv/bin/python bench/accuracy.py [--runs 5]
+    sudo .venv/bin/python bench/accuracy.py [--runs 5] [--load N]
 
 Uses the lab at $HAKIT_LAB_DIR (`hakit lab up` first).
 """
@@ -132,7 +132,19 @@ def hakit_figures(results: Path, hosts: list[str]) -> tuple[str, str, dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="N busy loops running throughout (N = the cores: the machine saturated)")
     args = parser.parse_args()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        compare(args.runs)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    print(f"(with {args.load} busy loops)" if args.load else "(idle but for the lab)")
+
+
+def compare(runs: int) -> None:
     inventory = default_root() / "inventory.yaml"
     inv = load(inventory)
     netns = {h.name: h.netns for h in Lab.load().spec.control_plane_hosts}
@@ -141,7 +153,7 @@ def main() -> None:
     print(f"{'check':8} {'run':>3} {'figure':32} {'hakit':>8} {'±':>6} {'observer':>9} {'diff':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for check in ("VIP-D01", "VIP-D03"):
-            for run in range(args.runs):
+            for run in range(runs):
                 with Observer(netns, inv.vip, inv.vip_url + "/readyz") as seen:
                     done = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "--disruptive", "--check", check,
                                            "--inventory", str(inventory), "--json", f"{tmp}/r.json"],

@@ -12,7 +12,7 @@ popeye is a benchmark dependency only; it is built once from its Go module into
 ~/.cache/hakit/bin/popeye-v0.22.1 (see build_popeye).
 
     sudo .venv/bin/python bench/scale_audit.py [--nodes 1000] [--deployments 3000]
-        [--namespaces 100] [--replicas 10] [--keep | --again LAB_DIR]
+        [--namespaces 100] [--replicas 10] [--wave 500] [--keep | --again LAB_DIR]
 
 On 2 cores the largest fleet that converged was --deployments 1000 (9,942 pods, ready in
 5.5 min); at 3,000 (30,000 pods) kwok fell behind on the node Leases and nodes went NotReady.
@@ -124,16 +124,28 @@ def fleet(namespaces: int, deployments: int, replicas: int) -> tuple[list[dict],
     return deps, sts, pdbs
 
 
-def create_fleet(api: client.ApiClient, namespaces: int, deployments: int, replicas: int) -> int:
-    """Creates the fleet; returns how many pods it should run."""
+def create_fleet(api: client.ApiClient, namespaces: int, deployments: int, replicas: int, wave: int) -> int:
+    """Creates the fleet a wave of `wave` workloads at a time, each wave ready before the next
+    (as a fleet grows: all at once, the 2-core lab's scheduler and kwok fell behind the node
+    Leases); returns how many pods it runs."""
     core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
     deps, sts, pdbs = fleet(namespaces, deployments, replicas)
+    t0, pods = time.monotonic(), 0
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: core.create_namespace({"metadata": {"name": f"bench-{i:03d}"}}), range(namespaces)))
         list(pool.map(lambda d: policy.create_namespaced_pod_disruption_budget(d["metadata"]["namespace"], d), pdbs))
-        list(pool.map(lambda d: apps.create_namespaced_deployment(d["metadata"]["namespace"], d), deps))
-        list(pool.map(lambda d: apps.create_namespaced_stateful_set(d["metadata"]["namespace"], d), sts))
-    return sum(d["spec"]["replicas"] for d in deps + sts)
+        for start in range(0, len(deps) + len(sts), wave):
+            batch = (deps + sts)[start:start + wave]
+            list(pool.map(lambda d: (apps.create_namespaced_stateful_set if d in sts else
+                                     apps.create_namespaced_deployment)(d["metadata"]["namespace"], d), batch))
+            pods += sum(d["spec"]["replicas"] for d in batch)
+
+            def ready(want: int = pods) -> bool:
+                n = ready_pods(api)
+                print(f"  {n} of {want} pods ready ({time.monotonic() - t0:.0f} s)", flush=True)
+                return n >= want
+            wait.until(ready, 1800, f"{pods} pods ready", interval=15)
+    return pods
 
 
 def ready_pods(api: client.ApiClient) -> int:
@@ -180,6 +192,7 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=3000)
     parser.add_argument("--namespaces", type=int, default=100)
     parser.add_argument("--replicas", type=int, default=10, help="of each healthy Deployment")
+    parser.add_argument("--wave", type=int, default=500, help="workloads created at a time, each wave ready first")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     parser.add_argument("--again", metavar="LAB_DIR", type=Path,
                         help="only audit again a fleet a --keep run left up (its lab directory; give the same "
@@ -207,16 +220,9 @@ def main() -> None:
         for component in MONITORING:
             lab.host("mon").stop(component)
         t0 = time.monotonic()
-        pods = create_fleet(api, args.namespaces, args.deployments, args.replicas)
-        print(f"{args.deployments} workloads in {args.namespaces} namespaces created in {time.monotonic() - t0:.0f} s; "
-              f"waiting for {pods} pods to be ready", flush=True)
-        def ready() -> bool:
-            n = ready_pods(api)
-            print(f"  {n} of {pods} pods ready ({time.monotonic() - t0:.0f} s)", flush=True)
-            return n >= pods
-
-        wait.until(ready, 2400, f"{pods} pods ready", interval=15)
-        print(f"fleet ready {time.monotonic() - t0:.0f} s after its creation began (lab: {paths.root})", flush=True)
+        pods = create_fleet(api, args.namespaces, args.deployments, args.replicas, args.wave)
+        print(f"fleet of {pods} pods ready {time.monotonic() - t0:.0f} s after its creation began "
+              f"(lab: {paths.root})", flush=True)
         for component in reversed(MONITORING):
             lab.host("mon").start(component)
         wait.until(lambda: all(s.healthy for s in lab.status()), 300, "the lab's components healthy", interval=5)

@@ -132,7 +132,8 @@ def _sshd(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
 
 def _kwok(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
     stages = binaries.kwok_stages()
-    configs = [stages / "node" / "fast", stages / "node" / "heartbeat-with-lease", stages / "pod" / "fast"]
+    configs = [stages / "node" / "fast", stages / "node" / "heartbeat-with-lease", stages / "pod" / "fast",
+               Path(__file__).parent / "kwok"]
     argv = [binaries.path("kwok"), f"--kubeconfig={paths.kubernetes(host.name) / 'kubelet.conf'}",
             "--manage-all-nodes=false",
             f"--node-lease-duration-seconds={BULK_NODE_LEASE_SECONDS if spec.bulk_nodes else NODE_LEASE_SECONDS}",
@@ -140,9 +141,10 @@ def _kwok(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
             f"--cidr=10.244.{host.address.rsplit('.', 1)[1]}.0/24"]
     if host.role == BULK:
         argv.append("--manage-nodes-with-label-selector=hakit.io/bulk=true")
+        configs.append(Path(__file__).parent / "kwok" / "bulk")   # more workers
     else:
         argv.append(f"--manage-single-node={host.name}")
-    for c in configs + [Path(__file__).parent / "kwok"]:
+    for c in configs:
         argv += [f"--config={f}" for f in sorted(c.glob("*.yaml")) if f.name != "kustomization.yaml"]
     return Component(host.name, "kwok", tuple(argv), ("process",))
 
