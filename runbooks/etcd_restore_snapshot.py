@@ -122,15 +122,16 @@ def etcdutl(ctx: Context, host: str) -> tuple[str, tuple[str, ...]]:
     return datadir.etcdutl(ctx.inventory.host_path("etcdutl", host), image, data_dir(ctx, host))
 
 
-def find_etcdutl(ctx: Context, host: str) -> str:
-    """The host's own etcdutl if it runs (""), else the etcd image whose etcdutl runs there."""
+def find_etcdutl(ctx: Context, host: str) -> str | None:
+    """"" when the host's own etcdutl runs, else the etcd image whose etcdutl runs there;
+    None when neither does."""
     if not ctx.control.run(host, "%s version", ctx.inventory.host_path("etcdutl", host)).rc:
         return ""
     image = ctx.control.run(host, datadir.ETCD_IMAGE).stdout.strip()
     if not IMAGE.fullmatch(image):
-        return "-"
+        return None
     template, args = datadir.etcdutl("", image, data_dir(ctx, host))
-    return image if not ctx.control.run(host, template + " version", *args).rc else "-"
+    return None if ctx.control.run(host, template + " version", *args).rc else image
 
 
 def room(ctx: Context) -> str:
@@ -138,7 +139,7 @@ def room(ctx: Context) -> str:
     and its data-dir filesystem has room for the copy and the restored db: found before
     anything is stopped."""
     found = {h: find_etcdutl(ctx, h) for h in hosts(ctx)}
-    missing = [h for h, image in found.items() if image == "-"]
+    missing = [h for h, image in found.items() if image is None]
     if missing:
         raise HakitError(f"etcdutl ({ctx.inventory.host_path('etcdutl', missing[0])}) does not run on "
                          f"{', '.join(missing)}, nor from etcd's image there: install etcd's etcdutl, or name it "
