@@ -286,6 +286,8 @@ def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
     healthy = {w for text in said.values() for w in re.findall(r"bench-\d{3}/web-\d{5}", text)}
     print(f"healthy workloads hakit named in a finding (false alarms): {len(healthy)} {sorted(healthy)[:5]}")
     print(f"hakit outcomes: {doc['summary']}")
+    slowest = sorted(doc["results"], key=lambda r: -r.get("duration", 0))[:6]
+    print("hakit's slowest checks: " + ", ".join(f"{r['check']['id']} {r.get('duration', 0):.1f} s" for r in slowest))
     if p.returncode != 0:
         print(f"popeye failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
 
