@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/breaking.py
 
+from hakit import wait  # noqa: E402
 from hakit.cluster import Cluster  # noqa: E402
 from hakit.cluster.probes import readyz  # noqa: E402
 from hakit.errors import LabError  # noqa: E402
@@ -57,6 +59,29 @@ def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
     finally:
         if not keep:
             lab.down(progress=lambda _: None)
+            try:   # a container's last processes may take a moment to be reaped
+                wait.until(lambda: not leftovers(ROOT, "hkk"), 30, "nothing of the lab left", interval=1.0)
+            except wait.WaitTimeout:
+                pytest.fail(f"`lab down` left behind: {', '.join(leftovers(ROOT, 'hkk'))}", pytrace=False)
+
+
+def leftovers(root: Path, prefix: str) -> list[str]:
+    """What a removed lab must not leave, looked for without the lab's code: a running
+    container, a mount under its directory, a link of its prefix, a process naming its directory."""
+    running = subprocess.run(["lxc-ls", "-P", str(root / "lxc"), "--running", "-1"], capture_output=True,
+                             text=True).stdout.split()
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if str(root) in line]
+    links = [name for name in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split()
+             if name.startswith(prefix)]
+    procs = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(root).encode() in cmdline.read_bytes():
+                procs.append(cmdline.parent.name)
+        except OSError:   # gone meanwhile
+            pass
+    return [f"container {c}" for c in running] + [f"mount {m}" for m in mounts] + \
+        [f"link {x}" for x in links] + [f"process {pid}" for pid in procs]
 
 
 @pytest.fixture(scope="session")
