@@ -276,6 +276,15 @@ def leaders(ctx: Context) -> str:
     return "; ".join(f"{name} Lease renewed {age:.0f} s ago" for name, age in ages.items())
 
 
+def restart_kubelets(ctx: Context) -> str:
+    """Stopped, then started again whatever happened to the stop (an error, Ctrl-C)."""
+    try:
+        each(ctx, "stop", ("kubelet",))
+    finally:
+        each(ctx, "start", ("kubelet",))
+    return f"kubelet restarted on {', '.join(hosts(ctx))}"
+
+
 def control(ctx: Context, action: str, component: str) -> str:
     return render(ctx.inventory.fault_control, action, hosts(ctx)[0], component)
 
@@ -308,10 +317,9 @@ RUNBOOK = Runbook(
              lambda ctx: ctx.on_each_host(restore_text(ctx)), restore),
         Step("swap", "Move each old member/ aside (kept) and the restored one into its place",
              lambda ctx: ctx.on_each_host(ssh_quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
-        Step("restart-kubelet", "Restart the kubelet on every host: it forgets the pods it was stopping and "
-             "what it read from the old data", lambda ctx: ctx.on_each_host(
-                 f"{control(ctx, 'stop', 'kubelet')}; {control(ctx, 'start', 'kubelet')}"),
-             lambda ctx: "; ".join(each(ctx, action, ("kubelet",)) for action in ("stop", "start"))),
+        Step("restart-kubelet", "Restart the kubelet on every control-plane host: it forgets the pods it was "
+             "stopping and what it read from the old data", lambda ctx: ctx.on_each_host(
+                 f"{control(ctx, 'stop', 'kubelet')}; {control(ctx, 'start', 'kubelet')}"), restart_kubelets),
         Step("start-etcd", "Start etcd on every host", lambda ctx: ctx.on_each_host(control(ctx, "start", "etcd")),
              lambda ctx: each(ctx, "start", ("etcd",))),
         Step("etcd-healthy", "Wait until every member is healthy at the restored revision",
