@@ -137,11 +137,12 @@ def create_fleet(api: client.ApiClient, namespaces: int, deployments: int, repli
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: core.create_namespace({"metadata": {"name": f"bench-{i:03d}"}}), range(namespaces)))
         list(pool.map(lambda d: policy.create_namespaced_pod_disruption_budget(d["metadata"]["namespace"], d), pdbs))
-        for start in range(0, len(deps) + len(sts), wave):
-            batch = (deps + sts)[start:start + wave]
-            list(pool.map(lambda d: (apps.create_namespaced_stateful_set if d in sts else
-                                     apps.create_namespaced_deployment)(d["metadata"]["namespace"], d), batch))
-            pods += sum(d["spec"]["replicas"] for d in batch)
+        workloads = [(apps.create_namespaced_deployment, d) for d in deps] + \
+            [(apps.create_namespaced_stateful_set, s) for s in sts]
+        for start in range(0, len(workloads), wave):
+            batch = workloads[start:start + wave]
+            list(pool.map(lambda w: w[0](w[1]["metadata"]["namespace"], w[1]), batch))
+            pods += sum(d["spec"]["replicas"] for _, d in batch)
 
             def ready(want: int = pods) -> bool:
                 n = ready_pods(api)
