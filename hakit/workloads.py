@@ -199,15 +199,29 @@ class Fleet:
         self.pods_in: dict[str, list[Pod]] = defaultdict(list)
         self.pods_on: dict[str, list[Pod]] = defaultdict(list)
         self.budgets_in: dict[str, list[Budget]] = defaultdict(list)
+        self._labelled: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)   # (ns, key, value)
         for p in pods:
             self.pods_in[p.namespace].append(p)
             self.pods_on[p.node].append(p)
+            for label in p.labels.items():
+                self._labelled[(p.namespace, *label)].append(p)
         for b in budgets:
             self.budgets_in[b.namespace].append(b)
         for w in workloads:
-            w.pods = [p for p in self.pods_in[w.namespace]
-                      if p.owner[0] != "DaemonSet" and matches(w.selector, p.labels)]
+            w.pods = [p for p in self.selected(w.namespace, w.selector) if p.owner[0] != "DaemonSet"]
             w.budgets = [b for b in self.budgets_in[w.namespace] if matches(b.selector, w.template_labels)]
+
+    def selected(self, namespace: str, selector: dict[str, Any] | None) -> list[Pod]:
+        """The pods of namespace a selector matches. Only the pods carrying one of its required
+        labels (a matchLabels pair, or an `In` expression's values) are tried: a namespace of
+        thousands of pods is not scanned once per workload and budget."""
+        pods = self.pods_in.get(namespace, [])
+        terms = [[v] for v in (selector or {}).get("matchLabels", {}).items()] + [
+            [(e.get("key"), v) for v in dict.fromkeys(e.get("values") or [])]
+            for e in (selector or {}).get("matchExpressions") or [] if e.get("operator") == "In"]
+        if terms:
+            pods = [p for label in terms[0] for p in self._labelled.get((namespace, *label), ())]
+        return [p for p in pods if matches(selector, p.labels)]
 
     @classmethod
     def read(cls, api: client.ApiClient, scope: Scope = Scope()) -> Fleet:
@@ -258,6 +272,11 @@ class Fleet:
     def drain_blockers(self, nodes: list[str]) -> dict[str, list[str]]:
         """node -> why `kubectl drain` would not empty it now (kubectl's rules, PDB status)."""
         out: dict[str, list[str]] = {}
+        refusing: dict[str, list[str]] = defaultdict(list)   # pod key -> budgets that refuse its eviction
+        for b in self.budgets:
+            if b.allowed < 1:
+                for p in self.selected(b.namespace, b.selector):
+                    refusing[p.key].append(b.key)
         for node in nodes:
             why: set[str] = set()
             for p in self.pods_on.get(node, ()):
@@ -266,8 +285,7 @@ class Fleet:
                 if not p.owner[0]:
                     why.add(f"pod {p.key} has no controller (drain needs --force, and it is lost)")
                     continue
-                why.update(f"PDB {b.key} allows 0 disruptions (pod {p.key})" for b in self.budgets_in[p.namespace]
-                           if b.allowed < 1 and matches(b.selector, p.labels))
+                why.update(f"PDB {b} allows 0 disruptions (pod {p.key})" for b in refusing.get(p.key, ()))
             if why:
                 out[node] = sorted(why)
         return out
@@ -278,7 +296,7 @@ class Fleet:
         out = [f"{w.key} ({w.replicas} replicas) has no PodDisruptionBudget"
                for w in self.workloads if w.replicas >= 2 and not w.budgets]
         for b in self.budgets:
-            if not any(matches(b.selector, p.labels) for p in self.pods_in[b.namespace]):
+            if not self.selected(b.namespace, b.selector):
                 out.append(f"PDB {b.key} matches no pod")
             elif b.allowed < 1 and b.desired_healthy >= b.expected:
                 out.append(f"PDB {b.key} can never allow a disruption (needs {b.desired_healthy} healthy of "

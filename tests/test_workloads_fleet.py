@@ -33,6 +33,23 @@ def test_selectors_match_as_the_api_server_does() -> None:
     assert not matches({"matchExpressions": [{"key": "app", "operator": "Bogus"}]}, labels)
 
 
+def test_a_fleet_selects_by_its_label_index_exactly_what_a_scan_matches() -> None:
+    """The index is only a shortcut: every kind of selector selects the same pods as trying
+    each pod of the namespace would (and never a pod of another namespace)."""
+    pods = [pod("a", "n1", {"app": "web", "tier": "front"}), pod("b", "n1", {"app": "web"}),
+            pod("c", "n2", {"app": "db", "tier": "back"}), pod("d", "n2", {}),
+            pod("e", "n3", {"app": "web"}, ns="other")]
+    fleet = Fleet(pods, [], [])
+    for selector in [None, {}, {"matchLabels": {"app": "web"}}, {"matchLabels": {"app": "web", "tier": "front"}},
+                     {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "db", "web"]}]},
+                     {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]},
+                     {"matchExpressions": [{"key": "tier", "operator": "Exists"},
+                                           {"key": "app", "operator": "In", "values": ["db"]}]},
+                     {"matchLabels": {"app": "nothing"}}]:
+        want = [p.name for p in pods if p.namespace == "app" and matches(selector, p.labels)]
+        assert sorted(p.name for p in fleet.selected("app", selector)) == sorted(want), selector
+
+
 def web(replicas: int = 2) -> Workload:
     return Workload("Deployment", "app", "web", replicas, {"matchExpressions": [
         {"key": "app", "operator": "In", "values": ["web"]}]}, {"app": "web"})
