@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import tenacity
 from kubernetes import client, config
@@ -11,6 +13,25 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from hakit.errors import ConfigError
+
+
+class _Sent:
+    """How many API calls this process's Kubernetes clients have sent, every client and thread
+    (a count kept by the clients' own HTTP pools, so no caller can forget to count). A
+    connection-level retry of one call (urllib3's, at most one) is not counted again."""
+
+    def __init__(self) -> None:
+        self.n, self._lock = 0, threading.Lock()
+
+    def counted(self, urlopen: Any) -> Any:
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.n += 1
+            return urlopen(*args, **kwargs)
+        return counting
+
+
+SENT = _Sent()
 
 
 def api_client(kubeconfig: Path | str, context: str | None = None, timeout: float = 10.0) -> client.ApiClient:
@@ -28,7 +49,9 @@ def api_client(kubeconfig: Path | str, context: str | None = None, timeout: floa
         raise ConfigError(f"kubeconfig {kubeconfig}: {str(e).splitlines()[0]}") from None
     cfg.retries = 1
     api = client.ApiClient(cfg)
-    api.rest_client.pool_manager.connection_pool_kw["timeout"] = timeout
+    pool = api.rest_client.pool_manager
+    pool.connection_pool_kw["timeout"] = timeout
+    pool.urlopen = SENT.counted(pool.urlopen)
     return api
 
 

@@ -22,12 +22,10 @@ class Snapshot:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
-        self.requests = 0
 
     def _pages(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
         token = None
         while True:
-            self.requests += 1
             try:
                 page = fn(*args, limit=PAGE, _continue=token, **kwargs)
             except ApiException as e:
@@ -41,7 +39,6 @@ class Snapshot:
 
     @functools.cached_property
     def version(self) -> str:
-        self.requests += 1
         try:
             return client.VersionApi(self.api).get_code().git_version
         except (ApiException, HTTPError) as e:
@@ -71,7 +68,6 @@ class Snapshot:
     def workload(self, namespace: str, kind: str, name: str) -> Any | None:
         apps = client.AppsV1Api(self.api)
         read = apps.read_namespaced_deployment if kind == "Deployment" else apps.read_namespaced_stateful_set
-        self.requests += 1
         try:
             return read(name, namespace)
         except ApiException as e:

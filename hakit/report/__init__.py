@@ -8,7 +8,7 @@ JSON schema, version 1 (`schema: "hakit.results/v1"`):
   accepted_skips: [check id], leftover_faults: [what an earlier run left in effect],
   summary: {pass, fail, warn, skip, error: counts},
   cluster_facts: {kubernetes_version, nodes, control_plane_nodes} (when the API answered),
-  kubernetes_api_requests: how many API requests the checks made (all LISTs, paginated),
+  kubernetes_api_requests: every Kubernetes API call the run sent (counted by its clients' HTTP pools),
   results: [{check: {id, title, property, severity, remediation, runbook},
              outcome, message, duration, nodeid,
              evidence: [{name, value, expected, ok}],
