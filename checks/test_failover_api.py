@@ -184,15 +184,22 @@ def test_api_survives_one_apiserver_stopping(inventory: Inventory, control: Clus
     """An apiserver upgrade or crash must not be an outage: the load balancer routes around it."""
     slo = inventory.slo.vip_failover_seconds
     victim = sole_holder(control, inventory)   # the VIP holder's haproxy sees its local apiserver go
+    url = f"https://{control.addresses[victim]}:{inventory.apiserver_port}"
     with Watch("API through the VIP", api_answers(inventory), overlap=True) as api, \
+            Watch(f"{victim}'s apiserver", lambda: readyz(url, timeout=PROBE_TIMEOUT) == "ok") as own, \
             alerts.following("TargetDown", victim) as follow:
         with inject(StopComponent(control, victim, "kube-apiserver")) as fault:
-            t0 = fault.injected_at
+            sent = fault.injected_at
+            stopped = own.wait(lambda v: v is False, sent, 30, f"{victim}'s apiserver to stop answering /readyz")
             time.sleep(max(5.0, slo))   # long enough for every health check to notice
-            failed, total = api.failures(after=t0)
-            lost = api.outage(after=t0)
-            alerts.hold(follow, fault, t0)
+            failed, total = api.failures(after=sent)
+            lost = api.outage(after=sent)
+            alerts.hold(follow, fault, sent)
         alerts.done(follow, fault, evidence)
+    t0, pm, how = time_zero(sent, fault.returned_at, fault.took_effect(), [
+        (stopped, own.gap_before(stopped), f"{victim}'s apiserver stopped answering /readyz")])
+    evidence.took_effect(t0, pm, how)
+    evidence.event(f"{victim}'s apiserver stopped answering /readyz", stopped, False)
     window = (lost[1] - lost[0]) if lost else 0.0
     if lost:
         evidence.event("first failed API request", lost[0], False)
