@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark: do hakit's failover figures agree with an independent observer?
 
-Runs VIP-D01 (keepalived stopped on the holder) and VIP-D03 (the holder's link down)
-N times each on the netns lab, while this script watches the same events its own way:
-no SSH, no hakit code in the path. It subscribes to each host's address and link events
-straight in its network namespace (`ip -n NS monitor`, stamped on arrival here), and a
-new client of its own asks /readyz through the VIP every 20 ms, each on a new connection
-and its own thread. Per run it prints hakit's figure beside the
-observer's and their difference; then the mean and the largest difference, which is
-the accuracy to quote (with the observer's own resolution).
+Runs VIP-D01 (keepalived stopped on the holder), VIP-D03 (the holder's link down),
+API-D01 (an apiserver stopped) and ETCD-D02 (the etcd leader killed) N times each on the
+netns lab, while this script watches the same events its own way: no SSH, no hakit code
+in the path. It subscribes to each host's address and link events straight in its
+network namespace (`ip -n NS monitor`, stamped on arrival here); a new client of its own
+asks /readyz through the VIP every 20 ms, each on a new connection and its own thread;
+each apiserver's own /readyz and each etcd member's status (its leader) are asked every
+20 ms too. Per run it prints hakit's figure beside the observer's and their difference;
+then the median, the mean and the largest difference, which is the accuracy to quote
+(with the observer's own resolution).
 
     sudo .venv/bin/python bench/accuracy.py [--runs 5] [--load N]
 
@@ -26,33 +28,45 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 import urllib3
 
+from common import busy_loops
 from hakit.inventory import load
 from hakit.lab import Lab
 from hakit.lab.paths import default_root
 
 urllib3.disable_warnings()
 CLIENT_POLL = 0.02
+CHECKS = ("VIP-D01", "VIP-D03", "API-D01", "ETCD-D02")
 
 
 class Observer:
-    """Records (time.monotonic(), VIP holders, links down) as each host's kernel reports a change
-    and (time.monotonic(), API answered) for a new client every 20 ms, on its own threads."""
+    """Records, on its own threads, stamped with time.monotonic() on arrival: VIP holders and
+    links down as each host's kernel reports a change; API answered through the VIP, each
+    apiserver's own /readyz, and each etcd member's leader (None: no answer), every 20 ms."""
 
-    def __init__(self, netns: dict[str, str], vip: str, url: str) -> None:
+    def __init__(self, netns: dict[str, str], vip: str, url: str, apiservers: dict[str, str],
+                 etcd: dict[str, str], etcd_tls: tuple[str, tuple[str, str]]) -> None:
         self.netns, self.vip, self.url = netns, vip, url
         self.hosts: list[tuple[float, frozenset[str], frozenset[str]]] = []
         self.api: list[tuple[float, bool]] = []
+        self.readyz: dict[str, list[tuple[float, bool]]] = {h: [] for h in apiservers}
+        self.leader: dict[str, list[tuple[float, str | None]]] = {h: [] for h in etcd}
         self._holders: set[str] = set()
         self._down: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._procs: list[subprocess.Popen[str]] = []
         self._threads = [threading.Thread(target=self._watch_api, daemon=True)]
+        self._threads += [threading.Thread(target=self._poll, args=(self.readyz[h], readyz(u)), daemon=True)
+                          for h, u in apiservers.items()]
+        self._threads += [threading.Thread(target=self._poll, args=(self.leader[h], leader_of(u, *etcd_tls)),
+                                           daemon=True) for h, u in etcd.items()]
         for name, ns in netns.items():
             if f" {vip}/" in subprocess.run(["ip", "-n", ns, "-o", "addr", "show"], capture_output=True,
                                              text=True).stdout:
@@ -93,6 +107,13 @@ class Observer:
             threading.Thread(target=self._ask, args=(t,), daemon=True).start()
             self._stop.wait(max(0.0, CLIENT_POLL - (time.monotonic() - t)))
 
+    def _poll(self, into: list[tuple[float, Any]], ask: Callable[[], Any]) -> None:
+        """ask() every 20 ms, stamped when it was sent (a stopped server refuses at once)."""
+        while not self._stop.is_set():
+            t = time.monotonic()
+            into.append((t, ask()))
+            self._stop.wait(max(0.0, CLIENT_POLL - (time.monotonic() - t)))
+
     def __enter__(self) -> Observer:
         for t in self._threads:
             t.start()
@@ -107,7 +128,15 @@ class Observer:
         time.sleep(1.5)   # the last clients' answers or timeouts
         self.api.sort()
 
-    def figures(self, old: str) -> dict[str, float]:
+    def figures(self, check: str, old: str) -> dict[str, float]:
+        """The observer's own figures for the fault hakit put on host `old`, under hakit's names."""
+        if check == "API-D01":
+            return {"error window": self._api_errors(first(self.readyz[old], lambda ok: not ok), 10.0)}
+        if check == "ETCD-D02":
+            return self._election(old)
+        return self._vip(old)
+
+    def _vip(self, old: str) -> dict[str, float]:
         """The fault's effect (old dropped the VIP or its link went down), the VIP's move to
         another host after it, and the first client outage, in seconds."""
         effect = next(t for t, holders, down in self.hosts if old not in holders or old in down)
@@ -118,6 +147,54 @@ class Observer:
         good = next(t for t, ok in self.api if ok and t > bad[-1])
         return {"VIP move": moved - effect, "client outage during the fault": good - bad[0]}
 
+    def _api_errors(self, effect: float, within: float) -> float:
+        """First to last failed request through the VIP from a second before the effect on: 0
+        when none failed (the load balancer routed around it)."""
+        bad = [t for t, ok in self.api if not ok and effect - 1 <= t <= effect + within]
+        return bad[-1] - bad[0] if bad else 0.0
+
+    def _election(self, old: str) -> dict[str, float]:
+        """From the killed member's first unanswered status to the first moment every survivor
+        names one leader, not the old one."""
+        before = next(v for _, v in self.leader[old] if v)
+        effect = first(self.leader[old], lambda v: v is None)
+        survivors = [h for h in self.leader if h != old]
+        for t, _ in sorted(p for h in survivors for p in self.leader[h] if p[0] >= effect):
+            now = {latest(self.leader[h], t) for h in survivors}
+            if len(now) == 1 and not now & {None, "0", before}:
+                return {"leader election": t - effect}
+        return {}
+
+
+def first(samples: list[tuple[float, Any]], pred: Callable[[Any], bool]) -> float:
+    return next(t for t, v in samples if pred(v))
+
+
+def latest(samples: list[tuple[float, Any]], at: float) -> Any:
+    return next((v for t, v in reversed(samples) if t <= at), None)
+
+
+def readyz(url: str) -> Callable[[], bool]:
+    def ask() -> bool:
+        try:
+            return requests.get(url, verify=False, timeout=0.5).text == "ok"
+        except requests.RequestException:
+            return False
+    return ask
+
+
+def leader_of(endpoint: str, ca: str, cert: tuple[str, str]) -> Callable[[], str | None]:
+    """etcd's own answer to "who leads", through its gRPC gateway with the inventory's client
+    certificate, on one keep-alive connection (a stopped member refuses at once)."""
+    session = requests.Session()
+    session.verify, session.cert = ca, cert
+
+    def ask() -> str | None:
+        try:
+            return str(session.post(f"{endpoint}/v3/maintenance/status", json={}, timeout=0.5).json()["leader"])
+        except (requests.RequestException, ValueError, KeyError):
+            return None
+    return ask
 
 
 def hakit_figures(results: Path, hosts: list[str]) -> tuple[str, str, dict[str, tuple[float, float]]]:
@@ -135,12 +212,8 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=0, metavar="N",
                         help="N busy loops running throughout (N = the cores: the machine saturated)")
     args = parser.parse_args()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
-    try:
+    with busy_loops(args.load):
         compare(args.runs)
-    finally:
-        for hog in hogs:
-            hog.kill()
     print(f"(with {args.load} busy loops)" if args.load else "(idle but for the lab)")
 
 
@@ -148,13 +221,16 @@ def compare(runs: int) -> None:
     inventory = default_root() / "inventory.yaml"
     inv = load(inventory)
     netns = {h.name: h.netns for h in Lab.load().spec.control_plane_hosts}
+    apiservers = {h.name: f"https://{h.address}:{inv.apiserver_port}/readyz" for h in inv.control_plane}
+    etcd = {h.name: next(e for e in inv.etcd.endpoints if f"//{h.address}:" in e) for h in inv.control_plane}
+    tls = (str(inv.etcd.ca), (str(inv.etcd.cert), str(inv.etcd.key)))
     diffs: dict[str, list[float]] = {}
     inside: dict[str, list[bool]] = {}   # hakit's ± covered the difference (plus the observer's 20 ms)
     print(f"{'check':8} {'run':>3} {'figure':32} {'hakit':>8} {'±':>6} {'observer':>9} {'diff':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for check in ("VIP-D01", "VIP-D03"):
+        for check in CHECKS:
             for run in range(runs):
-                with Observer(netns, inv.vip, inv.vip_url + "/readyz") as seen:
+                with Observer(netns, inv.vip, inv.vip_url + "/readyz", apiservers, etcd, tls) as seen:
                     done = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "--disruptive", "--check", check,
                                            "--inventory", str(inventory), "--json", f"{tmp}/r.json"],
                                           capture_output=True, text=True)
@@ -162,7 +238,7 @@ def compare(runs: int) -> None:
                 if not old:
                     print(f"{check:8} {run + 1:3} no fault in hakit's timeline ({outcome}): {done.stdout[-800:]}")
                     continue
-                theirs = seen.figures(old)
+                theirs = seen.figures(check, old)
                 for name, value in theirs.items():
                     if name in got:
                         mine, pm = got[name]
@@ -174,9 +250,10 @@ def compare(runs: int) -> None:
                     print(done.stdout[-1500:], done.stderr[-1500:], file=sys.stderr)
     print(f"\nobserver resolution: host events as the kernel reports them (ms), a new client every "
           f"{CLIENT_POLL * 1000:.0f} ms")
-    print(f"{'figure':52} {'mean diff':>10} {'max |diff|':>11} {'within hakit ±':>15}")
+    print(f"{'figure':44} {'median diff':>12} {'mean diff':>10} {'max |diff|':>11} {'within hakit ±':>15}")
     for key, values in diffs.items():
-        print(f"{key:52} {statistics.mean(values):+9.3f}s {max(map(abs, values)):10.3f}s "
+        print(f"{key:44} {statistics.median(values):+11.3f}s {statistics.mean(values):+9.3f}s "
+              f"{max(map(abs, values)):10.3f}s "
               f"{sum(inside[key])}/{len(inside[key]):>13}")
 
 
