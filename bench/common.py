@@ -20,17 +20,20 @@ def timed(argv: list[str], cap_mib: float | None = None,
           env: dict[str, str] | None = None) -> tuple[float, float, subprocess.CompletedProcess[str], bool]:
     """(wall seconds, peak RSS MiB of this child alone, its exit and output, whether it was
     killed at cap_mib): wait4 on its pid, so neither the lab's processes nor the other tool's
-    run count. The cap is watched every 50 ms, so the kernel never has to choose what to kill."""
+    run count. With a cap, its memory (and its end: wall time to 50 ms) is looked at every 50 ms,
+    so the kernel never has to choose what to kill."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
         capped = False
-        while cap_mib is not None and proc.poll() is None and not capped:
-            capped = rss_mib(proc.pid) > cap_mib
-            if capped:
+        while True:   # wait4 reaps it (Popen.poll would, and leave no usage to read)
+            pid, status, usage = os.wait4(proc.pid, 0 if cap_mib is None else os.WNOHANG)
+            if pid:
+                break
+            if cap_mib is not None and not capped and rss_mib(proc.pid) > cap_mib:
                 proc.kill()
+                capped = True
             time.sleep(0.05)
-        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
