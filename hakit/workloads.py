@@ -19,9 +19,13 @@ Selectors are matched in full (matchLabels and matchExpressions), as the API ser
 from __future__ import annotations
 
 import json
+import queue
+import re
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -117,14 +121,13 @@ class _Expired(Exception):
     """A continue token too old to resume (HTTP 410): list again from the start."""
 
 
-def _page(fn: Any, what: str, token: str | None, tries: int = 5) -> dict[str, Any]:
-    """One page, as plain JSON. Through a VIP, page n+1 may reach another apiserver whose watch
-    cache lags the one that issued the token: it answers 504 (or 429/5xx) with Retry-After,
-    which is honoured, a few times, before giving up."""
+def _page(fn: Any, what: str, token: str | None, tries: int = 5) -> bytes:
+    """One page, as the JSON the server sent. Through a VIP, page n+1 may reach another
+    apiserver whose watch cache lags the one that issued the token: it answers 504 (or
+    429/5xx) with Retry-After, which is honoured, a few times, before giving up."""
     for attempt in range(1, tries + 1):
         try:
-            resp = fn(limit=PAGE, _continue=token, _preload_content=False, _request_timeout=60)
-            return json.loads(resp.data)
+            return fn(limit=PAGE, _continue=token, _preload_content=False, _request_timeout=60).data
         except ApiException as e:
             if e.status == 410 and token:
                 raise _Expired() from None
@@ -137,19 +140,62 @@ def _page(fn: Any, what: str, token: str | None, tries: int = 5) -> dict[str, An
     raise AssertionError("unreachable")
 
 
+LIST_META = re.compile(rb'"metadata":\s*(\{[^{}]*\})')   # a list's own metadata: no nested object
+
+
+def _continue(raw: bytes | str) -> str | None:
+    """The continue token of a page, read from the list's metadata at the page's head (the
+    server writes it before the items) without decoding the items; decoded in full if not."""
+    raw = raw.encode() if isinstance(raw, str) else raw
+    head = raw[:4096]
+    m = LIST_META.search(head)
+    if m and (b'"items"' not in head[:m.start()]):
+        return json.loads(m.group(1)).get("continue")
+    return (json.loads(raw).get("metadata") or {}).get("continue")
+
+
+def _pages(fn: Any, what: str) -> Iterator[bytes | str]:
+    """A paginated LIST's pages, the next one fetched while the caller decodes this one (500
+    pods are 2 MB of JSON: decoding them takes about as long as the server takes to send them)."""
+    ready: queue.Queue[bytes | str | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: bytes | str | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        token = None
+        try:
+            while put(raw := _page(fn, what, token)) and (token := _continue(raw)):
+                pass
+            put(None)
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            put(e)
+    threading.Thread(target=fetch, name=f"hakit-list-{what}", daemon=True).start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def _listed(fn: Any, what: str, keep: Callable[[dict[str, Any]], T | None]) -> list[T]:
     """Every item of a paginated LIST through `keep` (None drops it), page by page so only the
     small records stay in memory; when the continue token expires, the list starts over."""
     for _ in range(3):
         out: list[T] = []
-        token = None
         try:
-            while True:
-                page = _page(fn, what, token)
-                out.extend(r for r in map(keep, page.get("items") or []) if r is not None)
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    return out
+            for raw in _pages(fn, what):
+                out.extend(r for r in map(keep, json.loads(raw).get("items") or []) if r is not None)
+            return out
         except _Expired:
             continue
     raise UnreachableError(f"API list {what}: its continue token expired three times (410)", ("", "api"))
@@ -228,15 +274,16 @@ class Fleet:
         """One paginated LIST per kind, every namespace; ReplicaSets a Deployment owns are
         judged as that Deployment."""
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
-        pods = _listed(core.list_pod_for_all_namespaces, "pods", _pod)
-        budgets = _listed(policy.list_pod_disruption_budget_for_all_namespaces, "poddisruptionbudgets",
-                          lambda d: _budget(d, scope))
-        workloads: list[Workload] = []
-        for kind, fn in (("Deployment", apps.list_deployment_for_all_namespaces),
-                         ("StatefulSet", apps.list_stateful_set_for_all_namespaces),
-                         ("ReplicaSet", apps.list_replica_set_for_all_namespaces)):
-            workloads += _listed(fn, kind, _workload(kind, scope))
-        return cls(pods, budgets, workloads, scope)
+        with ThreadPoolExecutor(max_workers=5) as pool:   # the server's time for one overlaps the others'
+            pods = pool.submit(_listed, core.list_pod_for_all_namespaces, "pods", _pod)
+            budgets = pool.submit(_listed, policy.list_pod_disruption_budget_for_all_namespaces,
+                                  "poddisruptionbudgets", lambda d: _budget(d, scope))
+            kinds = [pool.submit(_listed, fn, kind, _workload(kind, scope)) for kind, fn in (
+                ("Deployment", apps.list_deployment_for_all_namespaces),
+                ("StatefulSet", apps.list_stateful_set_for_all_namespaces),
+                ("ReplicaSet", apps.list_replica_set_for_all_namespaces))]
+            workloads = [w for k in kinds for w in k.result()]
+            return cls(pods.result(), budgets.result(), workloads, scope)
 
     # --- losing a node, or a zone -------------------------------------------------------------
 
