@@ -246,6 +246,10 @@ def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
               f"available, GOMEMLIMIT {cap * 0.9 / 1024:.1f} GiB): no report")
         p_wall_s, p_rss_s = f">{p_wall:.0f}s (killed)", f">{p_rss:.0f}MiB"
     report = p.stdout if p.returncode == 0 else ""
+    # popeye exits 0 (--force-exit-zero) even when a LIST failed: its sections are then empty
+    # and the error is in the report, e.g. a pod LIST longer than its fixed 30 s client timeout
+    # (it does not paginate)
+    popeye_error = (json.loads(report).get("popeye", {}).get("errors") or {}) if report else {}
     print(f"{'':28}{'hakit':>16}{'popeye ' + POPEYE:>20}")
     print(f"{'wall time':28}{h_wall:15.1f}s{p_wall_s:>20}")
     print(f"{'peak RSS':28}{h_rss:14.0f}MiB{p_rss_s:>20}")
@@ -271,6 +275,9 @@ def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
     print("hakit's slowest checks: " + ", ".join(f"{r['check']['id']} {r.get('duration', 0):.1f} s" for r in slowest))
     if p.returncode != 0 and not capped:
         print(f"popeye failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+    if popeye_error:
+        print(f"popeye's report says it failed to read the cluster, so its findings cover only what it read: "
+              f"{json.dumps(popeye_error)[:300]}")
 
 
 def sibling(namespace: str, args: argparse.Namespace) -> str:
