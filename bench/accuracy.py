@@ -12,7 +12,7 @@ each apiserver's own /readyz and each etcd member's status (its leader) are aske
 then the median, the mean and the largest difference, which is the accuracy to quote
 (with the observer's own resolution).
 
-    sudo .venv/bin/python bench/accuracy.py [--runs 5] [--load N]
+    sudo .venv/bin/python bench/accuracy.py [--runs 5] [--load N] [--check ID ...]
 
 Uses the lab at $HAKIT_LAB_DIR (`hakit lab up` first).
 """
@@ -209,15 +209,16 @@ def hakit_figures(results: Path, hosts: list[str]) -> tuple[str, str, dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--check", action="append", choices=CHECKS, help="only these (repeatable); default all")
     parser.add_argument("--load", type=int, default=0, metavar="N",
                         help="N busy loops running throughout (N = the cores: the machine saturated)")
     args = parser.parse_args()
     with busy_loops(args.load):
-        compare(args.runs)
+        compare(args.runs, args.check or CHECKS)
     print(f"(with {args.load} busy loops)" if args.load else "(idle but for the lab)")
 
 
-def compare(runs: int) -> None:
+def compare(runs: int, checks: list[str] | tuple[str, ...]) -> None:
     inventory = default_root() / "inventory.yaml"
     inv = load(inventory)
     netns = {h.name: h.netns for h in Lab.load().spec.control_plane_hosts}
@@ -228,7 +229,7 @@ def compare(runs: int) -> None:
     inside: dict[str, list[bool]] = {}   # hakit's ± covered the difference (plus the observer's 20 ms)
     print(f"{'check':8} {'run':>3} {'figure':32} {'hakit':>8} {'±':>6} {'observer':>9} {'diff':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for check in CHECKS:
+        for check in checks:
             for run in range(runs):
                 with Observer(netns, inv.vip, inv.vip_url + "/readyz", apiservers, etcd, tls) as seen:
                     done = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "--disruptive", "--check", check,
