@@ -131,7 +131,9 @@ class Observer:
     def figures(self, check: str, old: str) -> dict[str, float]:
         """The observer's own figures for the fault hakit put on host `old`, under hakit's names."""
         if check == "API-D01":
-            return {"error window": self._api_errors(first(self.readyz[old], lambda ok: not ok), 10.0)}
+            effect = first(self.readyz[old], lambda ok: not ok)
+            back = next((t for t, ok in self.readyz[old] if ok and t > effect), float("inf"))
+            return {"client outage during the fault": self._outage(effect - 1, back)}
         if check == "ETCD-D02":
             return self._election(old)
         return self._vip(old)
@@ -141,17 +143,14 @@ class Observer:
         another host after it, and the first client outage, in seconds."""
         effect = next(t for t, holders, down in self.hosts if old not in holders or old in down)
         moved = next(t for t, holders, _ in self.hosts if t >= effect and holders - {old})
-        # The same definition as hakit's: from the first failed request to the first good one
-        # after the last failed request that began during the failover (until its takeover + 0.5 s).
-        bad = [t for t, ok in self.api if not ok and effect - 1 <= t <= moved + 0.5]
-        good = next(t for t, ok in self.api if ok and t > bad[-1])
-        return {"VIP move": moved - effect, "client outage during the fault": good - bad[0]}
+        # requests that began during the failover: until the takeover + 0.5 s
+        return {"VIP move": moved - effect, "client outage during the fault": self._outage(effect - 1, moved + 0.5)}
 
-    def _api_errors(self, effect: float, within: float) -> float:
-        """First to last failed request through the VIP from a second before the effect on: 0
-        when none failed (the load balancer routed around it)."""
-        bad = [t for t, ok in self.api if not ok and effect - 1 <= t <= effect + within]
-        return bad[-1] - bad[0] if bad else 0.0
+    def _outage(self, start: float, end: float) -> float:
+        """The same definition as hakit's: from the first failed request begun in [start, end]
+        to the first good one after the last of them; 0 when none failed."""
+        bad = [t for t, ok in self.api if not ok and start <= t <= end]
+        return next(t for t, ok in self.api if ok and t > bad[-1]) - bad[0] if bad else 0.0
 
     def _election(self, old: str) -> dict[str, float]:
         """From the killed member's first unanswered status to the first moment every survivor
@@ -187,11 +186,12 @@ def leader_of(endpoint: str, ca: str, cert: tuple[str, str]) -> Callable[[], str
     """etcd's own answer to "who leads", through its gRPC gateway with the inventory's client
     certificate, on one keep-alive connection (a stopped member refuses at once)."""
     session = requests.Session()
-    session.verify, session.cert = ca, cert
+    session.cert = cert
 
-    def ask() -> str | None:
+    def ask() -> str | None:   # verify per request: a session's own is overridden by REQUESTS_CA_BUNDLE
         try:
-            return str(session.post(f"{endpoint}/v3/maintenance/status", json={}, timeout=0.5).json()["leader"])
+            return str(session.post(f"{endpoint}/v3/maintenance/status", json={}, timeout=0.5, verify=ca)
+                       .json()["leader"])
         except (requests.RequestException, ValueError, KeyError):
             return None
     return ask
