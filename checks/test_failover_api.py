@@ -63,6 +63,13 @@ def client_outages(evidence: Evidence, api: Timeline, fault: Fault, answered: fl
     misses, after = [], fault.injected_at - PROBE_TIMEOUT   # a request in flight when the fault hit failed too
     for name, before in (("client outage during the fault", answered), (later, float("inf"))):
         seen = api.first_outage(after=after, before=before)
+        failing = api.first_failure(after=after)
+        if seen is None and failing and failing[0] <= before:   # it began and never ended while watched
+            took = api.samples[-1][0] - failing[0]
+            evidence.within(name, took, slo, "vip_failover_seconds", "requests through the VIP still failing "
+                            "when the watch ended")
+            misses.append(f"{name}: still failing after {took:.1f} s")
+            break
         after = seen[1] if seen else answered
         took = seen[1] - seen[0] if seen else 0.0
         pm = (max(api.gap_before(seen[0]), api.gap_before(seen[1])) + max(api.latency(seen[0]), api.latency(seen[1]))

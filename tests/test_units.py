@@ -532,3 +532,24 @@ def test_a_boundary_is_as_blurred_as_a_good_request_near_it_takes() -> None:
     for t, v, took in [(0.0, True, 0.05), (0.1, False, 1.0), (0.5, True, 0.3), (0.6, True, 0.2), (3.0, True, 0.9)]:
         tl.seen(v, t, t + took)
     assert round(tl.latency(0.2), 3) == 0.2   # median of 0.05, 0.3, 0.2; the failure and the far 0.9 s do not count
+
+
+def test_a_client_outage_that_never_ends_is_a_miss_not_a_pass() -> None:
+    """Requests through the VIP that fail until the watch ends have no 'first good one after':
+    that is the longest outage, not none."""
+    from types import SimpleNamespace
+    from hakit.checks.test_failover_api import client_outages
+    from hakit.measure import Timeline
+
+    def timeline(*samples: tuple[float, bool]) -> Timeline:
+        t = Timeline("API through the VIP", 0.1)
+        for at, ok in samples:
+            t.seen(ok, at, at + 0.01)
+        return t
+    fault = SimpleNamespace(injected_at=10.0)
+    ended = timeline((9.5, True), (10.1, False), (10.2, False), (10.3, True), (12.0, True))
+    assert client_outages(Evidence(), ended, fault, 11.0, 5.0) == []
+    never = timeline((9.5, True), (10.1, False), (10.2, False), (17.0, False))
+    ev = Evidence()
+    assert client_outages(ev, never, fault, 11.0, 5.0) == ["client outage during the fault: still failing after 6.9 s"]
+    assert "still failing" in str(ev.measurements)
