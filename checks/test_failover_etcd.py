@@ -76,7 +76,8 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
             failed, total = written.failures(after=t0)
             lost = written.outage(after=t0)
             if lost:
-                evidence.event("first failed write", lost[0], False)
+                # its sending, which may precede time zero: a write in flight when the member died
+                evidence.event("first failed write: sent", lost[0], False)
                 evidence.event("last failed write", lost[1], True)
             if alerts:
                 alerts.hold(follow, fault, t0)
