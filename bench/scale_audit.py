@@ -223,6 +223,7 @@ def main() -> None:
     finally:
         if not args.keep:
             down(paths, progress=lambda _: None)
+            root.rmdir()   # the lab's down removed what was in it
 
 
 def run(paths: LabPaths, popeye: Path, args: argparse.Namespace) -> None:
