@@ -262,7 +262,7 @@ class Fleet:
         labels (a matchLabels pair, or an `In` expression's values) are tried: a namespace of
         thousands of pods is not scanned once per workload and budget."""
         pods = self.pods_in.get(namespace, [])
-        terms = [[v] for v in (selector or {}).get("matchLabels", {}).items()] + [
+        terms = [[v] for v in ((selector or {}).get("matchLabels") or {}).items()] + [
             [(e.get("key"), v) for v in dict.fromkeys(e.get("values") or [])]
             for e in (selector or {}).get("matchExpressions") or [] if e.get("operator") == "In"]
         if terms:

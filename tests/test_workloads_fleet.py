@@ -45,7 +45,7 @@ def test_a_fleet_selects_by_its_label_index_exactly_what_a_scan_matches() -> Non
                      {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]},
                      {"matchExpressions": [{"key": "tier", "operator": "Exists"},
                                            {"key": "app", "operator": "In", "values": ["db"]}]},
-                     {"matchLabels": {"app": "nothing"}}]:
+                     {"matchLabels": {"app": "nothing"}}, {"matchLabels": None, "matchExpressions": None}]:
         want = [p.name for p in pods if p.namespace == "app" and matches(selector, p.labels)]
         assert sorted(p.name for p in fleet.selected("app", selector)) == sorted(want), selector
 
