@@ -94,9 +94,9 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
     evidence.took_effect(t0, pm, how)
     if leader:
         election = elected - t0
-        how = (f"± {pm + leaders.gap_before(elected):.2f} s: time zero's, and the survivors' leader sampled "
-               f"every {leaders.resolution:g} s")
-        assert evidence.within("leader election", election, slo, "etcd_leader_election_seconds", how), \
+        detail = (f"± {pm + leaders.gap_before(elected):.2f} s: time zero's, and the survivors' leader sampled "
+                  f"every {leaders.resolution:g} s")
+        assert evidence.within("leader election", election, slo, "etcd_leader_election_seconds", detail), \
             f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
         window = (lost[1] - lost[0]) if lost else 0.0
         assert window <= slo, f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"
