@@ -123,7 +123,12 @@ def rebalance(api: client.ApiClient, deployments: set[tuple[str, str]], timeout:
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     restarted = []
     for ns, name in sorted(deployments):
-        dep = apps.read_namespaced_deployment(name, ns, _request_timeout=10)
+        try:
+            dep = apps.read_namespaced_deployment(name, ns, _request_timeout=10)
+        except ApiException as e:
+            if e.status == 404:
+                continue   # deleted since (e.g. a probe namespace that was terminating): nothing to spread
+            raise
         selector = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
         nodes = {p.spec.node_name for p in core.list_namespaced_pod(ns, label_selector=selector, _request_timeout=10).items
                  if p.spec.node_name and not p.metadata.deletion_timestamp}

@@ -242,6 +242,10 @@ def test_pdb_shortfalls_name_budgets_that_cannot_lose_a_nodes_pods() -> None:
             for i, app in enumerate(["a", "a", "b"])]
     short = pdb_shortfalls([_pdb("a", {"app": "a"}, 1), _pdb("b", {"app": "b"}, 1), _pdb("c", {"app": "c"}, 0)], pods)
     assert short == ["PDB ns/a: 2 of its pods on this node, 1 disruption(s) allowed"]
+    by_expression = _pdb("x", {}, 0)   # a full selector: matchExpressions count as much as matchLabels
+    by_expression.spec.selector = client.V1LabelSelector(match_expressions=[
+        client.V1LabelSelectorRequirement(key="app", operator="In", values=["b"])])
+    assert pdb_shortfalls([by_expression], pods) == ["PDB ns/x: 1 of its pods on this node, 0 disruption(s) allowed"]
 
 
 def test_watch_outage_spans_from_the_first_bad_probe_to_the_end_of_the_last() -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from kubernetes import client
 
 from hakit.snapshot import node_is_ready
+from hakit.workloads import matches
 
 if TYPE_CHECKING:
     from hakit.faults import StopComponent
@@ -17,9 +18,9 @@ def pdb_shortfalls(pdbs: list[client.V1PodDisruptionBudget], pods: list[client.V
     """PDBs that cannot afford losing these pods at once: 'ns/name: 2 pods here, 1 disruption allowed'."""
     out = []
     for pdb in pdbs:
-        selector = (pdb.spec.selector.match_labels or {}) if pdb.spec.selector else {}
-        covered = [p for p in pods if p.metadata.namespace == pdb.metadata.namespace and selector
-                   and all((p.metadata.labels or {}).get(k) == v for k, v in selector.items())]
+        selector = client.ApiClient().sanitize_for_serialization(pdb.spec.selector)
+        covered = [p for p in pods if p.metadata.namespace == pdb.metadata.namespace
+                   and matches(selector, p.metadata.labels or {})]
         allowed = (pdb.status.disruptions_allowed or 0) if pdb.status else 0
         if len(covered) > allowed:
             out.append(f"PDB {pdb.metadata.namespace}/{pdb.metadata.name}: {len(covered)} of its pods on this node, "
