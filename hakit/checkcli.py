@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hakit import audit, http
@@ -13,6 +14,7 @@ from hakit.audit import OPTIONS, Results, Selection
 from hakit.catalog import checks
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
+from hakit.inventory import add_option as add_inventory_option
 from hakit.model import PROPERTIES
 from hakit.report import read_json, write_html, write_json
 from hakit.table import table
@@ -25,7 +27,7 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                            ("audit", "run the checks and write every report under reports/")):
         p = sub.add_parser(name, help=helptext, description=f"{helptext}. {SELECT_HELP}. "
                            "Arguments after `--` go to pytest.")
-        p.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
+        add_inventory_option(p)
         for option in OPTIONS:   # declared once, in hakit.audit; the pytest plugin takes them as --hakit-NAME
             option.add(p.add_argument)
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
@@ -39,22 +41,17 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
                            "needs no parameter (repeatable); its run goes into the report. The exit code still "
                            "says a check failed")
         p.set_defaults(func=cmd_check if name == "check" else cmd_audit)
-    diag = sub.add_parser("diagnose", help="the incident view: each cause, what it explains, the command that "
-                          "repairs it (read-only checks; the first thing to run on call)",
-                          description="Runs the read-only checks quietly and groups what fails by cause: a "
-                          "failing component none of whose dependencies fails is a cause, and the findings it "
-                          "explains are folded under it, with the runbook command that repairs it, parameters "
-                          "filled. A fault an interrupted hakit run left in effect is always the first incident. "
-                          "Exit code as for `check`.")
-    diag.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
-    diag.set_defaults(func=cmd_diagnose)
-    fix = sub.add_parser("repair", help="undo every fault a crashed or killed run left behind (from its journal)",
-                         description="Reads the inventory's fault journal (disruptive.journal) and undoes each "
-                         "fault injected but never restored: starts what was stopped, heals a partition, "
-                         "undoes a drain (uncordon, then spread again what it moved), removes a probe namespace, waits for a self-healing link. The first "
-                         "disruptive check of every run does the same.")
-    fix.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
-    fix.set_defaults(func=cmd_repair)
+    cluster_command(sub, "diagnose", cmd_diagnose, "the incident view: each cause, what it explains, the command "
+                    "that repairs it (read-only checks; the first thing to run on call)",
+                    "Runs the read-only checks quietly and groups what fails by cause: a failing component none of "
+                    "whose dependencies fails is a cause, and the findings it explains are folded under it, with "
+                    "the runbook command that repairs it, parameters filled. A fault an interrupted hakit run left "
+                    "in effect is always the first incident. Exit code as for `check`.")
+    cluster_command(sub, "repair", cmd_repair, "undo every fault a crashed or killed run left behind (from its "
+                    "journal)", "Reads the inventory's fault journal (disruptive.journal) and undoes each fault "
+                    "injected but never restored: starts what was stopped, heals a partition, undoes a drain "
+                    "(uncordon, then spread again what it moved), removes a probe namespace, waits for a "
+                    "self-healing link. The first disruptive check of every run does the same.")
     rep = sub.add_parser("report", help="render the HTML audit report from a JSON results file, or the history",
                          description="hakit report RESULTS.json: the audit page again. hakit report history DIR: "
                          "every audit under DIR on one page (verdicts and durations over time, regressions first).")
@@ -65,6 +62,14 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--runbooks", metavar="DIR", help="with `history`: where runbook runs are journaled, shown "
                      "beside the audits (default: $HAKIT_RUNBOOK_DIR, else ~/.local/state/hakit/runbooks)")
     rep.set_defaults(func=cmd_report)
+
+
+def cluster_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
+                    helptext: str, description: str) -> None:
+    """A subcommand that takes only the cluster it works on."""
+    p = sub.add_parser(name, help=helptext, description=description)
+    add_inventory_option(p)
+    p.set_defaults(func=func)
 
 
 def add_inventory_commands(sub: argparse._SubParsersAction) -> None:

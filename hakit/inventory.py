@@ -7,6 +7,7 @@ so a user fixes a file in one go rather than one error per run.
 from __future__ import annotations
 
 import ipaddress
+import argparse
 import os
 import re
 from dataclasses import dataclass, fields
@@ -253,6 +254,11 @@ def default_path(given: str | Path | None = None) -> Path:
     """The inventory a command means: the one given, else $HAKIT_INVENTORY, else the local lab's."""
     from hakit.lab.paths import default_root
     return Path(given or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
+
+
+def add_option(parser: argparse.ArgumentParser) -> None:
+    """The --inventory option of every command that works on a cluster (see default_path)."""
+    parser.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
 
 
 def load(path: Path | str, cluster_exists: bool = True) -> Inventory:

@@ -33,8 +33,7 @@ def look(ctx: Context) -> str:
     host = target(ctx)[0]
     members = ctx.control.etcd_members()
     via = kubeadm.a_member(ctx.control, [h.name for h in ctx.inventory.control_plane if h.name != host])
-    ctx.state.update(via=via, members=len(members),
-                     cgroup_v1=ctx.control.run(host, kubeadm.CGROUP_V1).rc == 0)
+    ctx.state.update(via=via, members=len(members))
     return (f"{host} joins through {ctx.state['via']}; etcd has {len(members)} members, all healthy: "
             f"{', '.join(m.name for m, _ in members)}")
 
@@ -42,7 +41,7 @@ def look(ctx: Context) -> str:
 def join(ctx: Context) -> str:
     host, address = target(ctx)
     kubeadm.join(ctx.control, ctx.state["via"], host, address, (ctx.inventory.vip, ctx.inventory.port),
-                 control_plane=True, ignore=kubeadm.preflight_ignores(ctx.state["cgroup_v1"]))
+                 control_plane=True)
     return f"{host} joined as a control plane"
 
 

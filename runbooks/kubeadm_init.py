@@ -59,7 +59,7 @@ def ready_to_init(ctx: Context) -> None:
 
 def look(ctx: Context) -> str:
     host = first(ctx)
-    cgroup_v1 = ctx.control.run(host, kubeadm.CGROUP_V1).rc == 0
+    cgroup_v1 = kubeadm.cgroup_v1(ctx.control, host)
     fixed = ctx.control.run(host, kubeadm.CONNTRACK_FIXED).rc == 0
     version = ctx.params["kubernetes_version"] or ctx.control.must(host, "asking kubeadm its version",
                                                                    "kubeadm version -o short").strip()
@@ -82,14 +82,11 @@ def configure(ctx: Context) -> str:
 
 
 def init(ctx: Context) -> str:
-    ignore = kubeadm.preflight_ignores(ctx.state["cgroup_v1"])
     started = time.monotonic()
     # Its output holds a join token and the certificate key: kept out of the journal.
-    ctx.control.must(first(ctx), "kubeadm init",
-                     "kubeadm init --config %s --upload-certs" + (" --ignore-preflight-errors=%s" if ignore else ""),
-                     kubeadm.CONFIG, *([ignore] if ignore else []))
+    kubeadm.run(ctx.control, first(ctx), "init --config %s --upload-certs", kubeadm.CONFIG)
     return (f"kubeadm init on {first(ctx)} took {time.monotonic() - started:.0f} s"
-            + (f" (ignored preflight: {ignore})" if ignore else ""))
+            + (" (preflight's SystemVerification ignored: cgroup v1)" if ctx.state["cgroup_v1"] else ""))
 
 
 def apiserver_ready(ctx: Context) -> None:

@@ -26,14 +26,14 @@ def not_joined(ctx: Context) -> None:
 def look(ctx: Context) -> str:
     host = target(ctx)[0]
     via = kubeadm.a_member(ctx.control, [h.name for h in ctx.inventory.control_plane])
-    ctx.state.update(via=via, cgroup_v1=ctx.control.run(host, kubeadm.CGROUP_V1).rc == 0)
+    ctx.state.update(via=via)
     return f"{host} joins through {via}"
 
 
 def join(ctx: Context) -> str:
     host, address = target(ctx)
     kubeadm.join(ctx.control, ctx.state["via"], host, address, (ctx.inventory.vip, ctx.inventory.port),
-                 control_plane=False, ignore=kubeadm.preflight_ignores(ctx.state["cgroup_v1"]))
+                 control_plane=False)
     return f"{host} joined as a worker"
 
 

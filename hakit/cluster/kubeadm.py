@@ -136,14 +136,19 @@ def join_config(endpoint: tuple[str, int], address: str, creds: JoinCredentials,
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def preflight_ignores(cgroup_v1: bool) -> str:
-    """kubeadm's preflight refuses a cgroup v1 host in SystemVerification, even with
-    failCgroupV1: false; nothing else is ever ignored."""
-    return "SystemVerification" if cgroup_v1 else ""
+def cgroup_v1(cluster: Cluster, host: str) -> bool:
+    return cluster.run(host, CGROUP_V1).rc == 0
 
 
-def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[str, int], control_plane: bool,
-         ignore: str) -> None:
+def run(cluster: Cluster, host: str, command: str, *args: str) -> str:
+    """`kubeadm COMMAND` on the host (its %s filled with args, quoted). kubeadm's preflight
+    refuses a cgroup v1 host in SystemVerification even with failCgroupV1: false, so that
+    one check is ignored there; nothing else is ever ignored."""
+    ignore = " --ignore-preflight-errors=SystemVerification" if cgroup_v1(cluster, host) else ""
+    return cluster.must(host, "kubeadm " + command.split()[0], "kubeadm " + command + ignore, *args)
+
+
+def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[str, int], control_plane: bool) -> None:
     """Join host to the cluster: a 15-minute token (and, for a control plane, a fresh
     certificate key) made on `via`, a JoinConfiguration streamed to the host in a 0600
     file, `kubeadm join`; then the file and the token are deleted, whatever happened."""
@@ -156,9 +161,7 @@ def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[st
     creds = JoinCredentials(token, ca_hash, key)
     try:
         cluster.upload(host, join_config(endpoint, address, creds, control_plane).encode(), CONFIG)
-        cluster.must(host, "kubeadm join",
-                     "kubeadm join --config %s" + (" --ignore-preflight-errors=%s" if ignore else ""),
-                     CONFIG, *([ignore] if ignore else []))
+        run(cluster, host, "join --config %s", CONFIG)
     finally:
         cluster.run(host, "rm -f -- %s", CONFIG)
         cluster.run(via, "kubeadm token delete %s", token.split(".")[0])   # the id only: not the secret

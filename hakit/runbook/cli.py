@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hakit.errors import ConfigError
 from hakit.inventory import Inventory, default_path, load
+from hakit.inventory import add_option as add_inventory_option
 from hakit.runbook import Context, Param, Runbook, get, load_all
 from hakit.runbook import run as runner
 from hakit.table import table
@@ -38,7 +39,7 @@ def add_runbook_commands(sub: argparse._SubParsersAction) -> None:
         p = rb_sub.add_parser(name, help=helptext)
         p.add_argument("name")
         p.add_argument("params", nargs="*", metavar="KEY=VALUE", help="the runbook's parameters")
-        p.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
+        add_inventory_option(p)
         if name == "show":
             p.add_argument("--markdown", action="store_true", help="Markdown, for a wiki")
             p.set_defaults(func=cmd_show)

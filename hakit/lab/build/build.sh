@@ -20,6 +20,24 @@ log() { printf '[build] %s\n' "$*" >&2; }
 # interrupted build is redone rather than trusted.
 built() { [ -f "$1/.complete" ]; }
 
+# go_module DIR NAME [MODULE@VERSION]: a throwaway Go module to build from, made once;
+# a failed `go get` leaves no go.mod, so the next run tries again.
+go_module() {
+  local dir=$1 name=$2 need=${3:-}
+  mkdir -p "$dir"
+  [ -f "$dir/go.mod" ] && return 0
+  (cd "$dir" && go mod init "hakit.local/$name" >/dev/null 2>&1 \
+      && { [ -z "$need" ] || go get "$need" >/dev/null 2>&1 || { rm -f go.mod; exit 1; }; })
+}
+
+# go_build DIR OUT ARGS...: `go build` inside module DIR into OUT, then marked complete.
+go_build() {
+  local dir=$1 out=$2; shift 2
+  mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -o "$out/" "$@")
+  touch "$out/.complete"
+}
+
 # k8s_module DIR TOOLS: a Go module requiring k8s.io/kubernetes at the pinned
 # version, its staging replaces pinned too (the upstream go.mod points them at
 # ./staging, which a module download does not have).
@@ -84,25 +102,20 @@ build_containerd() {
   local v=$CONTAINERD_VERSION out=$bin/containerd-$CONTAINERD_VERSION
   built "$out" && return 0
   log "containerd $v (containerd, its runc shim, ctr; ~5 min cold)"
-  local mod=$work/containerd-$v m=github.com/containerd/containerd/v2
-  mkdir -p "$mod" "$out"
-  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/containerd >/dev/null 2>&1 && go get "$m@$v" >/dev/null 2>&1)
-  (cd "$mod" && go build -trimpath -tags no_btrfs,no_devmapper,no_zfs \
-      -ldflags "-s -w -X $m/version.Version=$v -X $m/version.Package=$m" -o "$out/" \
-      "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr")
-  touch "$out/.complete"
+  local m=github.com/containerd/containerd/v2
+  go_module "$work/containerd-$v" containerd "$m@$v"
+  go_build "$work/containerd-$v" "$out" -tags no_btrfs,no_devmapper,no_zfs \
+      -ldflags "-s -w -X $m/version.Version=$v -X $m/version.Package=$m" \
+      "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
 }
 
 build_crictl() {
   local v=$CRICTL_VERSION out=$bin/crictl-$CRICTL_VERSION
   built "$out" && return 0
   log "crictl $v (~2 min cold)"
-  local mod=$work/crictl-$v
-  mkdir -p "$mod" "$out"
-  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/crictl >/dev/null 2>&1 && go get "sigs.k8s.io/cri-tools@$v" >/dev/null 2>&1)
-  (cd "$mod" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
-      -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
-  touch "$out/.complete"
+  go_module "$work/crictl-$v" crictl "sigs.k8s.io/cri-tools@$v"
+  go_build "$work/crictl-$v" "$out" -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
+      sigs.k8s.io/cri-tools/cmd/crictl
 }
 
 build_coredns() {
@@ -118,12 +131,9 @@ build_pause() {
   local out=$bin/pause-$(sha256sum "$here/pause/main.go" | cut -c1-12)
   built "$out" && return 0
   log "pause (seconds)"
-  local mod=$work/pause
-  mkdir -p "$mod" "$out"
-  cp "$here/pause/main.go" "$mod/"
-  [ -f "$mod/go.mod" ] || (cd "$mod" && go mod init hakit.local/pause >/dev/null 2>&1)
-  (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$out/pause" .)
-  touch "$out/.complete"
+  go_module "$work/pause" pause
+  cp "$here/pause/main.go" "$work/pause/"
+  go_build "$work/pause" "$out" -ldflags "-s -w" .
 }
 
 build_etcd() {
@@ -175,12 +185,11 @@ build_ksm() {
   built "$out" && return 0
   log "kube-state-metrics $v (~1 min cold)"
   local mod=$work/ksm-$v
-  mkdir -p "$mod" "$out"
+  mkdir -p "$mod"
   printf 'module hakit.local/ksmbuild\n\ngo 1.24\n\nrequire k8s.io/kube-state-metrics/v2 %s\n' "$v" > "$mod/go.mod"
   cp "$here/ksm_tools.go" "$mod/tools.go"
   (cd "$mod" && go mod tidy >/dev/null)
-  (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$out/kube-state-metrics" k8s.io/kube-state-metrics/v2)
-  touch "$out/.complete"
+  go_build "$mod" "$out" -ldflags "-s -w" k8s.io/kube-state-metrics/v2
 }
 
 build_etcd
