@@ -338,6 +338,14 @@ class Cluster:
             serving = list(pool.map(self._serving, self.inv.control_plane))
         return [h for group in active + serving for h in group] + self._nodes()
 
+    def disruptions_allowed(self) -> dict[str, int]:
+        """Each PodDisruptionBudget's disruptions allowed now, by 'namespace/name': what a
+        fault must give back before the next one (a budget still short after an outage makes
+        the next node fault refuse, and a real drain hang)."""
+        pdbs = client.PolicyV1Api(self.api).list_pod_disruption_budget_for_all_namespaces(_request_timeout=10).items
+        return {f"{b.metadata.namespace}/{b.metadata.name}": (b.status.disruptions_allowed or 0) if b.status else 0
+                for b in pdbs}
+
     def _nodes(self) -> list[Health]:
         try:
             nodes = client.CoreV1Api(self.api).list_node(_request_timeout=5).items
