@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hakit import audit, http
+from hakit import audit
 from hakit.audit import OPTIONS, Results, Selection
 from hakit.catalog import checks
+from hakit.cluster.probes import readyz
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
 from hakit.inventory import add_option as add_inventory_option
@@ -114,14 +115,10 @@ def preflight(inv: Inventory) -> None:
     from hakit.kube import api_client
     server = api_client(inv.kubeconfig, inv.context).configuration.host
     urls = [server] + [f"https://{h.address}:{inv.apiserver_port}" for h in inv.control_plane]
-    s = http.session()
-    s.verify = False
     for url in urls:
-        try:
-            s.get(f"{url}/readyz", timeout=5)
+        got = readyz(url, timeout=5)
+        if got == "ok" or got.startswith("HTTP "):   # any answer: a sick apiserver is the checks' to report
             return
-        except Exception:  # noqa: BLE001 - trying the next one
-            continue
     raise UnreachableError(f"no apiserver answers: tried {', '.join(urls)}")
 
 
