@@ -107,8 +107,8 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
         pm = (max(written.gap_before(lost[0]), written.gap_before(lost[1])) + written.latency(lost[1])
               if lost else written.resolution)
         assert evidence.within("write outage", window, slo, "etcd_leader_election_seconds",
-                               f"first failed write to the first good one after the last, ± {pm:.2f} s (the "
-                               "writers' spacing plus a good write's time)" if lost else
+                               f"first failed write to the first good one after the last, ± {pm:.2f} s: the "
+                               "writers' spacing plus a good write's time" if lost else
                                f"no write failed (a write every {written.resolution:g} s)"), \
             f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"
     else:
