@@ -4,6 +4,7 @@ interrupted; and a receiver that never gets the page fails the check there."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -69,3 +70,15 @@ def test_a_receiver_that_never_gets_the_page_fails_the_check_there(lab: Lab, tmp
     assert code == 1 and r["outcome"] == "fail", r
     assert "TargetDown delivered to the receiver not within the 110 s SLO" in r["message"], r["message"]
     assert "TargetDown in Alertmanager at" in r["message"], r["message"]
+
+
+def test_every_scenario_fails_where_its_alert_cannot_fire_within_the_slo(lab: Lab, tmp_path: Path) -> None:
+    """An SLO of 20 s, shorter than every rule's `for: 1m`: each of the three scenarios (its own
+    fault, as when MON-D01 runs alone) fails at the stage it could not reach, naming its alert."""
+    inventory = tightened(lab, tmp_path / "inventory.yaml", alert_delivery_seconds=20)
+    code, _ = run_checks(inventory, tmp_path, "MON-D01", disruptive=True)
+    runs = json.loads((tmp_path / "results-MON-D01.json").read_text())["results"]
+    messages = {r["check"]["id"] + r.get("nodeid", ""): r["message"] for r in runs}
+    assert code == 1 and len(runs) == 3 and all(r["outcome"] == "fail" for r in runs), messages
+    for alert in ("etcdMembersDown", "KubeNodeNotReady", "TargetDown"):
+        assert any(f"{alert} " in m and "not within the 20 s SLO" in m for m in messages.values()), (alert, messages)
