@@ -40,8 +40,7 @@ def look(ctx: Context) -> str:
 
 def join(ctx: Context) -> str:
     host, address = target(ctx)
-    kubeadm.join(ctx.control, ctx.state["via"], host, address, (ctx.inventory.vip, ctx.inventory.port),
-                 control_plane=True)
+    kubeadm.join(ctx.control, ctx.state["via"], host, address, control_plane=True)
     return f"{host} joined as a control plane"
 
 

@@ -32,8 +32,7 @@ def look(ctx: Context) -> str:
 
 def join(ctx: Context) -> str:
     host, address = target(ctx)
-    kubeadm.join(ctx.control, ctx.state["via"], host, address, (ctx.inventory.vip, ctx.inventory.port),
-                 control_plane=False)
+    kubeadm.join(ctx.control, ctx.state["via"], host, address, control_plane=False)
     return f"{host} joined as a worker"
 
 

@@ -148,7 +148,7 @@ def run(cluster: Cluster, host: str, command: str, *args: str) -> str:
     return cluster.must(host, "kubeadm " + command.split()[0], "kubeadm " + command + ignore, *args)
 
 
-def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[str, int], control_plane: bool) -> None:
+def join(cluster: Cluster, via: str, host: str, address: str, control_plane: bool) -> None:
     """Join host to the cluster: a 15-minute token (and, for a control plane, a fresh
     certificate key) made on `via`, a JoinConfiguration streamed to the host in a 0600
     file, `kubeadm join`; then the file and the token are deleted, whatever happened."""
@@ -160,6 +160,7 @@ def join(cluster: Cluster, via: str, host: str, address: str, endpoint: tuple[st
                                                  "kubeadm init phase upload-certs --upload-certs"))
     creds = JoinCredentials(token, ca_hash, key)
     try:
+        endpoint = (cluster.inv.vip, cluster.inv.port)   # the VIP: a join never depends on one control plane
         cluster.upload(host, join_config(endpoint, address, creds, control_plane).encode(), CONFIG)
         run(cluster, host, "join --config %s", CONFIG)
     finally:

@@ -38,6 +38,12 @@ go_build() {
   touch "$out/.complete"
 }
 
+# go_install OUT PKG@VERSION: a command straight from its module, into OUT.
+go_install() {
+  mkdir -p "$1"
+  GOBIN=$1 go install -trimpath -ldflags "-s -w" "$2"
+}
+
 # k8s_module DIR TOOLS: a Go module requiring k8s.io/kubernetes at the pinned
 # version, its staging replaces pinned too (the upstream go.mod points them at
 # ./staging, which a module download does not have).
@@ -122,8 +128,7 @@ build_coredns() {
   local v=$COREDNS_VERSION out=$bin/coredns-$COREDNS_VERSION
   built "$out" && return 0
   log "coredns $v (~3 min cold)"
-  mkdir -p "$out"
-  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$v"
+  go_install "$out" "github.com/coredns/coredns@$v"
   touch "$out/.complete"
 }
 
@@ -169,8 +174,7 @@ build_kwok() {
   local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION
   built "$out" && return 0
   log "kwok $v (~1 min cold)"
-  mkdir -p "$out"
-  GOBIN=$out go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$v"
+  go_install "$out" "sigs.k8s.io/kwok/cmd/kwok@$v"
   local dir
   dir=$(go list -m -json "sigs.k8s.io/kwok@$v" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Dir",""))' || true)
   [ -n "$dir" ] || dir=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$v
