@@ -255,7 +255,7 @@ def compare(runs: int, checks: list[str] | tuple[str, ...]) -> None:
     for key, values in diffs.items():
         print(f"{key:44} {statistics.median(values):+11.3f}s {statistics.mean(values):+9.3f}s "
               f"{max(map(abs, values)):10.3f}s "
-              f"{sum(inside[key])}/{len(inside[key]):>13}")
+              f"{f'{sum(inside[key])}/{len(inside[key])}':>15}")
 
 
 if __name__ == "__main__":
