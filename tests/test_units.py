@@ -15,6 +15,7 @@ from hakit.errors import ConfigError
 from hakit.cluster.components import kubeadm_command, render
 from hakit.cluster.network import partition_script, self_healing
 from hakit.faults.nodes import pdb_shortfalls
+from hakit.fixtures.disruption import short_budgets
 from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 from hakit.inventory import load
 from hakit.lab.topology import LabSpec
@@ -557,3 +558,9 @@ def test_a_client_outage_that_never_ends_is_a_miss_not_a_pass() -> None:
     ev = Evidence()
     assert client_outages(ev, never, fault, 11.0, 5.0) == ["client outage during the fault: still failing after 6.9 s"]
     assert "still failing" in str(ev.measurements)
+
+
+def test_short_budgets_are_those_below_what_they_allowed_before_the_fault() -> None:
+    before = {"kube-system/coredns": 1, "app/web": 2, "gone/probe": 1, "app/frozen": 0}
+    now = {"kube-system/coredns": 0, "app/web": 2, "app/frozen": 0, "app/new": 0}
+    assert short_budgets(before, now) == {"PDB kube-system/coredns": "allows 0 disruption(s), 1 before the fault"}
