@@ -78,12 +78,12 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
             # from one write timeout before time zero: a write in flight when the member died failed too
             failed, total = written.failures(after=t0 - etcd.timeout)
             lost = written.first_outage(after=t0 - etcd.timeout)
-            failing = written.first_failure(after=t0 - etcd.timeout)
+            failing, recovered = written.first_failure(after=t0 - etcd.timeout), lost is not None
             if failing and not lost:   # writes began failing and none has succeeded since
                 lost = (failing[0], time.monotonic())
             if lost:
                 evidence.event("first failed write: sent", lost[0], False)
-                evidence.event("writes succeed again", lost[1], True)
+                evidence.event("writes succeed again" if recovered else "writes still failing", lost[1], recovered)
             if alerts:
                 alerts.hold(follow, fault, t0)
         rejoined = health.wait(lambda v: v is True, time.monotonic(), 60, f"{victim} to be healthy again")
@@ -104,10 +104,10 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
         assert evidence.within("leader election", election, slo, "etcd_leader_election_seconds", detail), \
             f"a new etcd leader took {election:.1f} s; the SLO is {slo:g} s"
         window = (lost[1] - lost[0]) if lost else 0.0
-        pm = (max(written.gap_before(lost[0]), written.gap_before(lost[1])) + written.latency(lost[1])
-              if lost else written.resolution)
+        write_pm = (max(written.gap_before(lost[0]), written.gap_before(lost[1])) + written.latency(lost[1])
+                    if lost else written.resolution)
         assert evidence.within("write outage", window, slo, "etcd_leader_election_seconds",
-                               f"first failed write to the first good one after the last, ± {pm:.2f} s: the "
+                               f"first failed write to the first good one after the last, ± {write_pm:.2f} s: the "
                                "writers' spacing plus a good write's time" if lost else
                                f"no write failed (a write every {written.resolution:g} s)"), \
             f"writes failed for {window:.1f} s after the leader stopped ({failed} of {total})"

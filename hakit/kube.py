@@ -13,6 +13,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from hakit.errors import ConfigError
+from hakit.workloads import matches
 
 
 class _Sent:
@@ -129,9 +130,9 @@ def rebalance(api: client.ApiClient, deployments: set[tuple[str, str]], timeout:
             if e.status == 404:
                 continue   # deleted since (e.g. a probe namespace that was terminating): nothing to spread
             raise
-        selector = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
-        nodes = {p.spec.node_name for p in core.list_namespaced_pod(ns, label_selector=selector, _request_timeout=10).items
-                 if p.spec.node_name and not p.metadata.deletion_timestamp}
+        selector = api.sanitize_for_serialization(dep.spec.selector)   # matchExpressions too
+        nodes = {p.spec.node_name for p in core.list_namespaced_pod(ns, _request_timeout=10).items
+                 if p.spec.node_name and not p.metadata.deletion_timestamp and matches(selector, p.metadata.labels or {})}
         if (dep.spec.replicas or 0) < 2 or len(nodes) != 1:
             continue
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

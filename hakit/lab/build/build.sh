@@ -27,7 +27,7 @@ go_module() {
   mkdir -p "$dir"
   [ -f "$dir/go.mod" ] && return 0
   (cd "$dir" && go mod init "hakit.local/$name" >/dev/null 2>&1 \
-      && { [ -z "$need" ] || go get "$need" >/dev/null 2>&1 || { rm -f go.mod; exit 1; }; })
+      && { [ -z "$need" ] || go get "$need" >/dev/null 2>&1 || { rm -f go.mod; log "go get $need failed"; exit 1; }; })
 }
 
 # go_build DIR OUT ARGS...: `go build` inside module DIR into OUT, then marked complete.
