@@ -32,7 +32,9 @@ NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     # Where replicas run and what a drain or node loss would cost: a lost node (any) changes it.
     "workload placement": (("*", "node"),),
     "vip": (("*", "keepalived"), ("*", "haproxy")),
-    "api": (("*", "vip"),),                                   # the API as clients reach it: through the VIP
+    # The API as clients reach it: through the VIP, and haproxy sends a request to a backend that
+    # stopped being ready until its health check has failed `fall` times.
+    "api": (("*", "vip"), ("*", "kube-apiserver")),
     "alert-delivery": (("*", "prometheus"), ("*", "alertmanager")),
 }
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")

@@ -88,3 +88,15 @@ def test_the_history_tells_the_story_audit_red_runbook_run_audit_green(tmp_path:
     write_history(docs, tmp_path / "history.html", runs)
     html = (tmp_path / "history.html").read_text()
     assert "control-plane-restart host=cp3 component=etcd</code>:\n<b>succeeded</b>" in html
+
+
+def test_the_vip_answering_not_ready_while_an_apiserver_is_down_is_that_apiservers_consequence() -> None:
+    # CI saw this: etcd on cp3 stopped, and haproxy sent API-001's /readyz to cp3's apiserver
+    # before its health check had marked it DOWN; the VIP is not a second cause.
+    results = [failed("ETCD-002", ("cp3", "etcd")), failed("API-002", ("cp3", "kube-apiserver")),
+               failed("API-001", ("", "api"))]
+    [one] = incidents(results, [], INV)
+    assert one.cause == "etcd on cp3"
+    assert {c.split()[0] for c in one.consequences} == {"API-002", "API-001"}
+    [alone] = incidents(results[2:], [], INV)   # with every apiserver ready, it is the API path's own
+    assert alone.cause == "api"
