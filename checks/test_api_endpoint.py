@@ -27,15 +27,16 @@ from hakit.model import Evidence, check
 and haproxy there (`systemctl status keepalived haproxy`) and that haproxy has UP backends.""")
 def test_vip_answers_readyz(inventory: Inventory, kube_api: client.ApiClient, evidence: Evidence) -> None:
     """Every client (kubelets, controllers, users) reaches the API through the VIP."""
-    got = evidence.record(f"GET {inventory.vip_url}/readyz", readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert, timeout=5),
-                          expected="ok")
+    answer = readyz(inventory.vip_url, kube_api.configuration.ssl_ca_cert, timeout=5)
+    got = evidence.record(f"GET {inventory.vip_url}/readyz", answer, expected="ok")
     # Connected, then not ready or no answer: haproxy passed it to an apiserver that is failing
-    # (until its health check fails `fall` times). Not connected: the VIP or haproxy itself.
+    # (until its health check fails `fall` times), or has none UP. Not connected: the VIP or
+    # haproxy itself.
     behind = got.startswith("HTTP ") or got == "ReadTimeout"
     if got != "ok":
         evidence.about("", "api" if behind else "vip")
     assert got == "ok", (f"the VIP {inventory.vip_url} does not answer /readyz: {got}" +
-                         (" (from an apiserver behind it)" if behind else ""))
+                         (" (haproxy took it: the apiserver it chose is not ready, or none is UP)" if behind else ""))
 
 
 @check("API-002", "Every apiserver answers /readyz on its own address", property="api-endpoint",
