@@ -93,3 +93,16 @@ def kinv(klab: KubeadmLab) -> Inventory:
 def kcluster(kinv: Inventory) -> Cluster:
     """The lab reached as any cluster: SSH, kubeadm's default host control."""
     return Cluster(kinv)
+
+
+@pytest.fixture
+def ksettled(kcluster: Cluster) -> None:
+    """Start from the steady state a disruptive guard asks for. After an earlier test's etcd
+    member comes back, its apiserver may stay down for minutes: kubeadm's liveness probe is
+    /livez, which includes etcd, so the kubelet restarted it while etcd was away and now holds
+    it in crash-loop back-off (up to 5 min). CI saw every guard refuse on that."""
+    def sick() -> list[str]:
+        return [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in kcluster.health()
+                if not h.ok]
+    wait.until(lambda: not sick(), 360, "the cluster healthy before the next fault", interval=5.0,
+               why=lambda: ", ".join(sick()))

@@ -102,6 +102,7 @@ def test_a_parked_scheduler_fails_mon002_naming_its_target(klab: KubeadmLab, kcl
                   kcluster.addresses["cp3"], inventory=klab.inventory, within=60)
 
 
+@pytest.mark.usefixtures("ksettled")
 def test_disruptive_checks_pass_through_the_default_kubeadm_control(klab: KubeadmLab, tmp_path: Path) -> None:
     """The kill is a SIGKILL of the leader's process; the kubelet restarts it, and a new
     identity (a standby or the restarted one) must take the Lease within the SLO. The probe
@@ -150,6 +151,7 @@ def risky_workloads(cluster: Cluster) -> Iterator[None]:
                    f"namespace {NS} to be gone")
 
 
+@pytest.mark.usefixtures("ksettled")
 def test_real_workload_risks_fail_the_fleet_checks_and_a_real_drain(klab: KubeadmLab, kcluster: Cluster,
                                                                     tmp_path: Path) -> None:
     """Workloads nobody listed as critical, in a namespace of their own, found all the same; and
