@@ -19,6 +19,10 @@ class Health:
     ok: bool
     detail: str = ""
 
+    def __str__(self) -> str:
+        """As a refusal or a wait names it: "cp3/kube-apiserver /readyz (HTTP 500)"."""
+        return f"{self.host}/{self.component}" + (f" ({self.detail})" if self.detail else "")
+
 
 READYZ = "kube-apiserver /readyz"   # the Health component name of an apiserver's /readyz
 

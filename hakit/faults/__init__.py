@@ -143,7 +143,7 @@ class Fault(ABC):
             raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
         health = self.control.health()
         self.cost_guard(health)
-        sick = [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in health if not h.ok]
+        sick = [str(h) for h in health if not h.ok]
         if sick:
             raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
 

@@ -102,7 +102,6 @@ def ksettled(kcluster: Cluster) -> None:
     which includes etcd) restarts it: measured here, 38 s after a 120 s etcd outage. A full run
     here saw every guard refuse on it."""
     def sick() -> list[str]:
-        return [f"{h.host}/{h.component}" + (f" ({h.detail})" if h.detail else "") for h in kcluster.health()
-                if not h.ok]
+        return [str(h) for h in kcluster.health() if not h.ok]
     wait.until(lambda: not sick(), 360, "the cluster healthy before the next fault", interval=5.0,
                why=lambda: ", ".join(sick()))
