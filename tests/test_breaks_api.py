@@ -18,7 +18,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 def test_api001_vip_without_any_keepalived(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "API-001", lambda: stopped(lab, "cp1/keepalived", "cp2/keepalived", "cp3/keepalived"),
-                  "does not answer /readyz", within=20)
+                  "nothing accepts connections there", within=20)
+
+
+def test_api001_vip_held_with_no_ready_apiserver_behind_it(lab: Lab, tmp_path: Path) -> None:
+    """etcd quorum lost: every apiserver answers, none ready; haproxy on the VIP accepts and has
+    no backend UP. Blamed on what is behind the VIP, not on the VIP (the incident model's "api")."""
+    assert_breaks(lab, tmp_path, "API-001", lambda: stopped(lab, "cp1/etcd", "cp2/etcd"),
+                  "haproxy there accepts connections: the apiserver it chose is not ready, or none is UP", within=30)
 
 
 def test_api002_names_the_apiserver_that_is_down(lab: Lab, tmp_path: Path) -> None:
