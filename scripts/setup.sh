@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Everything a fresh Debian machine needs for hakit and its lab: Debian packages,
+# Everything a fresh Debian machine needs for hakit and its netns lab: Debian packages,
 # a virtualenv with hakit installed, and the lab's Go binaries (cached by version
 # in ~/.cache/hakit/bin, so a warm run takes seconds). Idempotent.
+#   setup.sh             what `make audit` runs: the netns lab alone
+#   setup.sh --kubeadm   also the kubeadm lab's node side and its two Debian images
+#                        (`make test`; `hakit lab up --kubeadm` builds them too, on demand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+kubeadm=false
+case "${1:-}" in
+  "") ;;
+  --kubeadm) kubeadm=true ;;
+  *) echo "usage: setup.sh [--kubeadm]" >&2; exit 2 ;;
+esac
 
 pkgs=(keepalived haproxy prometheus prometheus-alertmanager prometheus-pushgateway openssh-server openssh-client
-      iproute2 iptables curl openssl util-linux procps python3-venv faketime
-      lxc debootstrap)   # the kubeadm lab: system containers, and the Debian image they boot
+      iproute2 iptables curl openssl util-linux procps python3-venv faketime)
+# The kubeadm lab: system containers, and the Debian image they boot.
+$kubeadm && pkgs+=(lxc debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -35,6 +45,10 @@ fi
 # sudo resets PATH (secure_path): look where Go's own installer puts it too.
 [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "[setup] Go is required to build the lab's binaries" >&2; exit 4; }
+if ! $kubeadm; then
+  bash hakit/lab/build/build.sh   # the netns lab's binaries
+  exit 0
+fi
 # The Debian images (network- and disk-bound, ~5 + ~3 min cold) build while Go compiles
 # (CPU-bound, ~15 min cold for the kubeadm lab's node side); each is cached by version.
 bash hakit/lab/build/rootfs.sh > /tmp/hakit-rootfs.log 2>&1 & rootfs=$!

@@ -3,6 +3,7 @@ subprocess) and hold a lab broken in one way while they look at it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -15,6 +16,25 @@ from hakit.lab import Lab
 
 
 WORST = ["fail", "error", "warn", "skip", "pass"]
+MACHINE_LOCK = Path("/run/lock/hakit-tests-machine.lock")
+
+
+@contextmanager
+def machine_state(change: bool) -> Iterator[None]:
+    """Kernel state that every lab of this machine shares (swap: the hosts share its kernel).
+    A test that changes it (marked `machine_wide`, so it runs last) holds this lock
+    exclusively; the kubeadm tier, whose HOST-001 and kubelets (failSwapOn) read it and which
+    runs beside the netns session, holds it shared through each test. Everyone passes a
+    turnstile first, so a waiting change is not starved by the tier's next test."""
+    turnstile = MACHINE_LOCK.with_suffix(".turnstile")
+    with turnstile.open("a") as t, MACHINE_LOCK.open("a") as f:
+        fcntl.flock(t, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_EX if change else fcntl.LOCK_SH)
+        fcntl.flock(t, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = False,

@@ -77,3 +77,9 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test's runbook journals in a directory of its own."""
     monkeypatch.setenv("HAKIT_RUNBOOK_DIR", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that change kernel state every lab shares go last: by then the kubeadm tier,
+    which make test runs beside this session and which such a test must wait out, is done."""
+    items.sort(key=lambda item: item.get_closest_marker("machine_wide") is not None)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from breaking import assert_breaks, file_changed, stopped
+from breaking import assert_breaks, file_changed, machine_state, stopped
 
 from hakit.lab import Lab, pki
 from hakit.lab.pki import CertPair
@@ -61,20 +61,23 @@ def test_host005_names_the_expiring_certificate(lab: Lab, tmp_path: Path) -> Non
 @contextmanager
 def swap_on(path: Path) -> Iterator[None]:
     """A real 16 MiB swap file, switched on for the machine (so for every lab host,
-    which share its kernel) and off again whatever happens."""
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=16", "status=none"], check=True)
-    path.chmod(0o600)
-    subprocess.run(["mkswap", str(path)], check=True, capture_output=True)
-    on = subprocess.run(["swapon", str(path)], capture_output=True, text=True)
-    if on.returncode:  # e.g. a container without CAP_SYS_ADMIN, or a filesystem swap cannot live on
-        path.unlink(missing_ok=True)
-        pytest.skip(f"this machine cannot switch swap on: {on.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["swapoff", str(path)], check=False)
-        path.unlink(missing_ok=True)
+    which share its kernel) and off again whatever happens; never while the kubeadm tier,
+    running beside this session, has a test under way."""
+    with machine_state(change=True):
+        subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=16", "status=none"], check=True)
+        path.chmod(0o600)
+        subprocess.run(["mkswap", str(path)], check=True, capture_output=True)
+        on = subprocess.run(["swapon", str(path)], capture_output=True, text=True)
+        if on.returncode:  # e.g. a container without CAP_SYS_ADMIN, or a filesystem swap cannot live on
+            path.unlink(missing_ok=True)
+            pytest.skip(f"this machine cannot switch swap on: {on.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["swapoff", str(path)], check=False)
+            path.unlink(missing_ok=True)
 
 
+@pytest.mark.machine_wide
 def test_host001_sees_swap_on(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "HOST-001", lambda: swap_on(tmp_path / "swapfile"), "swap is on: cp1")

@@ -328,8 +328,9 @@ def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: P
     progress("lab removed")
 
 
-def free_subnet() -> str:
-    """The first candidate /24 that no route of this machine overlaps."""
+def free_subnet(skip: int = 0) -> str:
+    """The first candidate /24 that no route of this machine overlaps; `skip` passes over that
+    many free ones, so two labs brought up at the same moment (make test's two tiers) differ."""
     routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
     used = []
     for line in routes.splitlines():
@@ -339,7 +340,8 @@ def free_subnet() -> str:
                 used.append(ipaddress.ip_network(dest, strict=False))
             except ValueError:
                 continue
-    for cand in SUBNET_CANDIDATES:
-        if not any(ipaddress.ip_network(cand).overlaps(u) for u in used):
-            return cand
-    raise LabError(f"every candidate lab subnet overlaps a route here: {', '.join(SUBNET_CANDIDATES)}")
+    free = [c for c in SUBNET_CANDIDATES if not any(ipaddress.ip_network(c).overlaps(u) for u in used)]
+    if len(free) > skip:
+        return free[skip]
+    raise LabError(f"fewer than {skip + 1} of the candidate lab subnets are free of this machine's routes: "
+                   f"{', '.join(SUBNET_CANDIDATES)}")

@@ -1,9 +1,10 @@
 """Fixtures for the kubeadm tier: one kubeadm lab per session (LXC system containers
 installed by hakit's provisioning runbooks), always removed.
 
-Run apart from the netns lab's tests (`make test` runs them one after the other), so the
-two labs never share the machine's two cores. HAKIT_TEST_KEEP_LAB=1 keeps it up and
-reuses it on the next run when its API answers.
+`make test` runs this tier beside the netns session (scripts/test.sh); the kernel state both
+labs share (swap) is changed only while no test of this tier is under way
+(breaking.machine_state). HAKIT_TEST_KEEP_LAB=1 keeps it up and reuses it on the next run
+when its API answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/breaking.py
 
+from breaking import machine_state  # noqa: E402
 from hakit import wait  # noqa: E402
 from hakit.cluster import Cluster  # noqa: E402
 from hakit.cluster.probes import readyz  # noqa: E402
@@ -52,9 +54,10 @@ def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
             KubeadmLab.load(ROOT).down(progress=lambda _: None)
         except LabError:
             nodes.destroy(nodes.Spec(subnet="0.0.0.0/24", prefix="hkk"), nodes.Paths(ROOT))
-    lab = KubeadmLab(nodes.Spec(subnet=free_subnet(), prefix="hkk"), nodes.Paths(ROOT))
+    lab = KubeadmLab(nodes.Spec(subnet=free_subnet(skip=1), prefix="hkk"), nodes.Paths(ROOT))   # the netns tier takes the first
     try:
-        lab.up(progress=lambda msg: print(f"[kubeadm lab] {msg}"))
+        with machine_state(change=False):   # kubeadm's preflight and the kubelets read swap
+            lab.up(progress=lambda msg: print(f"[kubeadm lab] {msg}"))
         yield lab
     finally:
         if not keep:
@@ -63,6 +66,13 @@ def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
                 wait.until(lambda: not leftovers(ROOT, "hkk"), 30, "nothing of the lab left", interval=1.0)
             except wait.WaitTimeout:
                 pytest.fail(f"`lab down` left behind: {', '.join(leftovers(ROOT, 'hkk'))}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def kernel_state_steady() -> Iterator[None]:
+    """No swap switched on by the netns session while a test of this tier runs."""
+    with machine_state(change=False):
+        yield
 
 
 def leftovers(root: Path, prefix: str) -> list[str]:
