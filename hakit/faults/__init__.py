@@ -110,7 +110,9 @@ class Fault(ABC):
         self.returned_at = 0.0   # ... and when it returned: the fault took effect in between
         self.restored_at = 0.0
         self.undone: object = None   # what the restore reported
+        self.beside: Fault | None = None   # a fault of another failure domain held for its alert
         self._signals = _Signals()
+        self._undo_once = threading.Lock()
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -135,7 +137,8 @@ class Fault(ABC):
     def guard(self) -> None:
         """One fault at a time; nothing it would cost that cannot be lost; and no fault on a
         sick cluster, where it would measure nothing and might break it further."""
-        pending = [e for e in journal(self.control).pending() if e.undo["kind"] not in SETUP_UNDO]
+        held = self.beside._entry.id if self.beside and self.beside._entry else None
+        pending = [e for e in journal(self.control).pending() if e.undo["kind"] not in SETUP_UNDO and e.id != held]
         if pending:
             e = pending[0]
             who = "left by a run that is gone; `hakit repair` undoes it" \
@@ -143,7 +146,7 @@ class Fault(ABC):
             raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
         health = self.control.health()
         self.cost_guard(health)
-        sick = [str(h) for h in health if not h.ok]
+        sick = [str(h) for h in health if not h.ok and not (self.beside and h.host == self.beside.host)]
         if sick:
             raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
 
@@ -171,11 +174,19 @@ class Fault(ABC):
                  tb: TracebackType | None) -> None:
         self._rollback()
 
+    def restore(self) -> None:
+        """Undo the fault now, once (a second call does nothing). Safe from another thread:
+        the journal, the run lock and the signal handlers are left to `__exit__`, on the
+        main thread (a held fault's undo runs from one the moment its alert is delivered)."""
+        with self._undo_once:
+            if not self.restored_at:
+                self.undone = undo(self.control, self.undo())
+                self.restored_at = time.monotonic()
+
     def _rollback(self) -> None:
         self._signals.restoring = True
         try:
-            self.undone = undo(self.control, self.undo())
-            self.restored_at = time.monotonic()
+            self.restore()
             journal(self.control).restored(self._entry.id if self._entry else "")
         finally:
             self._signals.restoring = False
