@@ -51,4 +51,13 @@ def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, co
              if r["check"]["id"] == "MON-D01"}
     assert {alert: what.rsplit("(held by ", 1)[-1].rstrip(")") for alert, what in hosts.items()} == {
         "etcdMembersDown": "ETCD-D01", "TargetDown": "API-D01", "KubeNodeNotReady": "WL-D01"}, hosts
+    # The overlap rule: WL-D01's lost worker, its rescheduling measured, is held for its alert
+    # while the API-path checks measure beside it, then released with the steady state back.
+    [wl] = [r for r in disruptive if r["check"]["id"] == "WL-D01"]
+    told = [e["what"] for e in wl["timeline"]]
+    aside = next(i for i, w in enumerate(told) if w.startswith("set aside: held for KubeNodeNotReady while"))
+    assert any(w == "fault undone" for w in told[aside:]) and told[-1].startswith("steady state back"), told
+    beside = {r["check"]["id"] for r in disruptive
+              if any(m["name"] == "beside a fault of another failure domain" for m in r["evidence"])}
+    assert beside == {"VIP-D01", "VIP-D02", "VIP-D03", "API-D01"}, beside
     assert journal(control).pending() == []

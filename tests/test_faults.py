@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,23 @@ def test_partition_fault_is_healed_on_exit(lab: Lab, control: Cluster) -> None:
     with Partition(control, "cp3"):
         assert lab.host("cp3").is_partitioned
     assert not lab.host("cp3").is_partitioned and journal(control).pending() == []
+
+
+def test_sigterm_while_a_fault_is_set_aside_restores_both(lab: Lab, control: Cluster, tmp_path: Path) -> None:
+    """WL-D01 sets its lost worker aside while VIP-D01 measures beside it (the overlap rule):
+    a SIGTERM then, with two faults in effect, restores both before the run exits."""
+    proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "check", "--disruptive", "--inventory",
+                             str(lab.paths.inventory), "--check", "WL-D01", "--check", "VIP-D01", "--check", "MON-D01",
+                             "--", "-k", "rescheduled or keepalived_stops or KubeNodeNotReady"],
+                            stdout=(log := (tmp_path / "run.log").open("w")), stderr=subprocess.STDOUT)
+    try:
+        both = wait.until(lambda: len(pending := [e.fault for e in journal(control).pending()]) == 2 and pending,
+                          240, "WL-D01's worker set aside and VIP-D01's fault beside it", interval=0.2)
+        assert both[0].startswith("stop kubelet on w") and both[1].startswith("stop keepalived on cp"), both
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        log.close()
+    assert journal(control).pending() == [], (tmp_path / "run.log").read_text()[-2000:]
+    wait.until(lambda: all(h.ok for h in control.health()), 180, "every component and node healthy again")

@@ -341,10 +341,13 @@ class Cluster:
     def disruptions_allowed(self) -> dict[str, int]:
         """Each PodDisruptionBudget's disruptions allowed now, by 'namespace/name': what a
         fault must give back before the next one (a budget still short after an outage makes
-        the next node fault refuse, and a real drain hang)."""
+        the next node fault refuse, and a real drain hang). Not those of a namespace being
+        deleted (a probe's, whose pods on a lost node go only when it returns): they never will."""
         pdbs = client.PolicyV1Api(self.api).list_pod_disruption_budget_for_all_namespaces(_request_timeout=10).items
+        going = {n.metadata.name for n in client.CoreV1Api(self.api).list_namespace(_request_timeout=10).items
+                 if n.status and n.status.phase == "Terminating"}
         return {f"{b.metadata.namespace}/{b.metadata.name}": (b.status.disruptions_allowed or 0) if b.status else 0
-                for b in pdbs}
+                for b in pdbs if b.metadata.namespace not in going}
 
     def _nodes(self) -> list[Health]:
         try:
