@@ -168,6 +168,7 @@ class _Reader:
 
     def __init__(self, doc: dict[str, Any], base: Path) -> None:
         self.doc, self.base, self.errors = doc, base, []  # type: ignore[var-annotated]
+        self.placed: list[tuple[str, Host]] = []   # every valid host with its field path
 
     def get(self, path: str, kind: type | tuple[type, ...], default: Any = ..., expect: str = "") -> Any:
         node: Any = self.doc
@@ -228,7 +229,31 @@ class _Reader:
             if self.match(f"{path}[{i}].name", h["name"], NAME, "a host name (lowercase letters, digits, '.', '-')") \
                     & self.ip(f"{path}[{i}].address", h["address"]):
                 out.append(Host(h["name"], str(ipaddress.ip_address(h["address"]))))
+                self.placed.append((f"{path}[{i}]", out[-1]))
         return out
+
+    def unique(self, vip: str | None, endpoints: list[Any]) -> None:
+        """Each host once, by name and by address (two entries for one host make every host
+        check read it twice and count it as two), each etcd endpoint once, and a VIP no host
+        has as its own address: each clash is one line naming both entries."""
+        for attr in ("name", "address"):
+            first: dict[str, str] = {}
+            for where, host in self.placed:
+                value = getattr(host, attr)
+                if value in first:
+                    self.errors.append(f"{where}.{attr}: {value} is also {first[value]}.{attr}; "
+                                       "expected each host once")
+                first.setdefault(value, where)
+            if attr == "address" and vip and vip in first:
+                self.errors.append(f"api.vip: {vip} is also {first[vip]}.address; expected an address no host has "
+                                   "(keepalived moves it between them)")
+        seen: dict[str, int] = {}
+        for i, e in enumerate(endpoints):
+            key = str(e).rstrip("/").lower()
+            if key in seen:
+                self.errors.append(f"etcd.endpoints[{i}]: {e} is also etcd.endpoints[{seen[key]}]; "
+                                   "expected each member once")
+            seen.setdefault(key, i)
 
     def path(self, value: str | None) -> Path | None:
         """A local path, relative to the inventory's directory."""
@@ -295,8 +320,6 @@ def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inv
     hosts = r.hosts("control_plane.hosts", required=True)
     workers = r.hosts("workers.hosts", required=False)
     monitors = r.hosts("monitoring.hosts", required=False)
-    if len({h.name for h in hosts + workers + monitors}) != len(hosts + workers + monitors):
-        r.errors.append("control_plane.hosts, workers.hosts, monitoring.hosts: host names must be unique")
     ssh = None
     if r.get("access.ssh", dict, None) is not None:
         ssh = SSH(user=r.get("access.ssh.user", str, "root"), key=None, port=r.port("access.ssh.port", 22))
@@ -357,8 +380,9 @@ def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inv
             r.match(f"control_plane.paths.{key}", value, HOST_PATH, "an absolute path on the hosts (letters, "
                     "digits, . _ - + / and {host})")
     vip = r.get("api.vip", str, expect="the API VIP address")
-    if vip is not None:
-        r.ip("api.vip", vip)
+    if vip is not None and r.ip("api.vip", vip):
+        vip = str(ipaddress.ip_address(vip))
+    r.unique(vip, endpoints if isinstance(endpoints, list) else [])
     if name is not None:
         r.match("cluster.name", name, CLUSTER_NAME, "a name of letters, digits, '.', '_', '-'")
     for key in ("prometheus", "alertmanager", "receiver"):

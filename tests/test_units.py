@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -135,7 +136,36 @@ def test_inventory_rejects_duplicate_hosts_and_unknown_disruptive(tmp_path: Path
                         "disruptive: {allowed: [nuke-everything]}\n")
     with pytest.raises(ConfigError) as e:
         load(inv_file)
-    assert "host names must be unique" in str(e.value) and "unknown 'nuke-everything'" in str(e.value)
+    assert "control_plane.hosts[1].name: a is also control_plane.hosts[0].name" in str(e.value)
+    assert "unknown 'nuke-everything'" in str(e.value)
+
+
+@pytest.mark.parametrize("body, clash", [
+    ("control_plane: {hosts: [{name: cp1, address: 10.0.0.11}, {name: cp2, address: 10.0.0.12},"
+     " {name: cp3, address: 10.0.0.12}]}",
+     "control_plane.hosts[2].address: 10.0.0.12 is also control_plane.hosts[1].address"),
+    ("control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\nworkers: {hosts: [{name: cp1, address: 10.0.0.21}]}",
+     "workers.hosts[0].name: cp1 is also control_plane.hosts[0].name"),
+    ("control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
+     "monitoring: {hosts: [{name: mon1, address: 10.0.0.11}]}",
+     "monitoring.hosts[0].address: 10.0.0.11 is also control_plane.hosts[0].address"),
+    ("control_plane: {hosts: [{name: cp1, address: 10.0.0.100}]}",
+     "api.vip: 10.0.0.100 is also control_plane.hosts[0].address"),
+    ("control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
+     "etcd: {endpoints: ['https://10.0.0.11:2379', 'https://10.0.0.11:2379/']}",
+     "etcd.endpoints[1]: https://10.0.0.11:2379/ is also etcd.endpoints[0]"),
+])
+def test_inventory_names_both_entries_of_a_duplicate(tmp_path: Path, body: str, clash: str) -> None:
+    """Two entries for one host validate today's layout as three hosts read twice: refused,
+    naming both, exit 2 (the CLI's ConfigError)."""
+    inv_file = tmp_path / "inv.yaml"
+    inv_file.write_text("cluster: {kubeconfig: /dev/null}\napi: {vip: 10.0.0.100}\n" + body + "\n")
+    with pytest.raises(ConfigError) as e:
+        load(inv_file)
+    assert clash in str(e.value), str(e.value)
+    out = subprocess.run([sys.executable, "-m", "hakit.cli", "inventory", "validate", str(inv_file)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and clash in out.stderr and "Traceback" not in out.stderr, out
 
 
 def test_inventory_that_is_not_yaml(tmp_path: Path) -> None:
