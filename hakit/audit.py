@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from hakit.catalog import CHECKS_DIR
-from hakit.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED,
-                          EXIT_USAGE)
+from hakit.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PRECONDITION, EXIT_UNREACHABLE,
+                          EXIT_UNVERIFIED, EXIT_USAGE)
 from hakit.incidents import Incident
 from hakit.inventory import Inventory
 from hakit.model import PROPERTIES, Outcome, Result, Verdict
@@ -107,6 +107,7 @@ class Results:
     leftover_faults: list[str]
     incidents: list[Incident] = field(default_factory=list)
     pytest_code: int = 0
+    refused: list[str] = field(default_factory=list)   # checks a missing precondition kept from running
     by_id: dict[str, Result] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,7 +115,8 @@ class Results:
 
     @property
     def exit_code(self) -> int:
-        """1 a check failed (or a fault is left over), 3 one could not run, 5 a property is
+        """1 a check failed (or a fault is left over), 4 one could not run for a missing
+        precondition (another run holds the cluster), 3 for another reason, 5 a property is
         unverified, 0 only when every selected property was verified and holds."""
         if self.pytest_code == pytest.ExitCode.INTERRUPTED:
             return EXIT_INTERRUPTED
@@ -124,7 +126,8 @@ class Results:
         if outcomes & {Outcome.FAIL, Outcome.WARN} or self.leftover_faults:
             return EXIT_CHECK_FAILED
         if Outcome.ERROR in outcomes:
-            return EXIT_UNREACHABLE
+            errors = {r.check.id for r in self.results if r.outcome is Outcome.ERROR}
+            return EXIT_PRECONDITION if errors <= set(self.refused) else EXIT_UNREACHABLE
         if Verdict.UNVERIFIED in self.verdicts.values() or not self.results:
             return EXIT_UNVERIFIED
         return EXIT_OK

@@ -61,6 +61,8 @@ def test_a_lease_held_from_another_machine_refuses_the_run_naming_it(lab: Lab, c
         with pytest.raises(Busy, match=f"Lease {NAMESPACE}/{LEASE}: pid 4242 on bastion-2, since"):
             with StopComponent(control, "cp2", "kube-scheduler"):
                 pass
+        refused = _hakit(lab, "check", "--disruptive", "--check", "CP-D02")   # the exit code the help documents
+        assert refused.returncode == 4 and "pid 4242 on bastion-2" in refused.stdout + refused.stderr, refused
         assert lab.host("cp2").is_running("kube-scheduler")
     finally:
         coord.delete_namespaced_lease(LEASE, NAMESPACE)

@@ -104,6 +104,13 @@ def test_an_accepted_skip_does_not_leave_the_property_unverified() -> None:
     assert verdict(results, accepted_skips={"OTHER-1"}) is Verdict.UNVERIFIED
 
 
+def test_a_check_kept_from_running_by_another_runs_lock_exits_4_not_3() -> None:
+    from hakit.audit import Results
+    errored = [_result(Outcome.ERROR)]
+    assert Results(errored, {}, {}, [], refused=["X-1"]).exit_code == 4   # a precondition: another run holds it
+    assert Results(errored, {}, {}, []).exit_code == 3                    # could not run: unreachable
+
+
 def test_check_record_rejects_unknown_property() -> None:
     with pytest.raises(ValueError, match="unknown property"):
         Check("X-2", "t", "nonsense", Severity.CRITICAL, "fix")
