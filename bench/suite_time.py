@@ -71,23 +71,18 @@ def audit(cold: bool, cold_go: bool) -> None:
 def report() -> None:
     """Each tier's wall time and the 20 slowest tests of the last run, from its JUnit XML
     (a test's time there is its set-up, call and tear-down: the lab's bring-up is in the first)."""
-    cases, minutes = [], {}
+    cases = []
     for xml in sorted(SUITE.glob("*.xml")):
         suite = ET.parse(xml).getroot()
         suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
         outcomes = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
         print(f"{xml.stem:8} {float(suite.get('time', 0)) / 60:5.1f} min  {outcomes['tests']} tests, "
               f"{outcomes['failures']} failed, {outcomes['errors']} errors, {outcomes['skipped']} skipped"
-              f"  (started {suite.get('timestamp', '?')})")
-        minutes[xml.stem] = float(suite.get("time", 0)) / 60
+              f"  (finished {suite.get('timestamp', '?')})")
         for case in suite.iter("testcase"):
             cases.append((float(case.get("time", 0)), xml.stem, f"{case.get('classname')}::{case.get('name')}"))
     if not cases:
         sys.exit(f"no JUnit XML under {SUITE}: run `make test` (or --tests) first")
-    # scripts/test.sh's lanes run side by side; lane B's two sessions one after the other
-    lanes = {"A (netns)": minutes.get("netns", 0.0),
-             "B (kubeadm, then netns-b)": minutes.get("kubeadm", 0.0) + minutes.get("netns-b", 0.0)}
-    print("\n" + "; ".join(f"lane {name}: {m:.1f} min" for name, m in lanes.items()))
     print("\nslowest tests (set-up + call + tear-down):")
     for took, tier, name in sorted(cases, reverse=True)[:20]:
         print(f"{took:7.0f} s  {tier:8} {name}")

@@ -19,10 +19,7 @@ from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 
 TEST_LAB_ROOT = Path(os.environ.get("HAKIT_TEST_LAB_DIR", Path.home() / ".local/state/hakit/test-lab"))
-# scripts/test.sh runs a second netns session beside the first: its own prefix, and a subnet
-# past the first free one (another lab of the first session may be coming up at that moment).
-TEST_PREFIX = os.environ.get("HAKIT_TEST_PREFIX", "hkt")
-SUBNET_SKIP = int(os.environ.get("HAKIT_TEST_SUBNET_SKIP", "0"))
+TEST_PREFIX = "hkt"
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -43,7 +40,7 @@ def lab() -> Iterator[Lab]:
         except Exception:
             pass
     down(paths, LabSpec(prefix=TEST_PREFIX), progress=lambda _: None)
-    lab = Lab(LabSpec(subnet=free_subnet(skip=SUBNET_SKIP), prefix=TEST_PREFIX), paths)
+    lab = Lab(LabSpec(subnet=free_subnet(), prefix=TEST_PREFIX), paths)
     try:
         lab.up(progress=lambda msg: print(f"[lab] {msg}"))
         yield lab
@@ -82,20 +79,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "runs"
 
 
-@pytest.fixture(autouse=True)
-def kernel_state_steady(request: pytest.FixtureRequest) -> Iterator[None]:
-    """No swap switched on by another session of `make test` while a test runs (the hosts of
-    every lab here share the kernel); a `machine_wide` test takes the lock itself."""
-    if request.node.get_closest_marker("machine_wide"):
-        yield
-        return
-    from breaking import machine_state
-    with machine_state(change=False):
-        yield
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that change kernel state every lab shares go last: they wait out every lab test
-    of the sessions make test runs beside this one (kernel_state_steady), and these are done
-    or nearly so by then."""
+    """Tests that change kernel state every lab shares go last: by then the kubeadm tier,
+    which make test runs beside this session and which such a test must wait out, is done."""
     items.sort(key=lambda item: item.get_closest_marker("machine_wide") is not None)
