@@ -21,10 +21,8 @@ from hakit import wait
 from hakit.errors import HakitError, LabError
 from hakit.lab import binaries, net, procs
 from hakit.lab.components import Component, components
-from hakit.lab.health import probe
 from hakit.lab.paths import LabPaths, default_root
 from hakit.lab.procs import EXIT_MARKER
-from hakit.lab.provision import provision
 from hakit.lab.topology import BULK, WORKER, Host, LabSpec
 
 Progress = Callable[[str], None]
@@ -171,6 +169,7 @@ class Lab:
         self.state.save({"spec": self.spec.to_dict(), "processes": {}, "created": time.time()})
         deadline = time.monotonic() + timeout
         progress(f"provisioning PKI and configs under {self.paths.root}")
+        from hakit.lab.provision import provision   # jinja2 and more: not for every ctl call
         provision(self.spec, self.paths)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         progress(f"creating {len(self.spec.hosts)} hosts on {self.spec.subnet} (bridge {self.spec.bridge})")
@@ -247,6 +246,7 @@ class Lab:
         host = self.spec.host(comp.host)
         if not procs.alive(pid):
             return ComponentStatus(comp.host, comp.name, None, host.address, False, "not running")
+        from hakit.lab.health import probe   # requests: not for every ctl call
         ok, detail = probe(comp, str(self.paths.pki / "ca.crt"))
         if comp.name == "keepalived" and ok:
             detail = "MASTER (holds the VIP)" if net.holds_address(host, self.spec.vip) else "BACKUP"

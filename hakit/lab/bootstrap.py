@@ -14,8 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hakit.lab import binaries
 from hakit.lab.components import Component
-from hakit.lab.provision import SERVICE_CIDR
-from hakit.lab.topology import LB_PORT, Host, LabSpec
+from hakit.lab.topology import LB_PORT, SERVICE_CIDR, Host, LabSpec
 
 MIRROR_LABEL = "hakit.io/lab-mirror"
 BULK_ZONES = 10

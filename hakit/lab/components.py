@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from hakit.lab import binaries
 from hakit.lab.paths import LabPaths
-from hakit.lab.provision import SERVICE_CIDR
 from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT,
                                 ETCD_METRICS_PORT, ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, PAGER_PORT,
-                                PROMETHEUS_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT, SSH_PORT, Host, LabSpec)
+                                PROMETHEUS_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT, SERVICE_CIDR, SSH_PORT, Host,
+                                LabSpec)
 
 # Node heartbeats: kwok renews each node's Lease every quarter of its duration; the
 # node-lifecycle controller declares a node lost after the grace period, a few

@@ -21,7 +21,6 @@ from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_METRICS_
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit.lab", "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-SERVICE_CIDR = "10.96.0.0/12"
 SERVICE_IP = "10.96.0.1"
 VRRP_ROUTER_ID = 51
 VRRP_AUTH = "hakit42"  # VRRP PASS auth is cleartext on the wire by design; not a secret.

@@ -16,6 +16,7 @@ ALERTING = "alerting"       # a second Alertmanager, clustered with the monitori
 BULK = "bulk"
 
 # Ports, as a kubeadm HA cluster with the kubeadm HA guide's load balancer uses them.
+SERVICE_CIDR = "10.96.0.0/12"   # the Services' range, as kubeadm's default
 APISERVER_PORT = 6443
 LB_PORT = 8443
 ETCD_CLIENT_PORT = 2379
