@@ -152,17 +152,22 @@ class Handoff:
 
 
 def run(inventory: Inventory, selection: Selection = Selection(), *, quiet: bool = False,
-        pytest_args: tuple[str, ...] = ()) -> Results:
-    """Run the selected checks against the inventory's cluster, in this process."""
+        verbose: bool = False, pytest_args: tuple[str, ...] = ()) -> Results:
+    """Run the selected checks against the inventory's cluster, in this process. Output:
+    hakit's console (hakit.fixtures.console), none when quiet, pytest's own when verbose."""
     # The plugin comes in through its pytest11 entry point; named here only when autoloading is off.
     plugin = ["-p", "hakit.fixtures.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
     argv = [str(CHECKS_DIR), *plugin, f"--inventory={inventory.source}", f"--rootdir={CHECKS_DIR.parent}",
             "-p", "no:cacheprovider",
             # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
-            *(["-p", "no:terminal"] if quiet else ["-v", "--tb=no"]), *selection.argv(), *pytest_args]
+            *(["-v", "--tb=no"] if verbose and not quiet else ["-p", "no:terminal"]), *selection.argv(), *pytest_args]
     handoff = Handoff(inventory)
-    code = pytest.main(argv, plugins=[handoff])
+    plugins: list[object] = [handoff]
+    if not (quiet or verbose):
+        from hakit.fixtures.console import Console
+        plugins.append(Console())
+    code = pytest.main(argv, plugins=plugins)
     found = handoff.results or Results([], {}, {}, [])
     found.pytest_code = int(code)
     return found

@@ -32,6 +32,8 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         for option in OPTIONS:   # declared once, in hakit.audit; the pytest plugin takes them as --hakit-NAME
             option.add(p.add_argument)
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
+        p.add_argument("-v", "--verbose", action="store_true", help="pytest's own output (one line per test, "
+                       "its session header) instead of hakit's; so do arguments after `--`")
         if name == "check":
             p.add_argument("--json", metavar="PATH", help="also write the JSON results file (schema hakit.results/v1)")
         p.add_argument("pytest_args", nargs="*", help=argparse.SUPPRESS)
@@ -134,7 +136,8 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> tuple[int, Results
         return list_checks(), None, None
     inv = load(_inventory_path(args))
     preflight(inv)
-    results = audit.run(inv, Selection.from_args(args), pytest_args=(*extra, *args.pytest_args))
+    results = audit.run(inv, Selection.from_args(args), verbose=args.verbose or bool(args.pytest_args),
+                        pytest_args=(*extra, *args.pytest_args))
     if getattr(args, "json", None) and results.document:
         write_json(results.document, Path(args.json))
     return results.exit_code, results, inv

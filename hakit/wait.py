@@ -9,6 +9,9 @@ from typing import TypeVar
 from hakit.errors import HakitError
 
 T = TypeVar("T")
+# Told (what, seconds waited so far, timeout) on each poll that found nothing yet: the
+# console's progress line during a long wait (hakit.fixtures.console). None: nobody listens.
+watcher: Callable[[str, float, float], None] | None = None
 
 
 class WaitTimeout(HakitError):
@@ -18,11 +21,14 @@ class WaitTimeout(HakitError):
 def until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.3,
           why: Callable[[], str] | None = None) -> T:
     """Poll until predicate() is truthy and return its value; exceptions it raises propagate."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     while True:
         value = predicate()
         if value:
             return value
+        if watcher is not None:
+            watcher(what, time.monotonic() - began, timeout)
         if time.monotonic() >= deadline:
             detail = why() if why else ""
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {detail}" if detail else ""))

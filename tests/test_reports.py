@@ -48,3 +48,18 @@ def test_audit_writes_every_report(lab: Lab, tmp_path: Path) -> None:
     assert doc["cluster_facts"]["nodes"] >= 6 and doc["cluster_facts"]["control_plane_nodes"] == 3
     assert doc["kubernetes_api_requests"] < 20, "one LIST per kind, not one call per object"
     assert proc.returncode in (0, 1)
+    # hakit's own output, not pytest's: one line per check naming it, then the verdicts
+    lines = proc.stdout.splitlines()
+    ids = {r["check"]["id"] for r in doc["results"]}
+    shown = {line.split()[1].split("[")[0] for line in lines if line.split()[:1] in (["PASS"], ["FAIL"], ["WARN"],
+                                                                                      ["ERROR"], ["SKIP"])}
+    assert len(lines) <= 60 and shown >= ids and len(ids) >= 37, proc.stdout
+    assert "test session starts" not in proc.stdout and "PASSED" not in proc.stdout, proc.stdout
+    assert any(line.split()[:2] == ["PASS", "api-endpoint"] for line in lines), proc.stdout
+
+
+def test_check_verbose_is_pytest_own_output(lab: Lab) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hakit.cli", "check", "-v", "--inventory", str(lab.paths.inventory),
+                           "--check", "API-004"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "test session starts" in proc.stdout, proc.stdout + proc.stderr
+    assert "test_exactly_one_vip_holder PASSED" in proc.stdout, proc.stdout
