@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import requests
 import urllib3
@@ -12,6 +13,22 @@ from hakit.lab.components import Component
 
 # kcm and scheduler serve self-signed certificates (as on kubeadm clusters).
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+_SESSIONS: dict[tuple[str, str | bool], requests.Session] = {}
+_LOCK = threading.Lock()
+
+
+def _session(url: str, verify: str | bool) -> requests.Session:
+    """One kept-alive session per endpoint: the tests poll the lab's health every second, and
+    a TLS handshake per probe was most of the CPU a poll cost (a dropped connection, as after
+    a restart, is replaced by urllib3 before reuse)."""
+    with _LOCK:
+        if (url, verify) not in _SESSIONS:
+            s = http.session()
+            s.verify = verify
+            _SESSIONS[url, verify] = s
+        return _SESSIONS[url, verify]
 
 
 def probe(comp: Component, ca_file: str, timeout: float = 2.0) -> tuple[bool, str]:
@@ -27,9 +44,7 @@ def probe(comp: Component, ca_file: str, timeout: float = 2.0) -> tuple[bool, st
         except OSError as e:
             return False, f"{target[0]}:{target[1]}: {e.strerror or e}"
     url = target[0]
-    verify: str | bool = ca_file if comp.name == "kube-apiserver" else False
-    s = http.session()
-    s.verify = verify
+    s = _session(url, ca_file if comp.name == "kube-apiserver" else False)
     try:
         r = s.get(url, timeout=timeout)
     except requests.RequestException as e:
