@@ -137,10 +137,21 @@ def incidents(results: list[Result], leftovers: list[str], inventory: Path,
                             consequences=[f"{r.check.id} {r.message}" for r in rest], runs=runs(name, hosts)))
     loose = [r for r in bad if id(r) not in taken]
     if loose:
-        out.append(Incident("no single cause explains these", [], loose, _check_repair(loose), explained=False))
+        out.append(Incident("no single cause explains these", [], loose, _each_repair(loose), explained=False))
     return out
 
 
 def _check_repair(findings: list[Result]) -> str:
+    """For findings one cause explains: the runbooks their checks name, else the first's fix."""
     books = sorted({r.check.runbook for r in findings if r.check.runbook})
     return "; ".join(f"hakit runbook show {b}" for b in books) or findings[0].check.remediation if findings else ""
+
+
+def _each_repair(findings: list[Result]) -> str:
+    """For findings nothing ties together: each check's own repair, named by its id (a
+    runbook one of them names is no repair of the others)."""
+    def own(r: Result) -> str:
+        if r.check.runbook:
+            return f"hakit runbook show {r.check.runbook}"
+        return " ".join(r.check.remediation.split()).split(". ")[0].rstrip(".")
+    return "; ".join(f"{r.check.id}: {own(r)}" for r in findings)

@@ -65,7 +65,16 @@ def test_findings_nothing_explains_are_listed_as_they_are() -> None:
     results = [failed("ETCD-008", runbook="etcd-backup"), failed("WL-001", ("w1", "node"))]
     found = incidents(results, [], INV)
     assert found[0].repair == "hakit runbook run control-plane-restart host=w1 component=kubelet"
-    assert not found[1].explained and found[1].repair == "hakit runbook show etcd-backup"
+    assert not found[1].explained and found[1].repair == "ETCD-008: hakit runbook show etcd-backup"
+
+
+def test_an_unexplained_group_ties_each_repair_to_its_own_check() -> None:
+    """Seen with am2 stopped and a workload without PDB: `UNEXPLAINED: MON-007, WL-006` offered
+    `hakit runbook show workload-spread`, which repairs WL-006 alone."""
+    results = [failed("MON-007"), failed("WL-006", runbook="workload-spread")]
+    [loose] = incidents(results, [], INV)
+    assert not loose.explained
+    assert loose.repair == "MON-007: fix it; WL-006: hakit runbook show workload-spread", loose.repair
 
 
 def test_the_history_tells_the_story_audit_red_runbook_run_audit_green(tmp_path: Path) -> None:
