@@ -73,19 +73,28 @@ SETTLE_SECONDS = 300.0
 class _Signals:
     """While a fault is in effect, SIGINT, SIGTERM and SIGHUP (a dropped SSH session to the
     bastion) all become KeyboardInterrupt, so the block is left and the fault restored.
-    While restoring, a signal is held until the restore is done: a second Ctrl-C never
-    aborts a rollback."""
+    While injecting and while restoring, a signal is held until that is done: a second
+    Ctrl-C never aborts a rollback, and an injection is never cut off halfway (the remote
+    command of an SSH client killed mid-way runs on, and a `systemctl stop` landing after
+    its own restore left keepalived stopped with the journal saying restored)."""
 
     def __init__(self) -> None:
-        self.restoring = False
+        self.holding = False
         self.deferred: int | None = None
         self._old: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.restoring:
+        if self.holding:
             self.deferred = signum
             return
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    def release(self) -> None:
+        """Stop holding; a signal that came meanwhile is raised now."""
+        self.holding = False
+        if self.deferred is not None:
+            signum, self.deferred = self.deferred, None
+            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name} (held until the fault was injected)")
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -162,12 +171,14 @@ class Fault(ABC):
             lock.__exit__(None, None, None)
             raise
         self.injected_at = time.monotonic()
+        self._signals.holding = True
         try:
             self.inject()
+            self.returned_at = time.monotonic()
+            self._signals.release()
         except BaseException:
             self._rollback()
             raise
-        self.returned_at = time.monotonic()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -184,12 +195,12 @@ class Fault(ABC):
                 self.restored_at = time.monotonic()
 
     def _rollback(self) -> None:
-        self._signals.restoring = True
+        self._signals.holding = True
         try:
             self.restore()
             journal(self.control).restored(self._entry.id if self._entry else "")
         finally:
-            self._signals.restoring = False
+            self._signals.holding = False
             run_lock(self.control).__exit__(None, None, None)
             self._signals.uninstall()
 
