@@ -78,7 +78,7 @@ def report() -> None:
         outcomes = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
         print(f"{xml.stem:8} {float(suite.get('time', 0)) / 60:5.1f} min  {outcomes['tests']} tests, "
               f"{outcomes['failures']} failed, {outcomes['errors']} errors, {outcomes['skipped']} skipped"
-              f"  (finished {suite.get('timestamp', '?')})")
+              f"  (started {suite.get('timestamp', '?')})")
         for case in suite.iter("testcase"):
             cases.append((float(case.get("time", 0)), xml.stem, f"{case.get('classname')}::{case.get('name')}"))
     if not cases:

@@ -109,7 +109,9 @@ def vip_failover(inv: Inventory, control: Cluster, inject: Inject, evidence: Evi
             new = moved[1]
             api.wait(lambda v: v is True, moved[0], max(slo * 3, 30), "the API to answer through the VIP")
         wait.until(lambda: sum(w.latest is True for w in holds.values()) == 1, max(slo * 3, 30),
-                   "exactly one VIP holder after the restore", interval=0.1)
+                   "exactly one VIP holder after the restore", interval=0.1,
+                   why=lambda: "held by " + (", ".join(n for n, w in holds.items() if w.latest is True) or "nobody")
+                   + "; unread: " + (", ".join(n for n, w in holds.items() if w.latest is None) or "none"))
         time.sleep(8)   # a preempting holder takes the VIP back once its track script has risen
         final = [n for n, w in holds.items() if w.latest is True]
         evidence.event(f"after restore: VIP on {', '.join(final)}", time.monotonic(), len(final) == 1)
