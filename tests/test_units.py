@@ -601,28 +601,3 @@ def test_short_budgets_are_those_below_what_they_allowed_before_the_fault() -> N
     before = {"kube-system/coredns": 1, "app/web": 2, "gone/probe": 1, "app/frozen": 0}
     now = {"kube-system/coredns": 0, "app/web": 2, "app/frozen": 0, "app/new": 0}
     assert short_budgets(before, now) == {"PDB kube-system/coredns": "allows 0 disruption(s), 1 before the fault"}
-
-
-def test_connections_of_one_trust_share_an_ssl_context_and_a_replaced_ca_gets_a_new_one(tmp_path: Path) -> None:
-    """A probe every 100 ms opens a new connection each time; building an SSL context (and, when
-    unverified, loading the system CA store) per connection was most of its CPU."""
-    import os
-    import ssl
-
-    from requests import Request
-
-    from hakit import http
-    ca = tmp_path / "ca.crt"
-    ca.write_text(Path(ssl.get_default_verify_paths().openssl_cafile or "/etc/ssl/certs/ca-certificates.crt")
-                  .read_text())
-
-    def context(verify: bool | str):   # type: ignore[no-untyped-def]
-        s = http.session()
-        req = s.prepare_request(Request("GET", "https://192.0.2.1/readyz"))
-        return s.get_adapter(req.url).build_connection_pool_key_attributes(req, verify)[1]["ssl_context"]
-    assert context(False) is context(False) and context(False).verify_mode is ssl.CERT_NONE
-    first = context(str(ca))
-    assert first is context(str(ca)) and first.verify_mode is ssl.CERT_REQUIRED and first is not context(False)
-    ca.write_text(ca.read_text() + "\n")
-    os.utime(ca, ns=(1, 1))
-    assert context(str(ca)) is not first, "a CA replaced on disk is read again"
