@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
+import urllib3
+
+# Liveness probes do not verify (as haproxy's own check does not), and kcm and scheduler serve
+# self-signed certificates, as on kubeadm clusters: not a warning per request.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def session(ca: Path | str | None = None, cert: Path | str | None = None,

@@ -6,13 +6,9 @@ import socket
 import threading
 
 import requests
-import urllib3
 
 from hakit import http
 from hakit.lab.components import Component
-
-# kcm and scheduler serve self-signed certificates (as on kubeadm clusters).
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 _SESSIONS: dict[tuple[str, str | bool], requests.Session] = {}
