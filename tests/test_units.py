@@ -601,3 +601,26 @@ def test_short_budgets_are_those_below_what_they_allowed_before_the_fault() -> N
     before = {"kube-system/coredns": 1, "app/web": 2, "gone/probe": 1, "app/frozen": 0}
     now = {"kube-system/coredns": 0, "app/web": 2, "app/frozen": 0, "app/new": 0}
     assert short_budgets(before, now) == {"PDB kube-system/coredns": "allows 0 disruption(s), 1 before the fault"}
+
+
+def test_a_recorded_pid_is_the_component_only_while_its_start_time_matches(tmp_path: Path) -> None:
+    """pid_max is 32768 here: a stopped component's pid was another process's an hour later,
+    and `stop` killed it (a test session, once). The state keeps each pid with its start time."""
+    import json
+
+    from hakit.lab.paths import LabPaths
+    from hakit.lab.procs import State
+    state = State(LabPaths(tmp_path))
+    state.save({"processes": {}})
+    with subprocess.Popen(["sleep", "30"]) as proc:
+        try:
+            state.set_pid("cp1/etcd", proc.pid)
+            assert state.pid("cp1/etcd") == proc.pid and state.pids() == {proc.pid}
+            doc = json.loads(state.paths.state_file.read_text())
+            doc["processes"]["cp1/etcd"]["started"] -= 1   # the same pid, started at another moment
+            state.save(doc)
+            assert state.pid("cp1/etcd") is None and state.pids() == set()
+        finally:
+            proc.kill()
+    state.set_pid("cp1/etcd", proc.pid)
+    assert state.pid("cp1/etcd") is None, "an exited process is nobody's"

@@ -61,8 +61,7 @@ class LabHost:
 
     def pid(self, component: str) -> int | None:
         comp = self._component(component)
-        pid = self.lab.state.pid(comp.key)
-        return pid if procs.alive(pid) else None
+        return self.lab.state.pid(comp.key)
 
     def is_running(self, component: str) -> bool:
         return self.pid(component) is not None
@@ -304,7 +303,7 @@ def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: P
             subprocess.run(["rm", "-rf", "--one-file-system", str(paths.root)], check=False)
         progress(f"no lab recorded at {paths.root}; nothing to remove")
         return
-    pids = set(doc.get("processes", {}).values())
+    pids = state.pids()
     for ns in net.existing_netns(spec.prefix):
         pids.update(net.netns_pids(ns))
     if pids:

@@ -29,7 +29,11 @@ SUPERVISOR = ('hostname "$0" && while :; do "$@"; echo "' + EXIT_MARKER + ' $?, 
 
 
 class State:
-    """The lab's state file: its spec and each component's pid. Written atomically."""
+    """The lab's state file: its spec and each component's process. Written atomically.
+
+    A process is its pid and its start time: pid_max is 32768 here, and in an hour of tests a
+    stopped component's pid belongs to some other process (a test session's, once: `stop`
+    killed it). A pid whose start time differs is not the component's."""
 
     def __init__(self, paths: LabPaths) -> None:
         self.paths = paths
@@ -52,11 +56,35 @@ class State:
             if pid is None:
                 procs.pop(key, None)
             else:
-                procs[key] = pid
+                procs[key] = {"pid": pid, "started": started(pid)}
             self.save(doc)
 
     def pid(self, key: str) -> int | None:
-        return self.load().get("processes", {}).get(key)
+        """The component's pid while that very process runs, else None."""
+        return _same(self.load().get("processes", {}).get(key))
+
+    def pids(self) -> set[int]:
+        """Every component process recorded that still runs."""
+        return {pid for rec in self.load().get("processes", {}).values() if (pid := _same(rec))}
+
+
+def started(pid: int) -> int | None:
+    """When pid started, in clock ticks since boot (/proc/PID/stat's 22nd field)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _same(record: object) -> int | None:
+    """The pid of a state record if the process it names still runs."""
+    if isinstance(record, int):   # a state file of a lab brought up before start times were kept
+        pid, began = record, None
+    elif isinstance(record, dict) and isinstance(record.get("pid"), int):
+        pid, began = record["pid"], record.get("started")
+    else:
+        return None
+    return pid if alive(pid) and (began is None or started(pid) == began) else None
 
 
 def alive(pid: int | None, argv0: str | None = None) -> bool:
