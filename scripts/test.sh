@@ -9,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=reports/suite
 mkdir -p "$out"
+rm -f "$out"/*.xml "$out"/*.log   # bench/suite_time.py --last reads what is here: this run's only
 py=.venv/bin/pytest
 
 "$py" --durations=10 --junitxml="$out/kubeadm.xml" "$@" tests/kubeadm > "$out/kubeadm.log" 2>&1 &
