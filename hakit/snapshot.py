@@ -91,11 +91,7 @@ class Snapshot:
             for arg in pod.spec.containers[0].command or []:
                 if arg.startswith("--advertise-client-urls="):
                     urls += arg.split("=", 1)[1].split(",")
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or parts.port is None:
-                raise ConfigError(f"etcd pod advertises {url[:60]!r}: not a client URL with a port")
-            ip(parts.hostname or "", "etcd pod --advertise-client-urls")
+        client_urls(urls, "etcd pod --advertise-client-urls")
         if not urls:
             raise UnreachableError("etcd endpoints: none set and no kube-system etcd pods to discover them from",
                                    ("", "api"))
@@ -113,3 +109,15 @@ def is_control_plane(node: client.V1Node) -> bool:
 def is_schedulable(node: client.V1Node) -> bool:
     taints = node.spec.taints or []
     return not node.spec.unschedulable and not any(t.effect in ("NoSchedule", "NoExecute") for t in taints)
+
+
+def client_urls(urls: list[str], source: str) -> list[str]:
+    """etcd client URLs read from the cluster, each an http(s) URL with an IP address and a
+    port, or ConfigError naming where it came from."""
+    from hakit.cluster.network import ip   # not at the top: hakit.cluster imports this module
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.port is None:
+            raise ConfigError(f"{source}: {url[:60]!r} is not a client URL with a port")
+        ip(parts.hostname or "", source)
+    return urls
