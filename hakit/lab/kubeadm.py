@@ -34,7 +34,7 @@ import yaml
 
 from hakit import discover, inventory
 from hakit.errors import LabError
-from hakit.lab import binaries, bundle, nodes, procs
+from hakit.lab import binaries, bundle, nodes
 
 Progress = Callable[[str], None]
 LB_PORT = 8443
@@ -97,7 +97,7 @@ class KubeadmLab:
             proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.pager", f"{self.spec.gateway}:{PAGER_PORT}",
                                      str(self.paths.root / "pager.jsonl")], stdout=log, stderr=log,
                                     start_new_session=True)
-        self.pager_pid.write_text(f"{proc.pid} {procs.started(proc.pid)}")
+        self.pager_pid.write_text(str(proc.pid))
 
     @property
     def etcd_client(self) -> dict[str, str]:
@@ -177,12 +177,12 @@ class KubeadmLab:
                  f"{time.monotonic() - started:.0f}s")
 
     def down(self, progress: Progress = print) -> None:
-        if self.pager_pid.exists():   # "PID START": a pid alone may be another process's by now
-            pid, _, began = self.pager_pid.read_text().partition(" ")
+        if self.pager_pid.exists():
             try:
-                if (procs.started(int(pid)) == int(began)) if began.strip() else \
-                        b"hakit.lab.pager" in Path(f"/proc/{int(pid)}/cmdline").read_bytes():
-                    os.killpg(int(pid), signal.SIGTERM)
+                pid = int(self.pager_pid.read_text())
+                # only while that pid is still this lab's pager: by now it may be another process's
+                if str(self.paths.root / "pager.jsonl").encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.killpg(pid, signal.SIGTERM)
             except (OSError, ValueError):
                 pass
         nodes.destroy(self.spec, self.paths)

@@ -31,9 +31,9 @@ SUPERVISOR = ('hostname "$0" && while :; do "$@"; echo "' + EXIT_MARKER + ' $?, 
 class State:
     """The lab's state file: its spec and each component's process. Written atomically.
 
-    A process is its pid and its start time: pid_max is 32768 here, and in an hour of tests a
-    stopped component's pid belongs to some other process (a test session's, once: `stop`
-    killed it). A pid whose start time differs is not the component's."""
+    A process is its pid and its start time: pid_max is 32768 here, and after an hour of tests
+    a stopped component's pid may belong to some other process, which `start` would take for
+    the component and `stop` would signal. A pid whose start time differs is not the component's."""
 
     def __init__(self, paths: LabPaths) -> None:
         self.paths = paths
