@@ -49,10 +49,10 @@ def patch(ctx: Context, body: dict) -> None:
         apps(ctx).patch_namespaced_deployment(name, namespace, body, _request_timeout=10)
 
 
-def covering_pdbs(ctx: Context, labels: dict[str, str]) -> list[str]:
+def covering_pdbs(ctx: Context, labels: dict[str, str]) -> list[client.V1PodDisruptionBudget]:
     namespace, _ = target(ctx)
     pdbs = client.PolicyV1Api(ctx.control.api).list_namespaced_pod_disruption_budget(namespace, _request_timeout=10)
-    return [p.metadata.name for p in pdbs.items
+    return [p for p in pdbs.items
             if p.spec.selector and p.spec.selector.match_labels
             and all(labels.get(k) == v for k, v in p.spec.selector.match_labels.items())]
 
@@ -69,7 +69,7 @@ def look(ctx: Context) -> str:
     obj = read(ctx)
     spec = obj.spec.template.spec
     spread = bool(spec.topology_spread_constraints) or bool(spec.affinity and spec.affinity.pod_anti_affinity)
-    pdbs = covering_pdbs(ctx, obj.spec.template.metadata.labels or {})
+    pdbs = [p.metadata.name for p in covering_pdbs(ctx, obj.spec.template.metadata.labels or {})]
     ctx.state.update(replicas=obj.spec.replicas or 0, spread=spread, pdbs=pdbs)
     return (f"{ctx.params['kind']} {ctx.params['workload']}: {obj.spec.replicas} replicas on "
             f"{', '.join(nodes_running(ctx)) or 'no node'}; anti-affinity or spread: {'yes' if spread else 'no'}; "
@@ -123,15 +123,24 @@ def spread(ctx: Context) -> str:
     return "; ".join(done) or "already on several nodes"
 
 
+def disruptions_allowed(ctx: Context, labels: dict[str, str]) -> int:
+    """The most any covering PDB allows: the disruption controller updates it after the rollout, not with it."""
+    return max(((p.status.disruptions_allowed or 0) if p.status else 0 for p in covering_pdbs(ctx, labels)), default=0)
+
+
 def spread_out(ctx: Context) -> None:
     def settled() -> bool:
         obj = read(ctx)
         ready = obj.status.ready_replicas or 0
         current = getattr(obj.status, "updated_replicas", None) or getattr(obj.status, "current_replicas", 0) or 0
-        return ready >= (obj.spec.replicas or 0) and current >= (obj.spec.replicas or 0) and len(nodes_running(ctx)) >= 2
+        return (ready >= (obj.spec.replicas or 0) and current >= (obj.spec.replicas or 0)
+                and len(nodes_running(ctx)) >= 2
+                and disruptions_allowed(ctx, obj.spec.template.metadata.labels or {}) >= 1)
     try:
-        wait.until(settled, 180, "every replica ready, on at least two nodes", interval=2.0,
-                   why=lambda: f"running on {', '.join(nodes_running(ctx)) or 'no node'}")
+        wait.until(settled, 180, "every replica ready, on at least two nodes, a PDB allowing one disruption",
+                   interval=2.0,
+                   why=lambda: f"running on {', '.join(nodes_running(ctx)) or 'no node'}; PDB allows "
+                               f"{disruptions_allowed(ctx, read(ctx).spec.template.metadata.labels or {})}")
     except wait.WaitTimeout as e:
         raise HakitError(f"{e}: is there a second schedulable node with room?") from None
 
