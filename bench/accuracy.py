@@ -38,7 +38,7 @@ import urllib3
 from common import busy_loops
 from hakit.inventory import load
 from hakit.lab import Lab
-from hakit.lab.paths import default_root
+from hakit.paths import lab_dir
 
 urllib3.disable_warnings()
 CLIENT_POLL = 0.02
@@ -219,7 +219,7 @@ def main() -> None:
 
 
 def compare(runs: int, checks: list[str] | tuple[str, ...]) -> None:
-    inventory = default_root() / "inventory.yaml"
+    inventory = lab_dir() / "inventory.yaml"
     inv = load(inventory)
     netns = {h.name: h.netns for h in Lab.load().spec.control_plane_hosts}
     apiservers = {h.name: f"https://{h.address}:{inv.apiserver_port}/readyz" for h in inv.control_plane}

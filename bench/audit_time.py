@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from common import as_installed, busy_loops, timed
-from hakit.lab.paths import default_root
+from hakit.paths import lab_dir
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--load", type=int, default=0, metavar="N", help="N busy loops running throughout")
     args = parser.parse_args()
-    inventory = default_root() / "inventory.yaml"
+    inventory = lab_dir() / "inventory.yaml"
     env = as_installed(inventory)
     walls, rss, slowest = [], [], []
     with tempfile.TemporaryDirectory() as tmp, busy_loops(args.load):

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from hakit.lab.paths import default_root
+from hakit.paths import lab_dir
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         for run in range(args.runs):
             started = time.monotonic()
             subprocess.run([sys.executable, "-m", "hakit.cli", "audit", "--disruptive", "--inventory",
-                            str(default_root() / "inventory.yaml"), "--reports", tmp], capture_output=True)
+                            str(lab_dir() / "inventory.yaml"), "--reports", tmp], capture_output=True)
             walls.append(time.monotonic() - started)
             doc = json.loads((Path(tmp) / "latest" / "results.json").read_text())
             for r in doc["results"]:

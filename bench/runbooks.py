@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from hakit.lab.paths import default_root
+from hakit.paths import lab_dir
 
 RUNS = [("etcd-backup", ["keep=3"]), ("etcd-replace-member", ["host=cp3", "force=yes"]),
         ("etcd-restore-snapshot", []), ("provision-api-lb", []),
@@ -55,7 +55,7 @@ def main() -> None:
     walls: dict[str, list[float]] = defaultdict(list)
     steps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "HAKIT_RUNBOOK_DIR": tmp, "HAKIT_INVENTORY": str(default_root() / "inventory.yaml")}
+        env = {**os.environ, "HAKIT_RUNBOOK_DIR": tmp, "HAKIT_INVENTORY": str(lab_dir() / "inventory.yaml")}
         for run in range(args.runs):
             for name, params in RUNS:
                 before = set(Path(tmp).glob("*.jsonl"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hakit import http
-from hakit.errors import ConfigError, HakitError, UnreachableError
+from hakit import http, paths
+from hakit.errors import HakitError, UnreachableError
 
 PEER_PORT = 2380   # etcd's and kubeadm's default
 
@@ -63,19 +62,10 @@ def snapshots(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def tool(name: str) -> str:
-    """An etcd/Kubernetes program on PATH, else from hakit's binary cache."""
-    from hakit.lab import binaries
-    found = shutil.which(name) or next((str(d / name) for d in binaries.bin_dirs() if (d / name).exists()), None)
-    if not found:
-        raise ConfigError(f"{name} is not on PATH (nor in ~/.cache/hakit/bin): install it where hakit runs")
-    return found
-
-
 def snapshot_status(path: Path) -> dict:
     """`etcdutl snapshot status`: hash, revision, totalKey, totalSize. Raises for a file
     that is not a readable snapshot (empty, truncated, not bolt)."""
-    done = subprocess.run([tool("etcdutl"), "snapshot", "status", str(path), "-w", "json"],
+    done = subprocess.run([paths.program("etcdutl"), "snapshot", "status", str(path), "-w", "json"],
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]

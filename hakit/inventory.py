@@ -18,6 +18,7 @@ import yaml
 
 from urllib.parse import urlsplit
 
+from hakit import paths
 from hakit.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -150,6 +151,14 @@ class Inventory:
         return f"https://{self.vip}:{self.port}"
 
 
+def ip(value: str, what: str) -> str:
+    """value if it is an IP address, else one ConfigError line naming what it was."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ConfigError(f"{what}: {value[:60]!r} is not an IP address") from None
+
+
 def is_url(value: str, ip_host: bool = False) -> bool:
     """An http(s) URL with a host and no whitespace or quotes; optionally an IP host and a port."""
     try:
@@ -277,8 +286,7 @@ def _name(kind: type | tuple[type, ...]) -> str:
 
 def default_path(given: str | Path | None = None) -> Path:
     """The inventory a command means: the one given, else $HAKIT_INVENTORY, else the local lab's."""
-    from hakit.lab.paths import default_root
-    return Path(given or os.environ.get("HAKIT_INVENTORY") or default_root() / "inventory.yaml")
+    return Path(given or os.environ.get("HAKIT_INVENTORY") or paths.lab_dir() / "inventory.yaml")
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from hakit.errors import HakitError, LabError, PreconditionError
 from hakit.lab import Lab, binaries, down, free_subnet, nodes
 from hakit.lab.kubeadm import KubeadmLab
 from hakit.lab.ctl import ACTIONS, ctl
-from hakit.lab.paths import LabPaths, default_root
+from hakit.lab.paths import LabPaths
+from hakit.paths import kubeadm_lab_dir, lab_dir
 from hakit.lab.topology import LabSpec
 from hakit.table import table
 
@@ -73,7 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _require_root()
     if args.kubeadm:
         return kubeadm_up(args)
-    paths = LabPaths(default_root())
+    paths = LabPaths(lab_dir())
     try:
         existing = Lab.load(paths.root)
     except LabError:
@@ -104,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def kubeadm_up(args: argparse.Namespace) -> int:
-    root = nodes.default_root()
+    root = kubeadm_lab_dir()
     if root.exists():
         raise LabError(f"a kubeadm lab exists at {root}; `hakit lab down --kubeadm` first")
     lab = KubeadmLab(nodes.Spec(subnet=args.subnet or free_subnet(), prefix="hka"), nodes.Paths(root))

@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from hakit.errors import ConfigError, UnreachableError
+from hakit.inventory import ip
 
 PAGE = 500
 
@@ -85,7 +86,6 @@ class Snapshot:
         """The --advertise-client-urls of the kube-system etcd pods, as kubeadm sets them: how an
         inventory's `etcd.endpoints: discover` is resolved, everywhere. Read from the cluster,
         so each must be a URL with an IP address and a port before it is used."""
-        from hakit.cluster.network import ip   # not at the top: hakit.cluster imports this module
         urls = []
         for pod in self.control_plane_pods("etcd"):
             for arg in pod.spec.containers[0].command or []:
@@ -114,7 +114,6 @@ def is_schedulable(node: client.V1Node) -> bool:
 def client_urls(urls: list[str], source: str) -> list[str]:
     """etcd client URLs read from the cluster, each an http(s) URL with an IP address and a
     port, or ConfigError naming where it came from."""
-    from hakit.cluster.network import ip   # not at the top: hakit.cluster imports this module
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or parts.port is None:

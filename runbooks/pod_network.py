@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 
 from hakit import wait
-from hakit.cluster import network
 from hakit.errors import HakitError
+from hakit.inventory import ip
 from hakit.runbook import Context, Runbook, Step
 
 CONFLIST = "/etc/cni/net.d/10-hakit-bridge.conflist"
@@ -30,10 +30,10 @@ def nodes(ctx: Context) -> dict[str, tuple[str, str]]:
     """node -> (InternalIP, podCIDR), validated: both come from what the cluster says."""
     out = {}
     for node in client.CoreV1Api(ctx.control.api).list_node(_request_timeout=10).items:
-        ip = next((a.address for a in node.status.addresses or [] if a.type == "InternalIP"), None)
+        address = next((a.address for a in node.status.addresses or [] if a.type == "InternalIP"), None)
         cidr = node.spec.pod_cidr
-        if ip and cidr:
-            out[node.metadata.name] = (network.ip(ip, f"node {node.metadata.name}: InternalIP"),
+        if address and cidr:
+            out[node.metadata.name] = (ip(address, f"node {node.metadata.name}: InternalIP"),
                                        str(ipaddress.ip_network(cidr)))
     return out
 
@@ -98,9 +98,9 @@ def configure(ctx: Context) -> str:
 
 def routed(ctx: Context) -> None:
     for name, (_, cidr) in ctx.state["nodes"].items():
-        for other, (ip, other_cidr) in ctx.state["nodes"].items():
-            if other != name and f"via {ip}" not in ctx.control.run(name, "ip route show %s", other_cidr).stdout:
-                raise HakitError(f"{name} has no route to {other}'s pods ({other_cidr} via {ip})")
+        for other, (address, other_cidr) in ctx.state["nodes"].items():
+            if other != name and f"via {address}" not in ctx.control.run(name, "ip route show %s", other_cidr).stdout:
+                raise HakitError(f"{name} has no route to {other}'s pods ({other_cidr} via {address})")
 
 
 def ready(ctx: Context) -> str:

@@ -31,9 +31,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from hakit import wait
-from hakit.cluster import network
 from hakit.errors import ConfigError, HakitError
-from hakit.inventory import is_url
+from hakit.inventory import ip, is_url
 from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus
 from hakit.runbook import Context, Param, Runbook, Step
 
@@ -162,7 +161,7 @@ def kube_state_metrics(ctx: Context) -> str:
 def targets(ctx: Context) -> dict[str, list[str]]:
     cps = [h.address for h in ctx.inventory.control_plane]
     nodes = client.CoreV1Api(ctx.control.api).list_node(_request_timeout=10).items
-    node_ips = [network.ip(a.address, f"node {n.metadata.name}: InternalIP")
+    node_ips = [ip(a.address, f"node {n.metadata.name}: InternalIP")
                 for n in nodes for a in n.status.addresses or [] if a.type == "InternalIP"]
     stats = ctx.inventory.haproxy_stats
     if not stats:

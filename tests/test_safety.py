@@ -17,7 +17,7 @@ from hakit.cluster.components import kubeadm_command, render
 from hakit.errors import ConfigError
 from hakit.etcd import Member, Quorum
 from hakit.faults.journal import Journal, JournalError, Owner
-from hakit.inventory import Host, load
+from hakit.inventory import Host, ip, load
 
 INJECTIONS = ["10.0.0.11;touch {marker}", "$(touch {marker})", "`touch {marker}`", "cp1\ntouch {marker}",
               "x' ; touch {marker} ; '", "{initial_cluster}", "a b", "../../etc"]
@@ -88,9 +88,9 @@ def test_commands_refuse_unknown_components_and_bad_initial_clusters() -> None:
 
 
 def test_a_node_address_read_from_the_cluster_must_be_an_ip() -> None:
-    assert network.ip("10.0.0.21", "node w1: InternalIP") == "10.0.0.21"
+    assert ip("10.0.0.21", "node w1: InternalIP") == "10.0.0.21"
     with pytest.raises(ConfigError, match="node w1: InternalIP: '10.0.0.21;id' is not an IP address"):
-        network.ip("10.0.0.21;id", "node w1: InternalIP")
+        ip("10.0.0.21;id", "node w1: InternalIP")
     with pytest.raises(ConfigError):
         network.partition_script(["10.0.0.12 -j ACCEPT; reboot"])
 

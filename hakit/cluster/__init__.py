@@ -34,7 +34,7 @@ from hakit.cluster.components import CONTROL_PLANE_COMPONENTS, render
 from hakit.cluster.probes import READYZ, Health, readyz
 from hakit.errors import ConfigError, HakitError, UnreachableError
 from hakit.etcd import EtcdClient, Member
-from hakit.inventory import Inventory
+from hakit.inventory import Inventory, ip
 from hakit.prometheus import Alertmanager
 from hakit.snapshot import Snapshot, node_is_ready
 
@@ -112,7 +112,7 @@ class Cluster:
                               f"(HTTP {e.status})") from None
         for a in node.status.addresses or []:
             if a.type == "InternalIP":   # written by the node's own kubelet: untrusted
-                return network.ip(a.address, f"node {name}: InternalIP")
+                return ip(a.address, f"node {name}: InternalIP")
         raise ConfigError(f"node {name}: has no InternalIP to reach it at")
 
     def run(self, host: str, template: str, *args: object) -> Any:

@@ -7,25 +7,17 @@ Every address and interface name placed in a command is validated and quoted.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 
 from hakit.errors import ConfigError
+from hakit.inventory import ip
 
 LINK_FAULT_DELAY = 0.3   # lets the SSH session that schedules a link fault return first
 PARTITION_CHAIN = "HAKIT-PARTITION"
 HEAL = f"iptables -F {PARTITION_CHAIN} 2>/dev/null; true"
 VRRP_SETTLE = 5.0   # seconds: more than 3 missed adverts at keepalived's default advert_int of 1 s, plus skew
 INTERFACE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")   # the kernel's IFNAMSIZ, no shell characters
-
-
-def ip(value: str, what: str) -> str:
-    """value if it is an IP address, else one ConfigError line naming what it was."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ConfigError(f"{what}: {value[:60]!r} is not an IP address") from None
 
 
 def interface(value: str) -> str:

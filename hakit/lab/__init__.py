@@ -21,7 +21,8 @@ from hakit import wait
 from hakit.errors import HakitError, LabError
 from hakit.lab import binaries, net, procs
 from hakit.lab.components import Component, components
-from hakit.lab.paths import LabPaths, default_root
+from hakit.lab.paths import LabPaths
+from hakit.paths import lab_dir
 from hakit.lab.procs import EXIT_MARKER
 from hakit.lab.topology import BULK, WORKER, Host, LabSpec
 
@@ -132,7 +133,7 @@ class Lab:
     @classmethod
     def load(cls, root: Path | None = None) -> Lab:
         """The lab recorded in the state file; LabError when there is none."""
-        paths = LabPaths(root or default_root())
+        paths = LabPaths(root or lab_dir())
         doc = procs.State(paths).load()
         if "spec" not in doc:
             raise LabError(f"no lab at {paths.root} (run `hakit lab up`)")
@@ -293,7 +294,7 @@ def down(paths: LabPaths | None = None, spec: LabSpec | None = None, progress: P
     file still names the namespace prefix and leftovers are found by it. Without a
     state file only an explicitly given spec is cleaned: never guess a prefix, or
     one lab's `down` would take down another."""
-    paths = paths or LabPaths(default_root())
+    paths = paths or LabPaths(lab_dir())
     state = procs.State(paths)
     doc = state.load()
     if "spec" in doc:

@@ -8,6 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakit import paths
+
 BUILD_SCRIPT = Path(__file__).parent / "build" / "build.sh"
 APT_PACKAGES = ("keepalived", "haproxy", "prometheus", "prometheus-alertmanager", "prometheus-pushgateway",
                 "openssh-server", "openssh-client", "iproute2", "iptables", "curl", "openssl")
@@ -23,7 +25,7 @@ def _pins() -> dict[str, str]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HAKIT_CACHE", Path.home() / ".cache" / "hakit")) / "bin"
+    return paths.cache_dir() / "bin"
 
 
 def _built(component: str, pin: str) -> Path:

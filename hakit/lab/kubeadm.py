@@ -35,6 +35,7 @@ import yaml
 from hakit import discover, inventory
 from hakit.errors import LabError
 from hakit.lab import binaries, bundle, nodes
+from hakit.paths import kubeadm_lab_dir
 
 Progress = Callable[[str], None]
 LB_PORT = 8443
@@ -49,7 +50,7 @@ class KubeadmLab:
 
     @classmethod
     def load(cls, root: Path | None = None) -> KubeadmLab:
-        paths = nodes.Paths(root or nodes.default_root())
+        paths = nodes.Paths(root or kubeadm_lab_dir())
         if not paths.spec_file.exists():
             raise LabError(f"no kubeadm lab at {paths.root} (run `hakit lab up --kubeadm`)")
         return cls(nodes.Spec(**json.loads(paths.spec_file.read_text())), paths)

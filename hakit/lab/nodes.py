@@ -33,13 +33,6 @@ SPOOFED_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/pa
 INOTIFY_MINIMUM = {"fs/inotify/max_user_instances": 1024, "fs/inotify/max_user_watches": 524288}
 
 
-def default_root() -> Path:
-    env = os.environ.get("HAKIT_KUBEADM_LAB_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "hakit" / "kubeadm-lab"
-
-
 @dataclass(frozen=True)
 class Node:
     name: str

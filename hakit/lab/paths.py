@@ -6,16 +6,8 @@ Each host gets ``hosts/NAME/`` holding what a kubeadm host keeps in
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-
-def default_root() -> Path:
-    env = os.environ.get("HAKIT_LAB_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "hakit" / "lab"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import hakit.runbooks
-from hakit import etcd
+from hakit import paths
 from hakit.errors import ConfigError
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
@@ -55,7 +55,7 @@ class Context:
 
     def tool(self, name: str) -> str:
         """A program on PATH, else from hakit's binary cache (etcdctl, etcdutl, kubectl)."""
-        return etcd.tool(name)
+        return paths.program(name)
 
 
 Do = Callable[[Context], str | None]       # acts (or looks); returns output worth journaling
