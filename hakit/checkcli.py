@@ -10,13 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hakit import audit
-from hakit.audit import OPTIONS, Results, Selection
 from hakit.catalog import checks
 from hakit.cluster.probes import readyz
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
 from hakit.inventory import add_option as add_inventory_option
 from hakit.model import PROPERTIES
+from hakit.results import Results
+from hakit.selection import OPTIONS, Selection
 from hakit.report import read_json, write_html, write_json
 from hakit.table import table
 

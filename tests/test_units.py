@@ -105,7 +105,7 @@ def test_an_accepted_skip_does_not_leave_the_property_unverified() -> None:
 
 
 def test_a_check_kept_from_running_by_another_runs_lock_exits_4_not_3() -> None:
-    from hakit.audit import Results
+    from hakit.results import Results
     errored = [_result(Outcome.ERROR)]
     assert Results(errored, {}, {}, [], refused=["X-1"]).exit_code == 4   # a precondition: another run holds it
     assert Results(errored, {}, {}, []).exit_code == 3                    # could not run: unreachable
@@ -403,7 +403,7 @@ def test_the_restore_swap_is_safe_to_repeat_and_works_on_a_mount_point(tmp_path:
         subprocess.run(["umount", str(data)], check=True)
 
 def test_an_audits_options_are_declared_once_for_the_cli_and_the_plugin() -> None:
-    from hakit.audit import Selection
+    from hakit.selection import Selection
     from hakit.cli import build_parser
     args, _ = build_parser().parse_known_args(["check", "--property", "etcd", "--check", "API-001", "--disruptive",
                                                "--accept-skip", "ETCD-008", "--metrics", "m.prom"])

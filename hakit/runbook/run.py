@@ -189,7 +189,8 @@ def verify_with_checks(rb: Runbook, ctx: Context, journal: RunJournal, out: Prin
         return
     out(f"verifying: {', '.join(rb.checks)}")
     from hakit import audit   # not at the top: it brings pytest in, which only this step needs
-    found = audit.run(ctx.inventory, audit.Selection(check=tuple(rb.checks)), quiet=True).results
+    from hakit.selection import Selection
+    found = audit.run(ctx.inventory, Selection(check=tuple(rb.checks)), quiet=True).results
     outcomes = {r.check.id: (r.outcome.value, r.message) for r in found}
     journal.write("checks", outcomes=outcomes)
     bad = {c: o for c, o in outcomes.items() if o[0] != "pass"} or (

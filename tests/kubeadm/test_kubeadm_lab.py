@@ -16,6 +16,7 @@ from kubernetes import client
 
 from breaking import assert_breaks, run_checks
 from hakit import audit, wait
+from hakit.selection import Selection
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.lab.kubeadm import KubeadmLab
@@ -48,7 +49,7 @@ def test_installed_by_the_runbooks_as_a_kubeadm_cluster(klab: KubeadmLab, kinv: 
 def test_the_audit_passes_on_it(kinv: Inventory) -> None:
     """Every read-only check, monitoring included (Prometheus with kube-prometheus-stack's job
     names, installed by provision-monitoring), none skipped."""
-    results = audit.run(kinv, audit.Selection(), quiet=True)
+    results = audit.run(kinv, Selection(), quiet=True)
     bad = {r.check.id: f"{r.outcome.value}: {r.message}" for r in results.results if r.outcome.value != "pass"}
     assert not bad and len(results.results) >= 30 and results.exit_code == 0, bad
 
