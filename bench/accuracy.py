@@ -34,8 +34,8 @@ from typing import Any
 
 import requests
 import urllib3
-
 from common import busy_loops
+
 from hakit.inventory import load
 from hakit.lab import Lab
 from hakit.paths import lab_dir

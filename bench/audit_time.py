@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from common import as_installed, busy_loops, timed
+
 from hakit.paths import lab_dir
 
 
@@ -44,7 +45,7 @@ def main() -> None:
             print(f"run {run + 1}: {wall:.2f} s, {peak:.0f} MiB, exit {done.returncode}, {doc['summary']}", flush=True)
             if wall == max(walls):
                 slowest = sorted(doc["results"], key=lambda r: -r.get("duration", 0))[:5]
-    print(f"\nread-only audit, {'%d busy loops' % args.load if args.load else 'idle but for the lab'}: "
+    print(f"\nread-only audit, {f'{args.load} busy loops' if args.load else 'idle but for the lab'}: "
           f"median {statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}) over {args.runs} "
           f"runs; peak RSS median {statistics.median(rss):.0f} MiB")
     print("slowest checks in the slowest run: " + ", ".join(

@@ -41,8 +41,8 @@ def main() -> None:
             for r in doc["results"]:
                 for m in r["evidence"]:
                     if m.get("seconds") is not None:
-                        key = f"{r['check']['id']} {m['name']}" + (f" [{r['nodeid'].split('[')[1]}" if "[" in r["nodeid"]
-                                                                   else "")
+                        param = f" [{r['nodeid'].split('[')[1]}" if "[" in r["nodeid"] else ""
+                        key = f"{r['check']['id']} {m['name']}{param}"
                         figures[key].append(m["seconds"])
                         judged = re.match(r"≤ ([\d.]+) s", m.get("expected") or "")   # the SLO it was held to
                         if judged:

@@ -36,7 +36,7 @@ def main() -> None:
                 lab = KubeadmLab(nodes.Spec(subnet=free_subnet(), prefix="hkb"), nodes.Paths(Path(tmp) / "kubeadm"))
                 start = time.monotonic()
                 try:
-                    lab.up(progress=lambda msg: print(f"  [{time.monotonic() - start:5.1f}s] {msg}"))
+                    lab.up(progress=lambda msg, start=start: print(f"  [{time.monotonic() - start:5.1f}s] {msg}"))
                     figures.append(time.monotonic() - start)
                 finally:
                     lab.down(progress=lambda _: None)

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import as_installed, memory_available_mib, timed
 from kubernetes import client
 
-from common import as_installed, memory_available_mib, timed
 from hakit import wait
 from hakit.lab import Lab, binaries, down, free_subnet
 from hakit.lab.paths import LabPaths
@@ -168,7 +168,8 @@ def build_popeye() -> Path:
         return out
     mod = binaries.cache_dir().parent / "build" / f"popeye-{POPEYE}"
     mod.mkdir(parents=True, exist_ok=True)
-    (mod / "go.mod").write_text(f"module hakit.local/popeye\n\ngo 1.26.0\n\nrequire github.com/derailed/popeye {POPEYE}\n")
+    (mod / "go.mod").write_text(f"module hakit.local/popeye\n\ngo 1.26.0\n\n"
+                                  f"require github.com/derailed/popeye {POPEYE}\n")
     (mod / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "github.com/derailed/popeye"\n')
     env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     print(f"building popeye {POPEYE} (a few minutes, once)", flush=True)

@@ -15,8 +15,8 @@ from urllib3.exceptions import HTTPError
 from hakit import http
 from hakit.apilb import backend_states, disagreements
 from hakit.cluster.probes import accepts, readyz
-from hakit.errors import UnreachableError
 from hakit.cluster.ssh import each
+from hakit.errors import UnreachableError
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import IN_CLUSTER, Inventory
 from hakit.model import Evidence, check

@@ -63,7 +63,8 @@ restart the one whose Lease renewals stopped.""")
 def test_controller_manager_leader(snapshot: Snapshot, inventory: Inventory, evidence: Evidence,
                                    elected_instances: dict[str, dict[str, str]]) -> None:
     """Without a live leader no controller reconciles: nothing is rescheduled."""
-    _leader_check("kube-controller-manager", snapshot, inventory, evidence, elected_instances["kube-controller-manager"])
+    _leader_check("kube-controller-manager", snapshot, inventory, evidence,
+                  elected_instances["kube-controller-manager"])
 
 
 @check("CP-003", "kube-scheduler serves on every control-plane host, with a live leader", property="control-plane",

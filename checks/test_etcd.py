@@ -90,7 +90,7 @@ def test_one_leader_one_cluster(etcd_statuses: dict[str, MemberStatus | str], in
 (etcd_disk_wal_fsync_duration_seconds) and network to the leader; replace it if it never catches up.""")
 def test_revisions_converge(etcd: EtcdClient, inventory: Inventory, evidence: Evidence) -> None:
     """Revisions differ for a moment under writes; a gap that persists is a lagging member."""
-    for attempt in range(5):
+    for _ in range(5):
         now = etcd.statuses()
         revs = {ep: s.revision for ep, s in now.items() if isinstance(s, MemberStatus)}
         if len(set(revs.values())) == 1 and len(revs) == len(now):

@@ -13,12 +13,12 @@ from contextlib import ExitStack
 
 import pytest
 
-from hakit.fixtures.disruption import Alerts, Inject
 from hakit import hosts, wait
-from hakit.faults import Fault, LinkDown, StopComponent
 from hakit.cluster import Cluster
 from hakit.cluster.probes import readyz
 from hakit.cluster.stream import AddressStream
+from hakit.faults import Fault, LinkDown, StopComponent
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit.http import session
 from hakit.inventory import Host, Inventory
 from hakit.measure import Timeline, Watch, time_zero

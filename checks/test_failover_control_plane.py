@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from hakit.fixtures.disruption import Inject
-from hakit.faults import KillComponent
 from hakit.cluster import Cluster
+from hakit.faults import KillComponent
+from hakit.fixtures.disruption import Inject
 from hakit.inventory import Inventory
 from hakit.measure import Watch, time_zero
 from hakit.model import Evidence, check

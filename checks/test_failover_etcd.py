@@ -14,12 +14,12 @@ from itertools import cycle
 
 import pytest
 
-from hakit.fixtures.disruption import Alerts, Inject
 from hakit import wait
+from hakit.cluster import Cluster
 from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient
 from hakit.faults import KillComponent, StopComponent
-from hakit.cluster import Cluster
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
 from hakit.measure import Watch, time_zero
 from hakit.model import Evidence, check
@@ -60,7 +60,8 @@ def stop_member(inv: Inventory, etcd: EtcdClient, control: Cluster, inject: Inje
         written = stack.enter_context(Watch(
             "writes through the surviving members",
             lambda: etcd.put(next(targets), f"{PROBE_PREFIX}write", str(time.time())), overlap=True))
-        leaders = stack.enter_context(Watch("the survivors' leader", lambda: {etcd.status(ep).leader for ep in survivors}))
+        leaders = stack.enter_context(Watch("the survivors' leader",
+                                            lambda: {etcd.status(ep).leader for ep in survivors}))
         health = stack.enter_context(Watch(f"health of {host_of(inv, victim)}", lambda: etcd.health(victim)[0]))
         # A follower is stopped as in maintenance; the leader is killed as in a crash (a stopping
         # leader hands its leadership over first, which measures nothing).

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
-from hakit.fixtures.disruption import Inject
 from hakit import wait
-from hakit.faults import Fault, Silence, StopComponent
+from hakit.alerting import HELD, LABELS, Follow, Trail
 from hakit.cluster import Cluster
+from hakit.faults import Fault, Silence, StopComponent
 from hakit.faults.nodes import pdb_shortfalls
+from hakit.fixtures.disruption import Inject
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.alerting import HELD, LABELS, Follow, Trail
 from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds, ha_jobs
 from hakit.snapshot import is_control_plane
 

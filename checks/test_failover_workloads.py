@@ -9,24 +9,24 @@ journaled like a fault: removed on exit, or by `hakit repair` after a crash.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from hakit.fixtures.disruption import Alerts, Inject
 from hakit import wait
-from hakit.kube import deployment_of, drain_plan, evict
-from hakit.workloads import matches
-from hakit.faults import Drain, ProbeNamespace, StopComponent
 from hakit.cluster import Cluster
+from hakit.faults import Drain, ProbeNamespace, StopComponent
+from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
+from hakit.kube import deployment_of, drain_plan, evict
 from hakit.measure import Watch
 from hakit.model import Evidence, check
 from hakit.snapshot import is_control_plane, node_is_ready
+from hakit.workloads import matches
 
 MAX_REPLICAS = 3
 # The probe tolerates an unreachable node for 5 s, not the 300 s every pod gets by default:
@@ -147,7 +147,8 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
             alerts.hold(follow, fault, t0)   # the node Ready again is part of the steady state after it
         alerts.done(follow, fault, evidence)
     took = replaced - t0
-    met = evidence.within("replicas Running elsewhere", took, slo, "pod_rescheduling_seconds", "after the node was lost")
+    met = evidence.within("replicas Running elsewhere", took, slo, "pod_rescheduling_seconds",
+                          "after the node was lost")
     evidence.record("detection", f"NotReady after {lost - t0:.1f} s; evicted after {evicted - t0:.1f} s "
                     f"(probe tolerates unreachable for {TOLERATION_SECONDS} s; pods left at the default wait 300 s)")
     evidence.record("stuck Terminating on the lost node",

@@ -4,7 +4,7 @@ clock, the HA services running and listening, certificates far from expiry."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from hakit.cluster.ssh import each
@@ -53,7 +53,7 @@ def test_ha_services_running(cp_hosts: dict[str, Any], evidence: Evidence) -> No
     script = "; ".join(f"pgrep -x {p} --ns $$ --nslist net >/dev/null; echo $?" for p in SERVICES)
     missing = []
     for name, codes in each(cp_hosts, lambda name, host: host.run(script).stdout.split()).items():
-        for proc, code in zip(SERVICES, codes + ["?"] * len(SERVICES)):
+        for proc, code in zip(SERVICES, codes + ["?"] * len(SERVICES), strict=False):
             if code != "0":
                 missing.append(f"{proc} on {name}")
                 evidence.about(name, proc)
@@ -66,7 +66,8 @@ def test_ha_services_running(cp_hosts: dict[str, Any], evidence: Evidence) -> No
 VIP port); `ss -ltnp` shows what listens.""")
 def test_ports_listening(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """A port not listening is a component down, whatever its process says."""
-    ports = {"apiserver": inventory.apiserver_port, "etcd client": 2379, "etcd peer": 2380, "load balancer": inventory.port}
+    ports = {"apiserver": inventory.apiserver_port, "etcd client": 2379, "etcd peer": 2380,
+             "load balancer": inventory.port}
     owner = {"apiserver": "kube-apiserver", "etcd client": "etcd", "etcd peer": "etcd", "load balancer": "haproxy"}
     closed = []
     for name, listening in each(cp_hosts, lambda name, host: host.check_output("ss -Hltn")).items():
@@ -86,7 +87,7 @@ control-plane static pods; `kubeadm certs check-expiration` lists the dates.""")
 def test_certificates_not_expiring(cp_hosts: dict[str, Any], inventory: Inventory, evidence: Evidence) -> None:
     """An expired apiserver or etcd certificate stops the control plane at a known time."""
     margin = inventory.thresholds.cert_min_days
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     soon, soonest = [], None
 
     def enddates(name: str, host: Any) -> list[str]:
@@ -96,7 +97,7 @@ def test_certificates_not_expiring(cp_hosts: dict[str, Any], inventory: Inventor
         out = host.run(script, *(f"{inventory.host_path('pki', name)}/{c}" for c in CERTS)).stdout
         return out.splitlines() + ["unreadable"] * (len(CERTS) - len(out.splitlines()))
     for name, lines in each(cp_hosts, enddates).items():
-        for cert, line in zip(CERTS, lines):
+        for cert, line in zip(CERTS, lines, strict=False):
             if line.strip() == "unreadable":
                 soon.append(f"{name}:{cert} unreadable")
                 continue

@@ -7,12 +7,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-
 from hakit.errors import UnreachableError
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus, ha_targets, selectors
-
 
 
 def ha_rule_names() -> list[str]:
@@ -50,8 +48,8 @@ def test_ha_targets_up(prometheus: Prometheus, inventory: Inventory, evidence: E
                             f"{t.get('lastError') or t['health']})")
                 host = urlsplit(f"//{t['labels'].get('instance', '')}").hostname or ""
                 evidence.about(addresses.get(host, host), component)
-        evidence.record(f"{component} targets", ", ".join(sorted(f"{t['labels'].get('job')}/{t['labels'].get('instance')}"
-                                                                 for t in targets)) or "none")
+        scraped = sorted(f"{t['labels'].get('job')}/{t['labels'].get('instance')}" for t in targets)
+        evidence.record(f"{component} targets", ", ".join(scraped) or "none")
     evidence.record("not scraped", missing or "none", expected="none")
     evidence.record("down", down or "none", expected="none")
     assert not missing, f"no scrape target for {'; '.join(missing)}"

@@ -12,8 +12,8 @@ MON-D01 then judges what was recorded: one fault, every consequence.
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -23,7 +23,6 @@ import pytest
 from hakit import wait
 from hakit.measure import Watch
 from hakit.prometheus import Alertmanager, Prometheus, Receiver
-
 
 # The labels that tie each followed alert to its fault: (the fault's host, {component: job name
 # in this Prometheus}) -> labels. Job names differ (the lab's "etcd", kube-prometheus-stack's

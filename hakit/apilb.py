@@ -79,7 +79,7 @@ def backend_states(csv: str, backend: str = BACKEND) -> dict[str, str]:
     header = lines[0].lstrip("# ").split(",")
     out = {}
     for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
+        row = dict(zip(header, line.split(","), strict=False))
         if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
             out[row["svname"]] = row.get("status", "")
     return out

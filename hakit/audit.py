@@ -9,6 +9,7 @@ object handed to hakit's plugin, and the Results come back as objects. The CLI
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from hakit.catalog import CHECKS_DIR

@@ -16,9 +16,9 @@ from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
 from hakit.inventory import add_option as add_inventory_option
 from hakit.model import PROPERTIES
+from hakit.report import read_json, write_html, write_json
 from hakit.results import Results
 from hakit.selection import OPTIONS, Selection
-from hakit.report import read_json, write_html, write_json
 from hakit.table import table
 
 SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"
@@ -198,8 +198,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from hakit.faults import repair
     from hakit.cluster import Cluster
+    from hakit.faults import repair
     undone = repair(Cluster(load(_inventory_path(args))))
     print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
 
 def interface_with(ip_addr_output: str, address: str) -> str | None:
     """The interface that carries address, from `ip -o -4 addr show` output."""
@@ -63,4 +64,4 @@ def _int(m: re.Match[str] | None) -> int | None:
 def parse_enddate(openssl_output: str) -> datetime:
     """`openssl x509 -enddate -noout` → its notAfter, timezone-aware."""
     value = openssl_output.strip().split("=", 1)[1]
-    return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)

@@ -6,17 +6,16 @@ so a user fixes a file in one go rather than one error per run.
 
 from __future__ import annotations
 
-import ipaddress
 import argparse
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
-
-from urllib.parse import urlsplit
 
 from hakit import paths
 from hakit.errors import ConfigError
@@ -53,7 +52,7 @@ CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 HOST_PATH = re.compile(r"/[A-Za-z0-9._/{}+-]*")                          # absolute; {host} allowed
 PROGRAM = re.compile(r"[A-Za-z0-9._/+-]+")
-IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[0-9a-f]{64})?")   # a container image reference
+IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[0-9a-f]{64})?")   # an image reference
 DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "pod-rescheduling", "alert-delivery")
 # Where a kubeadm host keeps things; "{host}" expands to the host's name.
 DEFAULT_HOST_PATHS = {
@@ -279,7 +278,8 @@ class _Reader:
 
 
 def _name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping", bool: "true/false"}
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping",
+             bool: "true/false"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -309,8 +309,8 @@ def load(path: Path | str, cluster_exists: bool = True) -> Inventory:
     return parse(doc, path, cluster_exists)
 
 
-SECTIONS = ("version", "cluster", "api", "control_plane", "workers", "access", "etcd", "monitoring", "slo", "thresholds",
-            "workloads", "disruptive")
+SECTIONS = ("version", "cluster", "api", "control_plane", "workers", "access", "etcd", "monitoring", "slo",
+            "thresholds", "workloads", "disruptive")
 
 
 def parse(doc: dict[str, Any], source: Path, cluster_exists: bool = True) -> Inventory:

@@ -132,7 +132,8 @@ def rebalance(api: client.ApiClient, deployments: set[tuple[str, str]], timeout:
             raise
         selector = api.sanitize_for_serialization(dep.spec.selector)   # matchExpressions too
         nodes = {p.spec.node_name for p in core.list_namespaced_pod(ns, _request_timeout=10).items
-                 if p.spec.node_name and not p.metadata.deletion_timestamp and matches(selector, p.metadata.labels or {})}
+                 if p.spec.node_name and not p.metadata.deletion_timestamp
+                 and matches(selector, p.metadata.labels or {})}
         if (dep.spec.replicas or 0) < 2 or len(nodes) != 1:
             continue
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -9,11 +9,11 @@ import time
 
 from hakit.errors import HakitError, LabError, PreconditionError
 from hakit.lab import Lab, binaries, down, free_subnet, nodes
-from hakit.lab.kubeadm import KubeadmLab
 from hakit.lab.ctl import ACTIONS, ctl
+from hakit.lab.kubeadm import KubeadmLab
 from hakit.lab.paths import LabPaths
-from hakit.paths import kubeadm_lab_dir, lab_dir
 from hakit.lab.topology import LabSpec
+from hakit.paths import kubeadm_lab_dir, lab_dir
 from hakit.table import table
 
 LAB_HELP = """\

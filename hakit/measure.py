@@ -114,7 +114,7 @@ class Timeline:
         how blurred a boundary there is (a client's request that takes 0.3 s cannot date an
         outage's end to 0.1 s)."""
         with self._lock:
-            took = [end - t for (t, v), end in zip(self.samples, self._ends)
+            took = [end - t for (t, v), end in zip(self.samples, self._ends, strict=False)
                     if abs(t - around) <= within and not isinstance(v, Exception) and v]
         return statistics.median(took) if took else 0.0
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -136,7 +136,7 @@ def duration_seconds(duration: str) -> float:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # What an HA component's scrape target looks like, whatever its job is called: its port
@@ -170,7 +170,8 @@ def ha_targets(targets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 def ha_jobs(targets: list[dict[str, Any]]) -> dict[str, str]:
     """Each HA component's job name as this Prometheus calls it (the lab's "etcd" is
     kube-prometheus-stack's "kube-etcd"): an alert about it carries that job label."""
-    return {c: ts[0]["labels"]["job"] for c, ts in ha_targets(targets).items() if ts and "job" in ts[0].get("labels", {})}
+    return {c: ts[0]["labels"]["job"] for c, ts in ha_targets(targets).items()
+            if ts and "job" in ts[0].get("labels", {})}
 
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from hakit.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PRECONDITION, EXIT_UNREACHABLE,
-                          EXIT_UNVERIFIED, EXIT_USAGE)
+from hakit.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PRECONDITION,
+    EXIT_UNREACHABLE,
+    EXIT_UNVERIFIED,
+    EXIT_USAGE,
+)
 from hakit.incidents import Incident
 from hakit.model import Outcome, Result, Verdict
 

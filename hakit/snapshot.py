@@ -61,7 +61,7 @@ class Snapshot:
     @functools.cached_property
     def kube_system_leases(self) -> dict[str, client.V1Lease]:
         coord = client.CoordinationV1Api(self.api)
-        return {l.metadata.name: l for l in self._pages(coord.list_namespaced_lease, "kube-system")}
+        return {lease.metadata.name: lease for lease in self._pages(coord.list_namespaced_lease, "kube-system")}
 
     def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
         return list(self._pages(self.core.list_namespaced_pod, namespace, label_selector=selector))

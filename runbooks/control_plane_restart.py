@@ -12,9 +12,9 @@ from __future__ import annotations
 from kubernetes import client
 
 from hakit import wait
-from hakit.errors import HakitError
 from hakit.cluster.components import render
 from hakit.cluster.probes import READYZ
+from hakit.errors import HakitError
 from hakit.etcd import Quorum
 from hakit.runbook import Context, Param, Runbook, Step
 from hakit.snapshot import node_is_ready

@@ -34,7 +34,8 @@ def pick_member(ctx: Context) -> str:
         if etcd.health(endpoint)[0]:
             ctx.state["endpoint"] = endpoint
             return f"healthy: {endpoint}"
-    raise HakitError("no etcd member is healthy: a snapshot now would be of nothing (see `hakit check --property etcd`)")
+    raise HakitError("no etcd member is healthy: a snapshot now would be of nothing "
+                     "(see `hakit check --property etcd`)")
 
 
 def etcdctl(ctx: Context, *args: str) -> list[str]:

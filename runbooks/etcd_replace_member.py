@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from hakit import wait
 from hakit.cluster import datadir
-from hakit.etcd import PEER_PORT, Quorum
-from hakit.errors import HakitError, UnreachableError
 from hakit.cluster.components import render
 from hakit.cluster.probes import readyz
+from hakit.errors import HakitError, UnreachableError
+from hakit.etcd import PEER_PORT, Quorum
 from hakit.runbook import Context, Param, Runbook, Step
 
 QUORUM = "the other members, healthy, hold quorum without it"

@@ -28,11 +28,11 @@ from urllib3.exceptions import HTTPError
 
 from hakit import wait
 from hakit.cluster import datadir, ssh_quote
-from hakit.etcd import PEER_PORT, Quorum
-from hakit.errors import HakitError, UnreachableError
-from hakit.inventory import IMAGE
 from hakit.cluster.components import render
 from hakit.cluster.probes import readyz
+from hakit.errors import HakitError, UnreachableError
+from hakit.etcd import PEER_PORT, Quorum
+from hakit.inventory import IMAGE
 from hakit.runbook import Context, Param, Runbook, Step
 
 API = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -304,7 +304,8 @@ RUNBOOK = Runbook(
              changes=False, require=quorum_lost, require_text="etcd has lost quorum (or force=yes)"),
         Step("copy", "Copy the snapshot (0600) to every control-plane host and check its sha256",
              lambda ctx: ctx.on_each_host(f"scp {snapshot(ctx)} {on_host(ctx, hosts(ctx)[0])}; sha256sum"), copy,
-             require=room, require_text="etcdutl runs on each host (or from its etcd image), and each data dir's filesystem has room"),
+             require=room, require_text="etcdutl runs on each host (or from its etcd image), and each data "
+                                        "dir's filesystem has room"),
         Step("stop-api", "Stop the apiservers, controller managers and schedulers: nothing may write to etcd",
              lambda ctx: ctx.on_each_host("; ".join(control(ctx, "stop", c) for c in API)),
              lambda ctx: each(ctx, "stop", API), verify=none_running(API),

@@ -66,7 +66,8 @@ def look(ctx: Context) -> str:
     if not kubeadm.VERSION.match(version):
         raise HakitError(f"kubernetes_version {version[:40]!r}: expected vMAJOR.MINOR.PATCH")
     ctx.state.update(cgroup_v1=cgroup_v1, conntrack_fixed=fixed, version=version)
-    return (f"{host}: Kubernetes {version}; cgroup {'v1 (deprecated: failCgroupV1 false)' if cgroup_v1 else 'v2'}; conntrack table size "
+    cgroup = "v1 (deprecated: failCgroupV1 false)" if cgroup_v1 else "v2"
+    return (f"{host}: Kubernetes {version}; cgroup {cgroup}; conntrack table size "
             f"{'fixed by the host' if fixed else 'writable'}; the VIP {ctx.inventory.vip}:{ctx.inventory.port} "
             "accepts connections")
 

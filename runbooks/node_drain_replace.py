@@ -70,7 +70,8 @@ def drain(ctx: Context) -> str:
     try:
         wait.until(lambda: not movable(ctx), max(deadline - time.monotonic(), 1), "the node to be empty")
     except wait.WaitTimeout:
-        raise HakitError(f"still on {ctx.params['node']}: " + ", ".join(p.metadata.name for p in movable(ctx))) from None
+        left = ", ".join(p.metadata.name for p in movable(ctx))
+        raise HakitError(f"still on {ctx.params['node']}: {left}") from None
     return f"drained; PDBs refused {refused} eviction(s) before allowing them"
 
 

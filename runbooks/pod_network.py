@@ -97,7 +97,7 @@ def configure(ctx: Context) -> str:
 
 
 def routed(ctx: Context) -> None:
-    for name, (_, cidr) in ctx.state["nodes"].items():
+    for name in ctx.state["nodes"]:
         for other, (address, other_cidr) in ctx.state["nodes"].items():
             if other != name and f"via {address}" not in ctx.control.run(name, "ip route show %s", other_cidr).stdout:
                 raise HakitError(f"{name} has no route to {other}'s pods ({other_cidr} via {address})")

@@ -17,10 +17,10 @@ import secrets
 
 from hakit import hosts, wait
 from hakit.apilb import LoadBalancer, backend_states
-from hakit.errors import HakitError
 from hakit.cluster import ssh_quote
 from hakit.cluster.components import render
 from hakit.cluster.probes import accepts, readyz
+from hakit.errors import HakitError
 from hakit.http import session
 from hakit.inventory import Host
 from hakit.runbook import Context, Param, Runbook, Step
@@ -140,7 +140,8 @@ def new_cluster(ctx: Context) -> bool:
 
 def vip_serves(ctx: Context) -> str:
     if new_cluster(ctx):   # no apiserver yet: haproxy accepting on the VIP is all there is to see
-        wait.until(lambda: ctx.control.one_vip_holder_for() and accepts(ctx.inventory.vip, ctx.inventory.port) == "ok", 60,
+        wait.until(lambda: ctx.control.one_vip_holder_for()
+                   and accepts(ctx.inventory.vip, ctx.inventory.port) == "ok", 60,
                    f"exactly one VIP holder, and haproxy accepting on {ctx.inventory.vip}:{ctx.inventory.port}",
                    interval=1.0, why=lambda: f"held by {ctx.control.vip_holders() or 'nobody'}")
         return f"{ctx.control.vip_holders()[0]} holds the VIP; haproxy accepts on it (no apiserver yet)"

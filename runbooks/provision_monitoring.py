@@ -254,7 +254,8 @@ RUNBOOK = Runbook(
              kube_state_metrics),
         Step("configure", "Write prometheus.yml, hakit's rules and alertmanager.yml, and check them",
              lambda ctx: "render prometheus.yml (jobs apiserver, kube-etcd, kube-controller-manager, kube-scheduler, "
-                         "kube-proxy, haproxy, kube-state-metrics), rules/hakit-ha-alerts.yaml, alertmanager.yml (webhook "
+                         "kube-proxy, haproxy, kube-state-metrics), rules/hakit-ha-alerts.yaml, "
+                         "alertmanager.yml (webhook "
                          f"{ctx.params['webhook']}); promtool check config; amtool check-config",
              configure),
         Step("restart", "Restart Prometheus and every Alertmanager",

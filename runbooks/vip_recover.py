@@ -12,10 +12,9 @@ all holders but the one with the highest priority, and waits for exactly one hol
 
 from __future__ import annotations
 
-
 from hakit import apilb, hosts, wait
-from hakit.errors import HakitError
 from hakit.cluster.network import VRRP_SETTLE
+from hakit.errors import HakitError
 from hakit.runbook import Context, Runbook, Step
 
 SERVICES = ("haproxy", "keepalived")
@@ -38,7 +37,9 @@ def vrrp(ctx: Context) -> dict[str, hosts.VrrpInstance]:
     out = {}
     for h in ctx.inventory.control_plane:
         conf = ctx.control.run(h.name, "cat -- %s", ctx.inventory.host_path("keepalived_conf", h.name))
-        out.update({h.name: v for v in hosts.parse_keepalived(conf.stdout) if ctx.inventory.vip in v.vips})
+        mine = [v for v in hosts.parse_keepalived(conf.stdout) if ctx.inventory.vip in v.vips]
+        if mine:
+            out[h.name] = mine[0]
     return out
 
 

@@ -93,7 +93,8 @@ def add_pdb(ctx: Context) -> str:
         return f"covered already by {', '.join(ctx.state['pdbs'])}"
     namespace, _ = target(ctx)
     body = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": pdb_name(ctx), "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "hakit"}},
+            "metadata": {"name": pdb_name(ctx), "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "hakit"}},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": read(ctx).spec.selector.match_labels}}}
     client.PolicyV1Api(ctx.control.api).create_namespaced_pod_disruption_budget(namespace, body, _request_timeout=10)
     ctx.state["created_pdb"] = True

@@ -35,6 +35,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 if ! .venv/bin/python -c 'import hakit, pytest_html, testinfra, kubernetes, hypothesis' 2>/dev/null \
+   || [ ! -x .venv/bin/ruff ] \
    || [ pyproject.toml -nt .venv/.installed ]; then
   echo "[setup] installing hakit and its dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null

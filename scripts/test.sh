@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hakit's own tests (`make test`): the netns session (unit tests and the netns lab's) and
+# hakit's own tests (`make test`): ruff first, then the netns session (unit tests and the netns lab's) and
 # the kubeadm tier (a kubeadm lab of its own) run side by side, each in its own pytest
 # session with its own lab, prefix and subnet. Each writes JUnit XML to reports/suite/,
 # which `bench/suite_time.py --last` reads for the tiers' times and the slowest tests.
@@ -11,6 +11,9 @@ out=reports/suite
 mkdir -p "$out"
 rm -f "$out"/*.xml "$out"/*.log   # bench/suite_time.py --last reads what is here: this run's only
 py=.venv/bin/pytest
+
+# Lint and import order first (pyproject.toml [tool.ruff]): a second, not a lab's minutes.
+.venv/bin/ruff check . || { echo "ruff found the above: fix them (ruff check --fix . fixes most)"; exit 1; }
 
 "$py" --durations=10 --junitxml="$out/kubeadm.xml" "$@" tests/kubeadm > "$out/kubeadm.log" 2>&1 &
 kubeadm=$!

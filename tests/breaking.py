@@ -14,7 +14,6 @@ from pathlib import Path
 from hakit import wait
 from hakit.lab import Lab
 
-
 WORST = ["fail", "error", "warn", "skip", "pass"]
 MACHINE_LOCK = Path("/run/lock/hakit-tests-machine.lock")
 
@@ -92,7 +91,8 @@ def stopped(lab: Lab, *where: str) -> Iterator[None]:
 
 
 @contextmanager
-def file_changed(path: Path, change: Callable[[str], str], after: Callable[[], object] = lambda: None) -> Iterator[None]:
+def file_changed(path: Path, change: Callable[[str], str],
+                 after: Callable[[], object] = lambda: None) -> Iterator[None]:
     """A file edited for the block's duration; `after` runs after each write (a reload)."""
     original = path.read_text()
     path.write_text(change(original))

@@ -37,7 +37,7 @@ def lab() -> Iterator[Lab]:
             if all(s.healthy for s in existing.status()):
                 yield existing
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - not reusable: brought up anew below
             pass
     down(paths, LabSpec(prefix=TEST_PREFIX), progress=lambda _: None)
     lab = Lab(LabSpec(subnet=free_subnet(), prefix=TEST_PREFIX), paths)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from breaking import assert_breaks, file_changed, run_checks, stopped
 
+from breaking import assert_breaks, file_changed, run_checks, stopped
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -105,10 +105,12 @@ def test_api006_sees_a_control_plane_endpoint_pinned_to_one_host(lab: Lab, api, 
         original = cm.data["ClusterConfiguration"]
         doc = yaml.safe_load(original)
         doc["controlPlaneEndpoint"] = f"{lab.spec.host('cp1').address}:6443"
-        core.patch_namespaced_config_map("kubeadm-config", "kube-system", {"data": {"ClusterConfiguration": yaml.safe_dump(doc)}})
+        core.patch_namespaced_config_map("kubeadm-config", "kube-system",
+                                         {"data": {"ClusterConfiguration": yaml.safe_dump(doc)}})
         try:
             yield
         finally:
-            core.patch_namespaced_config_map("kubeadm-config", "kube-system", {"data": {"ClusterConfiguration": original}})
+            core.patch_namespaced_config_map("kubeadm-config", "kube-system",
+                                             {"data": {"ClusterConfiguration": original}})
 
     assert_breaks(lab, tmp_path, "API-006", pinned_endpoint, "kubeadm controlPlaneEndpoint https://")

@@ -44,8 +44,9 @@ def single_replica_on(api: client.ApiClient, node: str) -> Iterator[None]:
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
 
     def placed() -> list[str]:
-        return sorted(p.spec.node_name for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns")
-                      .items if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
+        pods = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
+        return sorted(p.spec.node_name for p in pods
+                      if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
     apps.patch_namespaced_deployment("coredns", "kube-system", {"spec": {"replicas": 1, "template": {"spec": {
         "nodeSelector": {"kubernetes.io/hostname": node}}}}})
     try:
@@ -95,7 +96,8 @@ def test_api_d01_fails_when_haproxy_keeps_a_stopped_apiserver_in_its_pool(lab: L
 
     def slow_checks(text: str) -> str:
         assert "option                  redispatch\n" in text, "the lab's haproxy.cfg changed: update this break"
-        return (text.replace("option                  redispatch\n", "").replace("retries                 1", "retries 0")
+        return (text.replace("option                  redispatch\n", "")
+                .replace("retries                 1", "retries 0")
                 .replace("default-server inter 1s fall 2 rise 2", "default-server inter 30s fall 3 rise 2"))
 
     def restart(host: str) -> None:

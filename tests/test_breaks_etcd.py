@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from breaking import assert_breaks, file_changed, stopped
 
+from breaking import assert_breaks, file_changed, stopped
 from hakit import wait
 from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from breaking import assert_breaks, file_changed, machine_state, stopped
 
+from breaking import assert_breaks, file_changed, machine_state, stopped
 from hakit.lab import Lab, pki
 from hakit.lab.pki import CertPair
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from breaking import assert_breaks, file_changed, run_checks, stopped
 
+from breaking import assert_breaks, file_changed, run_checks, stopped
 from hakit import wait
 from hakit.http import session
 from hakit.lab import Lab

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from breaking import assert_breaks, stopped
 from kubernetes import client
 
+from breaking import assert_breaks, stopped
 from hakit import wait
 from hakit.lab import Lab
 from hakit.workloads import ZONE
@@ -68,7 +68,8 @@ def planted(lab: Lab, ns: str, *objects: dict) -> Iterator[None]:
             create[o["kind"]](ns, o)
         workloads = {"Deployment": apps.list_namespaced_deployment, "StatefulSet": apps.list_namespaced_stateful_set}
         wait.until(lambda: all((w.status.ready_replicas or 0) == w.spec.replicas
-                               for kind in workloads.values() for w in kind(ns).items), 90, f"the workloads in {ns} Ready")
+                               for kind in workloads.values() for w in kind(ns).items),
+                   90, f"the workloads in {ns} Ready")
         yield
     finally:
         core.delete_namespace(ns)

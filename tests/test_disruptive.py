@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hakit.faults import journal
 from hakit.cluster import Cluster
+from hakit.faults import journal
 from hakit.inventory import DISRUPTIVE_CHECKS
 from hakit.lab import Lab
 
@@ -40,7 +40,8 @@ def test_audit_disruptive_passes_and_the_report_draws_each_timeline(lab: Lab, co
     bound = next(m for m in link["evidence"] if m["name"] == "VRRP master-down bound")
     assert re.fullmatch(r"3\.(59|61) s \(advert_int 1, priority 10[05] on cp[23]\)", bound["value"]), bound
     assert bound["ok"] is True, bound
-    for r in [r for r in disruptive if r["check"]["id"][:5] in ("VIP-D", "API-D")]:   # the client's view is the headline
+    # the client's view is the headline
+    for r in [r for r in disruptive if r["check"]["id"][:5] in ("VIP-D", "API-D")]:
         judged = {m["name"] for m in r["evidence"] if m["ok"] is not None and m.get("seconds") is not None}
         assert "client outage during the fault" in judged, r["evidence"]
         assert any(n.startswith("client outage after the") for n in judged), r["evidence"]   # the move back, the rejoin

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from kubernetes import client
 
 from hakit import wait
-from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
 from hakit.cluster import Cluster
+from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -145,7 +144,8 @@ def test_the_guard_refuses_to_lose_a_node_a_pdb_cannot_spare(lab: Lab, control: 
                 "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}})
         client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(ns, {
             "metadata": {"name": "solo"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
-        wait.until(lambda: any(p.status.phase == "Running" for p in core.list_namespaced_pod(ns).items), 60, "solo Running")
+        wait.until(lambda: any(p.status.phase == "Running" for p in core.list_namespaced_pod(ns).items),
+                   60, "solo Running")
         wait.until(lambda: client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("solo", ns).status
                    .current_healthy == 1, 30, "the PDB to count the pod")
         with pytest.raises(FaultRefused, match=f"PDB {ns}/solo: 1 of its pods on this node, 0 disruption"):

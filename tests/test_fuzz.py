@@ -22,12 +22,12 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
 
 HOSTILE = st.sampled_from(["10.0.0.11;touch /tmp/hakit-fuzz-marker", "$(touch /tmp/hakit-fuzz-marker)", "{host}",
                            "{initial_cluster}", "a\nnotify_master /bin/sh", "'", '"', "\\", "../../..", "", "-rf",
-                           "99999", "-1", "10.0.0.300", "::1", "http://x:99999", "https://[::1]:2379", "~", "in-cluster"])
+                           "99999", "-1", "10.0.0.300", "::1", "http://x:99999", "https://[::1]:2379", "~",
+                           "in-cluster"])
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
                    st.text(max_size=30), HOSTILE)
-VALUE = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                     st.dictionaries(st.text(max_size=12) | HOSTILE, inner, max_size=4)),
-                     max_leaves=20)
+VALUE = st.recursive(SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12) | HOSTILE, inner, max_size=4)), max_leaves=20)
 SECTIONS = ["version", "cluster", "api", "control_plane", "access", "etcd", "monitoring", "slo", "thresholds",
             "workloads", "disruptive"]
 KEYS = ["kubeconfig", "name", "vip", "port", "hosts", "address", "user", "key", "endpoints", "paths", "etcd_data",
@@ -69,7 +69,8 @@ RECORD = st.fixed_dictionaries({"event": st.sampled_from(["inject", "restore"]) 
                                 "id": SCALAR, "fault": SCALAR, "injected_at": SCALAR,
                                 "undo": st.fixed_dictionaries({"kind": st.sampled_from(
                                     ["start", "heal", "undrain", "delete_namespace", "__init__", "run"]) | SCALAR},
-                                    optional={"host": SCALAR, "component": SCALAR, "namespace": SCALAR, "deployments": VALUE}) | VALUE,
+                                    optional={"host": SCALAR, "component": SCALAR, "namespace": SCALAR,
+                                              "deployments": VALUE}) | VALUE,
                                 "owner": VALUE, "cluster": VALUE})
 
 

@@ -11,7 +11,8 @@ from hakit.model import Check, Outcome, Result, Severity
 INV = Path("/etc/hakit/prod.yaml")
 
 
-def failed(check_id: str, *about: tuple[str, str], outcome: Outcome = Outcome.FAIL, runbook: str | None = None) -> Result:
+def failed(check_id: str, *about: tuple[str, str], outcome: Outcome = Outcome.FAIL,
+           runbook: str | None = None) -> Result:
     return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix it", runbook), outcome, f"{check_id} failed",
                   0.0, [], check_id, about=list(about))
 
@@ -32,7 +33,8 @@ def test_an_etcd_member_down_is_one_incident_with_its_consequences_folded() -> N
 def test_keepalived_down_everywhere_is_one_incident_explaining_every_check_that_lost_the_api() -> None:
     results = [failed("API-001", ("", "vip")), failed("API-004", ("", "vip")),
                failed("HOST-003", ("cp1", "keepalived"), ("cp2", "keepalived"), ("cp3", "keepalived")),
-               failed("WL-001", ("", "api"), outcome=Outcome.ERROR), failed("CP-002", ("", "api"), outcome=Outcome.ERROR)]
+               failed("WL-001", ("", "api"), outcome=Outcome.ERROR),
+               failed("CP-002", ("", "api"), outcome=Outcome.ERROR)]
     [one] = incidents(results, [], INV)
     assert one.cause == "keepalived on cp1, cp2, cp3" and one.repair == "hakit runbook run vip-recover"
     assert {r.check.id for r in one.findings} == {"API-001", "API-004", "HOST-003", "WL-001", "CP-002"}
@@ -51,7 +53,8 @@ def test_two_unrelated_causes_are_two_incidents_and_a_leftover_fault_comes_first
 def test_a_lost_worker_is_one_node_incident_and_the_placement_it_costs_is_folded_under_it() -> None:
     # CI saw this: with w1 lost, its CoreDNS replica went unready, so losing w2 would now take
     # CoreDNS down (WL-004) and w2 cannot be drained (WL-005). w2 is not broken: one incident.
-    results = [failed("WL-001", ("w1", "node")), failed("WL-004", ("", "workload placement"), runbook="workload-spread"),
+    results = [failed("WL-001", ("w1", "node")),
+               failed("WL-004", ("", "workload placement"), runbook="workload-spread"),
                failed("WL-005", ("", "workload placement"), runbook="workload-spread")]
     [one] = incidents(results, [], INV)
     assert one.cause == "node on w1"

@@ -91,7 +91,8 @@ def test_exactly_one_host_holds_the_vip(lab: Lab) -> None:
 def test_controller_manager_and_scheduler_leases_are_held_and_renewed(api: client.ApiClient) -> None:
     coord = client.CoordinationV1Api(api)
     for name in ("kube-controller-manager", "kube-scheduler"):
-        lease = wait.until(lambda: (l := coord.read_namespaced_lease(name, "kube-system")).spec.holder_identity and l,
+        lease = wait.until(lambda name=name: (held := coord.read_namespaced_lease(name, "kube-system"))
+                           .spec.holder_identity and held,
                            30, f"{name} lease held")
         holder_host = lease.spec.holder_identity.split("_")[0]
         assert holder_host in ("cp1", "cp2", "cp3")

@@ -247,7 +247,8 @@ def test_a_step_whose_precondition_fails_does_nothing_and_says_why(lab: Lab, run
         pid = lab.host("cp2").pid("etcd")
         out = runbook(lab, "run", "control-plane-restart", "--yes", "host=cp2", "component=etcd")
         assert out.returncode == 1, out.stdout + out.stderr
-        assert "step 2 (restart) failed: not safe to run now: only 1 other voting etcd member(s) are healthy" in out.stderr
+        assert ("step 2 (restart) failed: not safe to run now: only 1 other voting etcd member(s) are healthy"
+                in out.stderr)
         assert "It did nothing." in out.stderr and lab.host("cp2").pid("etcd") == pid
     steps = [(r.get("step"), r.get("status")) for r in journal(runs) if r["event"] == "step"]
     assert steps == [("look", "started"), ("look", "done"), ("restart", "failed")], steps

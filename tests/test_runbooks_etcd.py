@@ -105,7 +105,7 @@ def test_etcd_replace_member_dry_run_changes_nothing(lab: Lab, runs: Path) -> No
     before = [(m.id, m.name) for m in _etcd(lab).members()]
     out = runbook(lab, "run", "etcd-replace-member", "--dry-run", "host=cp3")
     assert out.returncode == 0, out.stderr
-    assert "member remove" in out.stdout and "member add cp3" in out.stdout and "rejoin cp3 etcd" in out.stdout, out.stdout
+    assert all(step in out.stdout for step in ("member remove", "member add cp3", "rejoin cp3 etcd")), out.stdout
     assert [(m.id, m.name) for m in _etcd(lab).members()] == before and not runs.exists()
 
 

@@ -14,7 +14,7 @@ import pytest
 from hakit.apilb import LoadBalancer
 from hakit.cluster import ClusterId, network, ssh
 from hakit.cluster.components import kubeadm_command, render
-from hakit.errors import ConfigError
+from hakit.errors import ConfigError, UnreachableError
 from hakit.etcd import Member, Quorum
 from hakit.faults.journal import Journal, JournalError, Owner
 from hakit.inventory import Host, ip, load
@@ -99,10 +99,11 @@ def test_ssh_reaches_a_hostile_address_as_one_argument_and_its_socket_is_private
     """Were validation bypassed, testinfra still hands the address to ssh as one quoted
     argument; the control socket's path holds nothing from the inventory."""
     marker = tmp_path / "marker"
-    inv = load(_inventory(tmp_path, "api: {vip: 10.0.0.100}\ncontrol_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
+    inv = load(_inventory(tmp_path, "api: {vip: 10.0.0.100}\n"
+                                    "control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
                                     "access: {ssh: {user: root}}\n"))
     host = ssh.connect(inv, "cp1", f"10.0.0.11;touch {marker}")
-    with pytest.raises(Exception):   # ssh cannot resolve it: one clear line, nothing run here
+    with pytest.raises(UnreachableError):   # ssh cannot resolve it: one clear line, nothing run here
         ssh.run(host, "cp1", "true")
     assert not marker.exists()
     d = ssh.control_dir()
@@ -129,7 +130,8 @@ def test_a_tampered_undo_kind_or_argument_is_refused(tmp_path: Path) -> None:
     for undo, why in ([{"kind": "__class__"}, "unknown undo kind '__class__'"],
                       [{"kind": "run", "host": "cp1", "command": "reboot"}, "unknown undo kind 'run'"],
                       [{"kind": "start", "host": "cp1;id", "component": "etcd"}, "start host='cp1;id'"],
-                      [{"kind": "start", "host": "cp1", "component": "etcd", "extra": 1}, "start takes host, component"],
+                      [{"kind": "start", "host": "cp1", "component": "etcd", "extra": 1},
+                       "start takes host, component"],
                       [{"kind": "delete_namespace", "namespace": "kube-system"}, "expected a hakit probe namespace"],
                       [{"kind": "undrain", "host": "w1", "deployments": ["kube-system/coredns;reboot"]},
                        "expected namespace/name of at most 1000 Deployments"],
@@ -192,7 +194,7 @@ def test_a_check_whose_clean_up_fails_is_an_error_not_a_pass(tmp_path: Path) -> 
         "@pytest.fixture\ndef probe():\n    yield\n    raise RuntimeError('namespace hakit-probe-1 not deleted')\n\n"
         "@check('X-001', 'x', property='workloads', remediation='r')\ndef test_x(probe):\n    pass\n")
     out = tmp_path / "r.json"
-    subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), 
+    subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"),
                     f"--hakit-json={out}", "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}",
                     f"--inventory={tmp_path / 'none.yaml'}"], capture_output=True, text=True,
                    cwd=Path(__file__).parents[1])

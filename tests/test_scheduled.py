@@ -16,8 +16,8 @@ from kubernetes.client.rest import ApiException
 from breaking import run_checks
 from hakit import wait
 from hakit.lab import Lab, binaries
-from hakit.prometheus import Prometheus
 from hakit.lab.topology import PUSHGATEWAY_PORT
+from hakit.prometheus import Prometheus
 from test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from kubernetes import client
 
 from hakit import wait
-from hakit.errors import ConfigError
 from hakit.cluster.components import kubeadm_command, render
 from hakit.cluster.network import partition_script, self_healing
+from hakit.errors import ConfigError
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.fixtures.disruption import short_budgets
 from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 from hakit.inventory import load
 from hakit.lab.topology import LabSpec
 from hakit.measure import Watch
-from hakit.prometheus import duration_seconds
 from hakit.model import Check, Evidence, Measurement, Outcome, Result, Severity, Verdict, verdict
+from hakit.prometheus import duration_seconds
 from hakit.table import table
 
 KEEPALIVED = """
@@ -60,7 +59,7 @@ def test_ipv4_addresses() -> None:
 
 
 def test_parse_enddate() -> None:
-    assert parse_enddate("notAfter=Nov 25 14:09:00 2027 GMT\n") == datetime(2027, 11, 25, 14, 9, tzinfo=timezone.utc)
+    assert parse_enddate("notAfter=Nov 25 14:09:00 2027 GMT\n") == datetime(2027, 11, 25, 14, 9, tzinfo=UTC)
 
 
 def test_backend_states_from_haproxy_csv() -> None:
@@ -360,7 +359,8 @@ def test_an_audit_remediates_only_the_named_runbooks_and_never_guesses_parameter
     from hakit.runbook.remediate import plan, remediate
 
     def result(check_id: str, outcome: str, runbook: str) -> Result:
-        return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix", runbook), Outcome(outcome), "", 0.0, [], "n")
+        return Result(Check(check_id, "t", "etcd", Severity.CRITICAL, "fix", runbook), Outcome(outcome), "", 0.0, [],
+                      "n")
     results = [result("ETCD-008", "fail", "etcd-backup"), result("API-002", "fail", "control-plane-restart"),
                result("API-004", "pass", "vip-recover"), result("CP-002", "warn", "control-plane-restart")]
     assert plan(results, [], ["etcd-backup"], load_all()) == [("etcd-backup", {}, ["ETCD-008"])]
@@ -403,8 +403,8 @@ def test_the_restore_swap_is_safe_to_repeat_and_works_on_a_mount_point(tmp_path:
         subprocess.run(["umount", str(data)], check=True)
 
 def test_an_audits_options_are_declared_once_for_the_cli_and_the_plugin() -> None:
-    from hakit.selection import Selection
     from hakit.cli import build_parser
+    from hakit.selection import Selection
     args, _ = build_parser().parse_known_args(["check", "--property", "etcd", "--check", "API-001", "--disruptive",
                                                "--accept-skip", "ETCD-008", "--metrics", "m.prom"])
     assert Selection.from_args(args).argv() == [
@@ -444,7 +444,8 @@ def test_the_probe_runs_a_pause_image_every_worker_already_holds(tmp_path: Path)
              node("w1", [pause, f"registry.k8s.io/pause@sha256:{'a' * 64}", "x/coredns:1"]), node("w2", [pause])]
     assert probe_image(inv, nodes) == pause
     assert probe_image(inv, nodes + [node("w3", [])]) == UPSTREAM_PAUSE    # not on every worker: pull upstream's
-    (tmp_path / "inv.yaml").write_text((tmp_path / "inv.yaml").read_text() + "disruptive: {probe_image: 'r.example/p:1'}\n")
+    with (tmp_path / "inv.yaml").open("a") as f:
+        f.write("disruptive: {probe_image: 'r.example/p:1'}\n")
     assert probe_image(load(tmp_path / "inv.yaml"), nodes) == "r.example/p:1"
 
 
@@ -504,7 +505,7 @@ def test_address_events_say_when_the_vip_comes_and_goes() -> None:
     shown = ["2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0",
              "2: eth0    inet 10.0.0.100/32 scope global eth0"]
     assert holds(shown, "10.0.0.100") and not holds(shown, "10.0.0.10")
-    at = datetime(2026, 11, 26, 14, 15, 25, 643698, tzinfo=timezone.utc).timestamp()
+    at = datetime(2026, 11, 26, 14, 15, 25, 643698, tzinfo=UTC).timestamp()
     assert change("[2026-11-26T14:15:25.643698] 2: eth0    inet 10.0.0.100/32 scope global eth0",
                   "10.0.0.100") == (at, True)
     assert change("[2026-11-26T14:15:25.643698] Deleted 2: eth0    inet 10.0.0.100/32 scope global eth0",
@@ -580,6 +581,7 @@ def test_a_client_outage_that_never_ends_is_a_miss_not_a_pass() -> None:
     """Requests through the VIP that fail until the watch ends have no 'first good one after':
     that is the longest outage, not none."""
     from types import SimpleNamespace
+
     from hakit.checks.test_failover_api import client_outages
     from hakit.measure import Timeline
 

@@ -32,7 +32,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    check=True, capture_output=True, timeout=600)
     [wheel] = (where / "dist").glob("hakit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("hakit/lab/build/versions.env", "hakit/checks/test_etcd.py", "hakit/runbooks/etcd_backup.py", "hakit/fixtures/plugin.py",
+    for shipped in ("hakit/lab/build/versions.env", "hakit/checks/test_etcd.py", "hakit/runbooks/etcd_backup.py",
+                    "hakit/fixtures/plugin.py",
                     "hakit/templates/keepalived.conf.j2", "hakit/rules/ha-alerts.yaml",
                     "hakit/report/templates/audit.html.j2"):
         assert shipped in names, f"{shipped} is not in {wheel.name}"

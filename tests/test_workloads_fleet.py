@@ -66,7 +66,8 @@ def test_node_loss_names_the_node_and_the_workload_it_would_take_down() -> None:
 def test_node_loss_below_a_budget_and_below_a_statefulset_quorum() -> None:
     pods = [pod(f"web-{i}", n, {"app": "web"}) for i, n in enumerate(["n1", "n1", "n2"])]
     budget = Budget("app", "web", {"matchLabels": {"app": "web"}}, allowed=1, desired_healthy=2, expected=3)
-    assert Fleet(pods, [budget], [web(3)]).loss_impact({"n1": "n1"}) == {"n1": ["Deployment app/web below its PDB (1 < 2)"]}
+    assert (Fleet(pods, [budget], [web(3)]).loss_impact({"n1": "n1"})
+            == {"n1": ["Deployment app/web below its PDB (1 < 2)"]})
     db = Workload("StatefulSet", "app", "db", 3, {"matchLabels": {"app": "db"}}, {"app": "db"})
     dbs = [pod(f"db-{i}", n, {"app": "db"}, owner=("StatefulSet", "db")) for i, n in enumerate(["n1", "n1", "n2"])]
     assert Fleet(dbs, [], [db]).loss_impact({"n1": "n1"}) == {"n1": ["StatefulSet app/db below quorum (1 of 3)"]}

@@ -162,7 +162,8 @@ class Cluster:
         by others in between), then renamed over it."""
         data = base64.b64encode(text.encode()).decode()
         self.must(host, f"writing {path}",
-                  "mkdir -p -- \"$(dirname -- %s)\" && (umask 077; echo %s | base64 -d > %s) && chmod %s %s && mv -- %s %s",
+                  "mkdir -p -- \"$(dirname -- %s)\" && (umask 077; echo %s | base64 -d > %s) && chmod %s %s"
+                  " && mv -- %s %s",
                   path, data, path + ".hakit-new", f"{mode:o}", path + ".hakit-new", path + ".hakit-new", path)
 
     def upload(self, host: str, local: Path | bytes, remote: str, mode: int = 0o600) -> None:
@@ -366,7 +367,7 @@ class Cluster:
         except UnreachableError as e:
             return [Health(host, c, False, str(e)) for c in CONTROL_PLANE_COMPONENTS]
         return [Health(host, c, code == "0", "" if code == "0" else "not running")
-                for c, code in zip(CONTROL_PLANE_COMPONENTS, codes)]
+                for c, code in zip(CONTROL_PLANE_COMPONENTS, codes, strict=False)]
 
     def _serving(self, h: Any) -> list[Health]:
         got = readyz(f"https://{h.address}:{self.inv.apiserver_port}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from functools import cache
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 import testinfra

@@ -19,7 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hakit.cluster import ssh
 from hakit.errors import HakitError
@@ -45,7 +45,7 @@ def change(line: str, address: str) -> tuple[float, bool] | None:
     stamp = STAMP.match(line)
     if stamp is None or f" {address}/" not in line:
         return None
-    at = datetime.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()
+    at = datetime.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
     return at, not line[stamp.end():].startswith("Deleted")
 
 

@@ -134,6 +134,7 @@ class Fault(ABC):
 
     def cost_guard(self, health: list[Health]) -> None:
         """Refuse when this fault would cost what cannot be lost (subclasses say what)."""
+        return   # most faults cost nothing that cannot be lost
 
     def took_effect(self) -> tuple[float, float] | None:
         """(time.monotonic() the fault took effect, ± seconds) as the host recorded it, when

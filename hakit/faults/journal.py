@@ -27,6 +27,12 @@ from hakit.errors import ConfigError
 from hakit.inventory import NAME
 
 DEPLOYMENT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?")
+
+
+def _matches(pattern: str, v: object) -> bool:
+    return isinstance(v, str) and bool(re.fullmatch(pattern, v, re.S))
+
+
 # kind -> {argument: validator}. Nothing outside this table is ever undone.
 _HOST = ("a host name", lambda v: isinstance(v, str) and bool(NAME.fullmatch(v)))
 UNDO_KINDS: dict[str, dict[str, tuple[str, Any]]] = {
@@ -35,10 +41,9 @@ UNDO_KINDS: dict[str, dict[str, tuple[str, Any]]] = {
     "wait_answering": {"host": _HOST, "timeout": ("seconds", lambda v: isinstance(v, (int, float)) and 0 < v <= 3600)},
     "undrain": {"host": _HOST, "deployments": ("namespace/name of at most 1000 Deployments", lambda v: isinstance(
         v, list) and len(v) <= 1000 and all(isinstance(d, str) and DEPLOYMENT.fullmatch(d) for d in v))},
-    "delete_namespace": {"namespace": ("a hakit probe namespace",
-                                       lambda v: isinstance(v, str) and bool(re.fullmatch(r"hakit-[a-z0-9-]{1,50}", v)))},
-    "expire_silences": {"url": ("an http(s) URL", lambda v: isinstance(v, str) and bool(re.fullmatch(r"https?://\S+", v))),
-                        "comment": ("a hakit silence comment", lambda v: isinstance(v, str) and v.startswith("hakit "))},
+    "delete_namespace": {"namespace": ("a hakit probe namespace", lambda v: _matches(r"hakit-[a-z0-9-]{1,50}", v))},
+    "expire_silences": {"url": ("an http(s) URL", lambda v: _matches(r"https?://\S+", v)),
+                        "comment": ("a hakit silence comment", lambda v: _matches(r"hakit .*", v))},
 }
 
 

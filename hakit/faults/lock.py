@@ -14,7 +14,7 @@ import fcntl
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,7 +94,8 @@ class RunLock:
 
     def _take_lease(self) -> None:
         now = micro_time()
-        body = {"metadata": {"name": LEASE, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/managed-by": "hakit"}},
+        body = {"metadata": {"name": LEASE, "namespace": NAMESPACE,
+                             "labels": {"app.kubernetes.io/managed-by": "hakit"}},
                 "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": DURATION,
                          "acquireTime": now, "renewTime": now}}
         try:
@@ -123,7 +124,8 @@ class RunLock:
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY):
             try:   # an API outage during a fault is what is being measured: try again later
-                self._api().patch_namespaced_lease(LEASE, NAMESPACE, {"spec": {"renewTime": micro_time()}}, _request_timeout=5)
+                self._api().patch_namespaced_lease(LEASE, NAMESPACE, {"spec": {"renewTime": micro_time()}},
+                                                   _request_timeout=5)
             except (ApiException, HTTPError, OSError):
                 continue
 
@@ -157,7 +159,7 @@ def _who(identity: str) -> str:
 def micro_time() -> datetime:
     """Now, for a MicroTime field. The client sends it as isoformat(), which drops a zero
     fraction that the apiserver then refuses to parse: never a zero fraction."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now if now.microsecond else now.replace(microsecond=1)
 
 

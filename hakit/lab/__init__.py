@@ -22,9 +22,9 @@ from hakit.errors import HakitError, LabError
 from hakit.lab import binaries, net, procs
 from hakit.lab.components import Component, components
 from hakit.lab.paths import LabPaths
-from hakit.paths import lab_dir
 from hakit.lab.procs import EXIT_MARKER
 from hakit.lab.topology import BULK, WORKER, Host, LabSpec
+from hakit.paths import lab_dir
 
 Progress = Callable[[str], None]
 SUBNET_CANDIDATES = ("172.31.250.0/24", "172.31.251.0/24", "10.250.250.0/24", "192.168.250.0/24")
@@ -169,7 +169,7 @@ class Lab:
         self.state.save({"spec": self.spec.to_dict(), "processes": {}, "created": time.time()})
         deadline = time.monotonic() + timeout
         progress(f"provisioning PKI and configs under {self.paths.root}")
-        from hakit.lab.provision import provision   # jinja2 and more: not for every ctl call
+        from hakit.lab.provision import provision  # jinja2 and more: not for every ctl call
         provision(self.spec, self.paths)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         progress(f"creating {len(self.spec.hosts)} hosts on {self.spec.subnet} (bridge {self.spec.bridge})")
@@ -180,6 +180,7 @@ class Lab:
         self._wait("the VIP to be held by exactly one host", lambda: len(self.vip_holders()) == 1, deadline)
         progress("registering nodes, RBAC, control-plane mirror pods and CoreDNS")
         from kubernetes.client.exceptions import ApiException  # here: `hakit.lab.ctl` must start fast
+
         from hakit.lab import bootstrap
         api = self.api()
         try:
@@ -246,7 +247,7 @@ class Lab:
         host = self.spec.host(comp.host)
         if not procs.alive(pid):
             return ComponentStatus(comp.host, comp.name, None, host.address, False, "not running")
-        from hakit.lab.health import probe   # requests: not for every ctl call
+        from hakit.lab.health import probe  # requests: not for every ctl call
         ok, detail = probe(comp, str(self.paths.pki / "ca.crt"))
         if comp.name == "keepalived" and ok:
             detail = "MASTER (holds the VIP)" if net.holds_address(host, self.spec.vip) else "BACKUP"
@@ -264,7 +265,7 @@ class Lab:
 
     def etcd_snapshot(self) -> Path:
         """`etcdctl snapshot save` through the first healthy member, into backups/."""
-        from hakit.etcd import snapshot_name   # not at the top: the lab's ctl must start fast
+        from hakit.etcd import snapshot_name  # not at the top: the lab's ctl must start fast
         cp = self.spec.control_plane_hosts[0]
         pki = self.paths.host_pki(cp.name) / "etcd"
         self.paths.backups.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ def pause() -> Path:
 
 def build_kubeadm_lab() -> Path:
     """Build (or find cached) the kubeadm lab's node binaries and host image; the image's path."""
-    import subprocess   # here: `hakit.lab.ctl` imports this module and must start fast
+    import subprocess  # here: `hakit.lab.ctl` imports this module and must start fast
     env = {**os.environ, "PATH": f"/usr/local/go/bin:{os.environ.get('PATH', '')}"}
     for script, args in (("build.sh", ["--kubeadm"]), ("rootfs.sh", ["--print-dir"])):
         done = subprocess.run(["bash", str(BUILD_SCRIPT.parent / script), *args], env=env, stdout=subprocess.PIPE,

@@ -215,7 +215,8 @@ def hakit_image(dest_dir: Path, base: Path, source: Path) -> tuple[Path, str]:
         shutil.copytree(wheels, root / "tmp" / "wheels")
         script = ("python3 -m venv /opt/hakit && /opt/hakit/bin/pip install -q --no-cache-dir --no-index "
                   f"--find-links /tmp/wheels /tmp/wheels/{wheel.name} && ln -sf /opt/hakit/bin/hakit "
-                  "/usr/local/bin/hakit && rm -rf /tmp/wheels && /opt/hakit/bin/python -c 'import hakit.cli, hakit.checks'"
+                  "/usr/local/bin/hakit && rm -rf /tmp/wheels"
+                  " && /opt/hakit/bin/python -c 'import hakit.cli, hakit.checks'"
                   # the CronJob's user: ssh refuses to run for a uid without a passwd entry
                   " && echo 'hakit:x:65532:65532:hakit:/tmp:/usr/sbin/nologin' >> /etc/passwd"
                   " && echo 'hakit:x:65532:' >> /etc/group")

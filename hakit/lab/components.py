@@ -4,15 +4,31 @@ would run it, plus a readiness probe per component."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from hakit.lab import binaries
 from hakit.lab.paths import LabPaths
-from hakit.lab.topology import (ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, APISERVER_PORT, BULK, ETCD_CLIENT_PORT,
-                                ETCD_METRICS_PORT, ETCD_PEER_PORT, HAPROXY_STATS_PORT, KCM_PORT, KSM_PORT, PAGER_PORT,
-                                PROMETHEUS_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT, SERVICE_CIDR, SSH_PORT, Host,
-                                LabSpec)
+from hakit.lab.topology import (
+    ALERTMANAGER_CLUSTER_PORT,
+    ALERTMANAGER_PORT,
+    APISERVER_PORT,
+    BULK,
+    ETCD_CLIENT_PORT,
+    ETCD_METRICS_PORT,
+    ETCD_PEER_PORT,
+    HAPROXY_STATS_PORT,
+    KCM_PORT,
+    KSM_PORT,
+    PAGER_PORT,
+    PROMETHEUS_PORT,
+    PUSHGATEWAY_PORT,
+    SCHEDULER_PORT,
+    SERVICE_CIDR,
+    SSH_PORT,
+    Host,
+    LabSpec,
+)
 
 # Node heartbeats: kwok renews each node's Lease every quarter of its duration; the
 # node-lifecycle controller declares a node lost after the grace period, a few
@@ -96,7 +112,8 @@ def _controller_manager(spec: LabSpec, paths: LabPaths, host: Host) -> Component
         cluster_name="hakit-lab", cluster_signing_cert_file=p / "ca.crt", cluster_signing_key_file=p / "ca.key",
         controllers="*,bootstrapsigner,tokencleaner", leader_elect="true", root_ca_file=p / "ca.crt",
         service_account_private_key_file=p / "sa.key", service_cluster_ip_range=SERVICE_CIDR,
-        use_service_account_credentials="true", node_monitor_grace_period=BULK_NODE_MONITOR_GRACE if spec.bulk_nodes else NODE_MONITOR_GRACE,
+        use_service_account_credentials="true",
+        node_monitor_grace_period=BULK_NODE_MONITOR_GRACE if spec.bulk_nodes else NODE_MONITOR_GRACE,
         node_monitor_period="2s", profiling="false", v=1, **(BULK_CLIENT if spec.bulk_nodes else {}))
     return Component(host.name, "kube-controller-manager", argv,
                      ("https", f"https://{host.address}:{KCM_PORT}/healthz"))
@@ -186,7 +203,8 @@ def _ksm(spec: LabSpec, paths: LabPaths, host: Host) -> Component:
     argv = (binaries.path("kube-state-metrics"),
             f"--kubeconfig={paths.kubernetes(host.name) / 'kube-state-metrics.conf'}",
             f"--host={host.address}", f"--port={KSM_PORT}", "--telemetry-port=8081",
-            f"--telemetry-host={host.address}", "--resources=nodes,pods,deployments,replicasets,poddisruptionbudgets,leases")
+            f"--telemetry-host={host.address}",
+            "--resources=nodes,pods,deployments,replicasets,poddisruptionbudgets,leases")
     return Component(host.name, "kube-state-metrics", argv, ("http", f"http://{host.address}:{KSM_PORT}/healthz"))
 
 

@@ -10,7 +10,6 @@ import requests
 from hakit import http
 from hakit.lab.components import Component
 
-
 _SESSIONS: dict[tuple[str, str | bool], requests.Session] = {}
 _LOCK = threading.Lock()
 

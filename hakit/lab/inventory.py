@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import sys
+from typing import TYPE_CHECKING
 
 import yaml
 
 from hakit.inventory import DISRUPTIVE_CHECKS, SCHEMA_VERSION
 from hakit.lab import binaries
-from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_CLIENT_PORT, HAPROXY_STATS_PORT, LB_PORT,
-                                PAGER_PORT, PROMETHEUS_PORT)
+from hakit.lab.topology import (
+    ALERTMANAGER_PORT,
+    APISERVER_PORT,
+    ETCD_CLIENT_PORT,
+    HAPROXY_STATS_PORT,
+    LB_PORT,
+    PAGER_PORT,
+    PROMETHEUS_PORT,
+)
 
 if TYPE_CHECKING:
     from hakit.lab import Lab
@@ -51,7 +57,8 @@ def write(lab: Lab) -> None:
             "allowed": list(DISRUPTIVE_CHECKS),
             "journal": str(paths.root / "faults.jsonl"),
             # The lab's systemctl, run over SSH on the host like any fault on a real cluster.
-            "control": f"HAKIT_LAB_DIR={paths.root} {sys.executable} -m hakit.lab.ctl {{action}} {{host}} {{component}}",
+            "control": f"HAKIT_LAB_DIR={paths.root} {sys.executable} -m hakit.lab.ctl "
+                       "{action} {host} {component}",
         },
     }
     paths.inventory.write_text("# Written by `hakit lab up`: the lab described as any cluster would be.\n"

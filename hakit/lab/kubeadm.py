@@ -168,7 +168,7 @@ class KubeadmLab:
                   self.inventory, progress)
 
     def _run(self, name: str, params: dict[str, str], inventory_path: Path, progress: Progress) -> None:
-        from hakit.runbook import get, run   # not at the top: hakit.runbook loads the runbooks
+        from hakit.runbook import get, run  # not at the top: hakit.runbook loads the runbooks
         started = time.monotonic()
         rb = get(name)
         run.start(rb, inventory.load(inventory_path, cluster_exists=not rb.installs_cluster), rb.resolve(params),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def serve(address: str, out: Path) -> None:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             try:
                 doc = json.loads(body)
@@ -31,7 +31,7 @@ def serve(address: str, out: Path) -> None:
             self.send_response(200)
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path == "/notifications":
                 body = out.read_bytes() if out.exists() else b""
                 self.send_response(200)

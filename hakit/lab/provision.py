@@ -14,10 +14,22 @@ from hakit import inventory
 from hakit.apilb import LoadBalancer
 from hakit.lab import pki
 from hakit.lab.paths import LabPaths
+from hakit.lab.topology import (
+    ALERTMANAGER_PORT,
+    APISERVER_PORT,
+    ETCD_METRICS_PORT,
+    HAPROXY_STATS_PORT,
+    KCM_PORT,
+    KSM_PORT,
+    LB_PORT,
+    PAGER_PORT,
+    PUSHGATEWAY_PORT,
+    SCHEDULER_PORT,
+    SSH_PORT,
+    Host,
+    LabSpec,
+)
 from hakit.prometheus import RULES_FILE
-from hakit.lab.topology import (ALERTMANAGER_PORT, APISERVER_PORT, ETCD_METRICS_PORT, HAPROXY_STATS_PORT,
-                                KCM_PORT, KSM_PORT, LB_PORT, PAGER_PORT, PUSHGATEWAY_PORT, SCHEDULER_PORT,
-                                SSH_PORT, Host, LabSpec)
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("hakit.lab", "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)

@@ -27,7 +27,7 @@ import json
 import os
 import socket
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,4 +119,4 @@ def _render_audit(doc: dict[str, Any]) -> str:
         doc=doc, overall=overall, results=results, by_prop=by_prop, properties=PROPERTIES, runbooks=_runbooks(),
         remedied={c: run for run in doc.get("remediation", []) for c in run["for_checks"]},
         counts=Counter(r["outcome"] for r in results),
-        when=datetime.fromtimestamp(doc["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+        when=datetime.fromtimestamp(doc["started"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hakit.errors import ConfigError
 from hakit.model import PROPERTIES
-from hakit.report import SCHEMA, _ENV, _atomic_write
+from hakit.report import _ENV, SCHEMA, _atomic_write
 
 W, H, PAD = 520, 120, 28   # a duration chart's size and margin, in px
 
@@ -67,7 +67,8 @@ def series(docs: list[dict[str, Any]]) -> list[Series]:
             for m in r["evidence"]:
                 if m.get("seconds") is None:
                     continue
-                key = f"{r['check']['id']} · {m['name']}" + (f" [{r['nodeid'].split('[')[1]}" if "[" in r["nodeid"] else "")
+                param = f" [{r['nodeid'].split('[')[1]}" if "[" in r["nodeid"] else ""
+                key = f"{r['check']['id']} · {m['name']}{param}"
                 slo = r["deadline"][0] if r.get("deadline") else None
                 prev = found.get(key, Series(key, [], slo))
                 found[key] = Series(key, prev.points + [(i, m["seconds"])], slo)
@@ -116,12 +117,12 @@ def story(docs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[s
     events = [{"at": d["started"], "kind": "audit", "doc": d} for d in docs] + \
              [{"at": r["at"], "kind": "runbook", "run": r} for r in runs if not docs or r["at"] >= docs[0]["started"]]
     for e in events:
-        e["when"] = datetime.fromtimestamp(e["at"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+        e["when"] = datetime.fromtimestamp(e["at"], UTC).strftime("%Y-%m-%d %H:%M")
     return sorted(events, key=lambda e: e["at"], reverse=True)
 
 
 def write_history(docs: list[dict[str, Any]], path: Path, runs: list[dict[str, Any]] | None = None) -> None:
-    when = [datetime.fromtimestamp(d["started"], timezone.utc).strftime("%Y-%m-%d %H:%M") for d in docs]
+    when = [datetime.fromtimestamp(d["started"], UTC).strftime("%Y-%m-%d %H:%M") for d in docs]
     props = [p for p in PROPERTIES if any(p in d["verdicts"] for d in docs)]
     html = _ENV.get_template("history.html.j2").render(
         docs=docs, when=when, props=props, properties=PROPERTIES, series=series(docs),

@@ -22,7 +22,8 @@ from hakit.report import _atomic_write
 VERDICT = {"pass": 0, "degraded": 1, "fail": 2, "unverified": 3, "unknown": 3}   # unknown: older files
 STATUS = {"pass": 0, "warn": 1, "fail": 2, "error": 3, "skip": -1}
 HELP = {
-    "hakit_audit_success": "1 when every HA property was verified (no skip, no error) and none fails, and no fault is left",
+    "hakit_audit_success": "1 when every HA property was verified (no skip, no error) and none fails, "
+                           "and no fault is left",
     "hakit_audit_timestamp_seconds": "Unix time the audit finished",
     "hakit_audit_duration_seconds": "How long the audit took",
     "hakit_property_verdict": "Per HA property: 0 pass, 1 degraded, 2 fail, 3 unverified",

@@ -24,8 +24,8 @@ from typing import Any
 
 import hakit.runbooks
 from hakit import paths
-from hakit.errors import ConfigError
 from hakit.cluster import Cluster
+from hakit.errors import ConfigError
 from hakit.inventory import Inventory
 
 RUNBOOKS_DIR = Path(hakit.runbooks.__file__).resolve().parent   # runbooks/ in the repository

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from hakit.errors import HakitError
-from hakit.inventory import Inventory
 from hakit.incidents import Incident
+from hakit.inventory import Inventory
 from hakit.model import Outcome, Result
 from hakit.runbook import Runbook, load_all
 from hakit.runbook import run as runner

@@ -188,7 +188,7 @@ def verify_with_checks(rb: Runbook, ctx: Context, journal: RunJournal, out: Prin
         journal.write("end", status="succeeded", checks_skipped=skipped)
         return
     out(f"verifying: {', '.join(rb.checks)}")
-    from hakit import audit   # not at the top: it brings pytest in, which only this step needs
+    from hakit import audit  # not at the top: it brings pytest in, which only this step needs
     from hakit.selection import Selection
     found = audit.run(ctx.inventory, Selection(check=tuple(rb.checks)), quiet=True).results
     outcomes = {r.check.id: (r.outcome.value, r.message) for r in found}

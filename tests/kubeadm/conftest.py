@@ -20,14 +20,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/breaking.py
 
-from breaking import machine_state  # noqa: E402
-from hakit import wait  # noqa: E402
-from hakit.cluster import Cluster  # noqa: E402
-from hakit.cluster.probes import readyz  # noqa: E402
-from hakit.errors import LabError  # noqa: E402
-from hakit.inventory import Inventory, load  # noqa: E402
-from hakit.lab import free_subnet, nodes  # noqa: E402
-from hakit.lab.kubeadm import KubeadmLab  # noqa: E402
+from breaking import machine_state
+from hakit import wait
+from hakit.cluster import Cluster
+from hakit.cluster.probes import readyz
+from hakit.errors import LabError
+from hakit.inventory import Inventory, load
+from hakit.lab import free_subnet, nodes
+from hakit.lab.kubeadm import KubeadmLab
 
 ROOT = Path(os.environ.get("HAKIT_TEST_KUBEADM_LAB_DIR", Path.home() / ".local/state/hakit/test-kubeadm-lab"))
 
@@ -54,7 +54,8 @@ def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
             KubeadmLab.load(ROOT).down(progress=lambda _: None)
         except LabError:
             nodes.destroy(nodes.Spec(subnet="0.0.0.0/24", prefix="hkk"), nodes.Paths(ROOT))
-    lab = KubeadmLab(nodes.Spec(subnet=free_subnet(skip=1), prefix="hkk"), nodes.Paths(ROOT))   # the netns tier takes the first
+    # the netns tier takes the first free subnet
+    lab = KubeadmLab(nodes.Spec(subnet=free_subnet(skip=1), prefix="hkk"), nodes.Paths(ROOT))
     try:
         with machine_state(change=False):   # kubeadm's preflight and the kubelets read swap
             lab.up(progress=lambda msg: print(f"[kubeadm lab] {msg}"))

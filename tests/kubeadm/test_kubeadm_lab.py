@@ -16,10 +16,10 @@ from kubernetes import client
 
 from breaking import assert_breaks, run_checks
 from hakit import audit, wait
-from hakit.selection import Selection
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.lab.kubeadm import KubeadmLab
+from hakit.selection import Selection
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")

@@ -61,7 +61,8 @@ def test_etcd_replace_member_rebuilds_a_member_whose_data_is_lost(klab: KubeadmL
     kcluster.must("cp3", "losing the member's data", "rm -rf /var/lib/etcd/member")
     # Back in its manifest, the member crash-loops ("already bootstrapped"): that is the break, so
     # `start`'s wait for a running container is not asked for (it may never see one).
-    kcluster.must("cp3", "putting etcd's manifest back", "mv /etc/kubernetes/hakit-parked/etcd.yaml /etc/kubernetes/manifests/")
+    kcluster.must("cp3", "putting etcd's manifest back",
+                  "mv /etc/kubernetes/hakit-parked/etcd.yaml /etc/kubernetes/manifests/")
     try:
         fails(klab, tmp_path, "ETCD-002", kcluster.addresses["cp3"])
         done = runbook(klab, "etcd-replace-member", "host=cp3")
