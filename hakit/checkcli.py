@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hakit import audit
 from hakit.catalog import checks
+from hakit.catalog import markdown as catalog_markdown
 from hakit.cluster.probes import readyz
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
@@ -33,6 +34,8 @@ def add_check_commands(sub: argparse._SubParsersAction) -> None:
         for option in OPTIONS:   # declared once, in hakit.audit; the pytest plugin takes them as --hakit-NAME
             option.add(p.add_argument)
         p.add_argument("--list", action="store_true", help="list the checks (id, property, severity, title) and exit")
+        p.add_argument("--markdown", action="store_true", help="with --list: the reference of every check, as "
+                       "docs/checks.md holds it (record, why, remediation, runbook)")
         p.add_argument("-v", "--verbose", action="store_true", help="pytest's own output (one line per test, "
                        "its session header) instead of hakit's; so do arguments after `--`")
         if name == "check":
@@ -125,7 +128,10 @@ def preflight(inv: Inventory) -> None:
     raise UnreachableError(f"no apiserver answers: tried {', '.join(urls)}")
 
 
-def list_checks() -> int:
+def list_checks(markdown: bool = False) -> int:
+    if markdown:
+        print(catalog_markdown(), end="")
+        return EXIT_OK
     rows = [(c.id, c.property, c.severity.value, c.title) for _, c in checks()]
     print(table(("ID", "PROPERTY", "SEVERITY", "TITLE"), rows))
     return EXIT_OK
@@ -134,7 +140,7 @@ def list_checks() -> int:
 def run_checks(args: argparse.Namespace, extra: list[str]) -> tuple[int, Results | None, Inventory | None]:
     """Run the checks the flags select; (exit code, results, inventory)."""
     if args.list:
-        return list_checks(), None, None
+        return list_checks(args.markdown), None, None
     inv = load(_inventory_path(args))
     preflight(inv)
     results = audit.run(inv, Selection.from_args(args), verbose=args.verbose or bool(args.pytest_args),
