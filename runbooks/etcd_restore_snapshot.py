@@ -27,7 +27,7 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from hakit import wait
-from hakit.cluster import datadir, ssh_quote
+from hakit.cluster import datadir, ssh
 from hakit.cluster.components import render
 from hakit.cluster.probes import readyz
 from hakit.errors import HakitError, UnreachableError
@@ -209,7 +209,7 @@ def restore_command(ctx: Context, host: str) -> tuple[str, tuple[str, ...]]:
 
 def restore_text(ctx: Context) -> str:
     template, args = restore_command(ctx, hosts(ctx)[0])
-    return ssh_quote(template, *args)
+    return ssh.quote(template, *args)
 
 
 def restore(ctx: Context) -> str:
@@ -317,7 +317,7 @@ RUNBOOK = Runbook(
         Step("restore", "Restore the snapshot into a new data dir for each member",
              lambda ctx: ctx.on_each_host(restore_text(ctx)), restore),
         Step("swap", "Move each old member/ aside (kept) and the restored one into its place",
-             lambda ctx: ctx.on_each_host(ssh_quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
+             lambda ctx: ctx.on_each_host(ssh.quote(datadir.SWAP_IN_RESTORED, *swap_args(ctx, hosts(ctx)[0]))), swap),
         Step("restart-kubelet", "Restart the kubelet on every control-plane host: it forgets the pods it was "
              "stopping and what it read from the old data", lambda ctx: ctx.on_each_host(
                  f"{control(ctx, 'stop', 'kubelet')}; {control(ctx, 'start', 'kubelet')}"), restart_kubelets),

@@ -17,7 +17,7 @@ import secrets
 
 from hakit import hosts, wait
 from hakit.apilb import LoadBalancer, backend_states
-from hakit.cluster import ssh_quote
+from hakit.cluster import ssh
 from hakit.cluster.components import render
 from hakit.cluster.probes import accepts, readyz
 from hakit.errors import HakitError
@@ -184,7 +184,7 @@ def show_configs(ctx: Context) -> str:
     return ctx.on_each_host(f"render {', '.join(paths.values())} from hakit/templates (VIP {ctx.inventory.vip}, "
                         f"router id {ctx.params['router_id']}, priority {load_balancer(ctx).priority(first)}, "
                         f"backends {', '.join(h.name for h in ctx.inventory.control_plane)}); "
-                            + ssh_quote(VALIDATE, paths["haproxy_cfg"], paths["keepalived_conf"]))
+                            + ssh.quote(VALIDATE, paths["haproxy_cfg"], paths["keepalived_conf"]))
 
 
 RUNBOOK = Runbook(

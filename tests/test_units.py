@@ -376,7 +376,7 @@ def test_the_restore_swap_is_safe_to_repeat_and_works_on_a_mount_point(tmp_path:
     data dir itself fails with EBUSY: only member/ inside it moves."""
     import importlib.util
 
-    from hakit.cluster import ssh_quote
+    from hakit.cluster.ssh import quote as ssh_quote
     from hakit.runbook import RUNBOOKS_DIR, Context
     spec = importlib.util.spec_from_file_location("restore", RUNBOOKS_DIR / "etcd_restore_snapshot.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

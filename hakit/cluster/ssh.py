@@ -9,6 +9,7 @@ from an inventory or the cluster is ever parsed by a shell.
 from __future__ import annotations
 
 import atexit
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -99,3 +100,8 @@ def check_reachable(host: Any, name: str) -> None:
     result = run(host, name, "true")
     if result.rc != 0:
         raise UnreachableError(f"host {name}: ssh failed: {(result.stderr or result.stdout).strip()[:160]}")
+
+
+def quote(template: str, *args: str) -> str:
+    """template with each argument shell-quoted, as testinfra's run does it."""
+    return template % tuple(shlex.quote(a) for a in args)
