@@ -14,8 +14,8 @@ from urllib3.exceptions import HTTPError
 
 from hakit import http
 from hakit.apilb import backend_states, disagreements
+from hakit.cluster import ssh
 from hakit.cluster.probes import accepts, readyz
-from hakit.cluster.ssh import each
 from hakit.errors import UnreachableError
 from hakit.hosts import ipv4_addresses, parse_keepalived
 from hakit.inventory import IN_CLUSTER, Inventory
@@ -91,7 +91,7 @@ haproxy. Two holders (split brain): the hosts cannot hear each other's VRRP adve
 virtual_router_id and auth agree and that VRRP (IP protocol 112) is not filtered.""")
 def test_exactly_one_vip_holder(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """None is an outage; two is split brain, where clients hit whichever answers ARP."""
-    shown = each(cp_hosts, lambda name, host: host.check_output("ip -o -4 addr show"))
+    shown = ssh.each(cp_hosts, lambda name, host: ssh.output(host, name, "ip -o -4 addr show"))
     holders = [name for name, out in shown.items() if inventory.vip in ipv4_addresses(out)]
     evidence.record("VIP holders", holders or "none", expected="exactly one host")
     if len(holders) != 1:
@@ -106,7 +106,8 @@ auth_pass and VIP, a distinct priority per host, and a track_script on the load 
 def test_keepalived_configs_agree(inventory: Inventory, cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """VRRP peers that disagree on router id or auth each elect themselves: split brain."""
     problems, instances = [], {}
-    configs = each(cp_hosts, lambda name, host: host.run("cat -- %s", inventory.host_path("keepalived_conf", name)))
+    configs = ssh.each(cp_hosts, lambda name, host: ssh.run(host, name, "cat -- %s",
+                                                                inventory.host_path("keepalived_conf", name)))
     for name, got in configs.items():
         if got.rc != 0:
             problems.append(f"{name}: no {inventory.host_path('keepalived_conf', name)}")

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from hakit.cluster.ssh import each
+from hakit.cluster import ssh
 from hakit.hosts import parse_enddate
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
@@ -21,7 +21,7 @@ SERVICES = ("keepalived", "haproxy")
 assume no swap.""")
 def test_swap_off(cp_hosts: dict[str, Any], evidence: Evidence) -> None:
     """Swapping etcd stretches fsyncs into leader elections."""
-    swaps = each(cp_hosts, lambda name, host: len(host.check_output("cat /proc/swaps").splitlines()[1:]))
+    swaps = ssh.each(cp_hosts, lambda name, host: len(ssh.output(host, name, "cat /proc/swaps").splitlines()[1:]))
     on = {name: n for name, n in swaps.items() if n}
     evidence.record("hosts with swap", on or "none", expected="none")
     assert not on, f"swap is on: {', '.join(on)}"
@@ -35,9 +35,9 @@ def test_clocks_agree(cp_hosts: dict[str, Any], inventory: Inventory, evidence: 
     tolerance = inventory.thresholds.clock_skew_seconds
     def offset(name: str, host: Any) -> float:
         before = time.time()
-        remote = float(host.check_output("date +%s.%N"))
+        remote = float(ssh.output(host, name, "date +%s.%N"))
         return remote - (before + time.time()) / 2   # half the round trip is the read's uncertainty
-    offsets = each(cp_hosts, offset)
+    offsets = ssh.each(cp_hosts, offset)
     skew = max(offsets.values()) - min(offsets.values())
     evidence.record("offsets from hakit's clock", {n: f"{o:+.3f} s" for n, o in offsets.items()})
     evidence.record("spread", f"{skew:.3f} s", expected=f"< {tolerance:g} s", ok=skew < tolerance)
@@ -52,7 +52,7 @@ def test_ha_services_running(cp_hosts: dict[str, Any], evidence: Evidence) -> No
     # --ns $$ --nslist net: processes of this host's network namespace only; one line per service
     script = "; ".join(f"pgrep -x {p} --ns $$ --nslist net >/dev/null; echo $?" for p in SERVICES)
     missing = []
-    for name, codes in each(cp_hosts, lambda name, host: host.run(script).stdout.split()).items():
+    for name, codes in ssh.each(cp_hosts, lambda name, host: ssh.run(host, name, script).stdout.split()).items():
         for proc, code in zip(SERVICES, codes + ["?"] * len(SERVICES), strict=False):
             if code != "0":
                 missing.append(f"{proc} on {name}")
@@ -70,7 +70,7 @@ def test_ports_listening(cp_hosts: dict[str, Any], inventory: Inventory, evidenc
              "load balancer": inventory.port}
     owner = {"apiserver": "kube-apiserver", "etcd client": "etcd", "etcd peer": "etcd", "load balancer": "haproxy"}
     closed = []
-    for name, listening in each(cp_hosts, lambda name, host: host.check_output("ss -Hltn")).items():
+    for name, listening in ssh.each(cp_hosts, lambda name, host: ssh.output(host, name, "ss -Hltn")).items():
         open_ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines() if line.strip()}
         for what, p in ports.items():
             if p not in open_ports:
@@ -94,9 +94,9 @@ def test_certificates_not_expiring(cp_hosts: dict[str, Any], inventory: Inventor
         """One line per certificate, in CERTS' order: its notAfter, or "unreadable"."""
         script = "; ".join(["for c in " + " ".join(["%s"] * len(CERTS)),
                             "do openssl x509 -enddate -noout -in \"$c\" 2>/dev/null || echo unreadable", "done"])
-        out = host.run(script, *(f"{inventory.host_path('pki', name)}/{c}" for c in CERTS)).stdout
+        out = ssh.run(host, name, script, *(f"{inventory.host_path('pki', name)}/{c}" for c in CERTS)).stdout
         return out.splitlines() + ["unreadable"] * (len(CERTS) - len(out.splitlines()))
-    for name, lines in each(cp_hosts, enddates).items():
+    for name, lines in ssh.each(cp_hosts, enddates).items():
         for cert, line in zip(CERTS, lines, strict=False):
             if line.strip() == "unreadable":
                 soon.append(f"{name}:{cert} unreadable")

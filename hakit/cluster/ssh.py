@@ -95,6 +95,16 @@ def run(host: Any, name: str, template: str, *args: object) -> Any:
     return result
 
 
+def output(host: Any, name: str, template: str, *args: object) -> str:
+    """run()'s stdout; a command that fails is one UnreachableError line naming the host and
+    the command (the check could not look), not testinfra's AssertionError."""
+    result = run(host, name, template, *args)
+    if result.rc != 0:
+        raise UnreachableError(f"host {name}: `{template.split()[0]}` failed (exit {result.rc}): "
+                               f"{(result.stderr or result.stdout).strip()[:160] or 'no output'}", (name, "host"))
+    return result.stdout
+
+
 def check_reachable(host: Any, name: str) -> None:
     """One round trip, so a wrong key or a dead host is one clear line, not a traceback."""
     result = run(host, name, "true")
