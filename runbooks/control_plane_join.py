@@ -11,9 +11,8 @@ healthy first. The token and key never leave the two hosts and this process.
 
 from __future__ import annotations
 
-from hakit import wait
 from hakit.cluster import kubeadm
-from hakit.cluster.probes import readyz
+from hakit.cluster.probes import wait_ready
 from hakit.errors import HakitError
 from hakit.runbook import Context, Param, Runbook, Step
 
@@ -47,7 +46,7 @@ def join(ctx: Context) -> str:
 def serving(ctx: Context) -> None:
     host, address = target(ctx)
     url = f"https://{address}:{ctx.inventory.apiserver_port}"
-    wait.until(lambda: readyz(url) == "ok", 120, f"{url}/readyz", interval=1.0, why=lambda: readyz(url))
+    wait_ready(url, 120)
     count = len(ctx.control.etcd_members())
     if count != ctx.state["members"] + 1:
         raise HakitError(f"etcd has {count} members after the join; expected {ctx.state['members'] + 1}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hakit import wait
 from hakit.cluster import datadir
 from hakit.cluster.components import render
-from hakit.cluster.probes import readyz
+from hakit.cluster.probes import wait_ready
 from hakit.errors import HakitError, UnreachableError
 from hakit.etcd import PEER_PORT, Quorum
 from hakit.runbook import Context, Param, Runbook, Step
@@ -136,13 +136,12 @@ def apiserver_serves(ctx: Context) -> str:
     h = next(x for x in ctx.inventory.control_plane if x.name == host(ctx))
     url = f"https://{h.address}:{ctx.inventory.apiserver_port}"
     try:
-        wait.until(lambda: readyz(url) == "ok", 30, f"{h.name}'s apiserver to serve", interval=1.0)
+        wait_ready(url, 30, f"{h.name}'s apiserver to serve")
         return f"{h.name}'s apiserver serves"
     except wait.WaitTimeout:
         ctx.control.stop(h.name, "kube-apiserver")
         ctx.control.start(h.name, "kube-apiserver")
-    wait.until(lambda: readyz(url) == "ok", 180, f"{h.name}'s apiserver to serve after its restart", interval=1.0,
-               why=lambda: readyz(url))
+    wait_ready(url, 180, f"{h.name}'s apiserver to serve after its restart")
     return f"{h.name}'s apiserver did not serve within 30 s; restarted, and it serves"
 
 

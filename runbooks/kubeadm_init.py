@@ -15,9 +15,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hakit import wait
 from hakit.cluster import kubeadm
-from hakit.cluster.probes import accepts, readyz
+from hakit.cluster.probes import accepts, wait_ready
 from hakit.errors import ConfigError, HakitError
 from hakit.runbook import Context, Param, Runbook, Step
 
@@ -92,7 +91,7 @@ def init(ctx: Context) -> str:
 
 def apiserver_ready(ctx: Context) -> None:
     url = f"https://{address(ctx)}:{ctx.inventory.apiserver_port}"
-    wait.until(lambda: readyz(url) == "ok", 120, f"{url}/readyz", interval=1.0, why=lambda: readyz(url))
+    wait_ready(url, 120)
 
 
 def fetch(ctx: Context) -> str:
@@ -110,7 +109,7 @@ def fetch(ctx: Context) -> str:
 
 def api_through_vip(ctx: Context) -> str:
     url = ctx.inventory.vip_url
-    wait.until(lambda: readyz(url) == "ok", 120, f"{url}/readyz", interval=1.0, why=lambda: readyz(url))
+    wait_ready(url, 120)
     return f"{url}/readyz answers"
 
 

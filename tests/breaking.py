@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from hakit import wait
+from hakit.cluster import Cluster
+from hakit.inventory import load
 from hakit.lab import Lab
 
 WORST = ["fail", "error", "warn", "skip", "pass"]
@@ -105,23 +107,21 @@ def file_changed(path: Path, change: Callable[[str], str],
 
 
 def lab_settled(lab: Lab, timeout: float = 180) -> None:
-    """Every component healthy, one VIP holder, every node Ready and every kube-system
-    Deployment ready: the steady state a disruptive guard asks for. A kubelet whose connection
-    was pinned to an apiserver that hung (its etcd stopped) stays NotReady a while after."""
+    """The steady state a disruptive guard asks for (hakit.cluster.steady: components, etcd,
+    one VIP holder, nodes Ready), then what only a lab test needs besides: every lab process
+    (monitoring's too) up and kube-system's Deployments ready. A kubelet whose connection was
+    pinned to an apiserver that hung (its etcd stopped) stays NotReady a while after."""
     from kubernetes import client
-    api = lab.api()
+    cluster = Cluster(load(lab.paths.inventory))
+    cluster.wait_steady(timeout, "the lab to settle")
 
-    def steady() -> bool:
-        if not (all(s.healthy for s in lab.status()) and len(lab.vip_holders()) == 1):
-            return False
-        nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
-        ready = all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes)
-        deps = client.AppsV1Api(api).list_namespaced_deployment("kube-system", _request_timeout=5).items
-        return ready and all((d.status.ready_replicas or 0) >= (d.spec.replicas or 0) for d in deps)
-
-    def quietly() -> bool:
+    def rest() -> list[str]:
         try:
-            return steady()
-        except Exception:  # noqa: BLE001 - the API through the VIP may be moving: not settled yet
-            return False
-    wait.until(quietly, timeout, "the lab to settle", interval=1.0)
+            deps = client.AppsV1Api(cluster.api).list_namespaced_deployment("kube-system", _request_timeout=5).items
+        except Exception as e:  # noqa: BLE001 - the API through the VIP may be moving: not settled yet
+            return [f"kube-system Deployments cannot be listed: {type(e).__name__}"]
+        short = [d for d in deps if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)]
+        return [f"{s.host}/{s.component}" for s in lab.status() if not s.healthy] + [
+            f"Deployment {d.metadata.name}" for d in short]
+    wait.until(lambda: not rest(), timeout, "the lab's processes up and kube-system's Deployments ready",
+               interval=1.0, why=lambda: ", ".join(rest()))

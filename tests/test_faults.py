@@ -192,4 +192,4 @@ def test_sigterm_while_a_fault_is_set_aside_restores_both(lab: Lab, control: Clu
                 proc.kill()
         log.close()
     assert journal(control).pending() == [], (tmp_path / "run.log").read_text()[-2000:]
-    wait.until(lambda: all(h.ok for h in control.health()), 180, "every component and node healthy again")
+    control.wait_steady(180, "every component and node healthy again")

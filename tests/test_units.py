@@ -13,9 +13,9 @@ from kubernetes import client
 from hakit import wait
 from hakit.cluster.components import kubeadm_command, render
 from hakit.cluster.network import partition_script, self_healing
+from hakit.cluster.steady import short_budgets
 from hakit.errors import ConfigError
 from hakit.faults.nodes import pdb_shortfalls
-from hakit.fixtures.disruption import short_budgets
 from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 from hakit.inventory import load
 from hakit.lab.topology import LabSpec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from hakit import http
+from hakit import http, wait
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ def readyz(url: str, ca: Path | str | None = None, timeout: float = 3.0,
     """"ok" when GET url/readyz answers 200, else why not in a few words. Without a CA the
     certificate is not verified: a liveness probe, as haproxy's own check is."""
     return _get_ok(f"{url}/readyz", ca, timeout, session)
+
+
+def wait_ready(url: str, timeout: float, what: str = "") -> None:
+    """Until url/readyz answers 200 (polled every second), else WaitTimeout with its last answer."""
+    wait.until(lambda: readyz(url) == "ok", timeout, what or f"{url}/readyz", interval=1.0, why=lambda: readyz(url))
 
 
 def accepts(address: str, port: int, timeout: float = 2.0) -> str:

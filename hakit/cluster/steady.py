@@ -1,9 +1,12 @@
-"""The steady state: what must hold before a fault is injected and again after it is
-restored (every control-plane component running and serving, every etcd member healthy,
-every node Ready), and the PodDisruptionBudgets' allowance a fault must give back."""
+"""The steady state, defined once: what must hold before a fault is injected (the fault
+guard), again after it is restored (the settle before the next check), and before each
+lab or kubeadm test: every control-plane component running and serving, every etcd member
+healthy, exactly one host holding the VIP, every node Ready, and every PodDisruptionBudget
+allowing what it allowed before the fault."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
+from hakit import hosts, wait
 from hakit.cluster.access import Access
 from hakit.cluster.components import CONTROL_PLANE_COMPONENTS, render
 from hakit.cluster.probes import READYZ, Health, readyz
@@ -18,16 +22,59 @@ from hakit.errors import UnreachableError
 from hakit.snapshot import node_is_ready
 
 
+def short_budgets(before: dict[str, int], now: dict[str, int]) -> dict[str, str]:
+    """The PDBs allowing fewer disruptions now than before the fault, each with why (one
+    deleted since, with its namespace, is not waited for)."""
+    return {f"PDB {k}": f"allows {now[k]} disruption(s), {v} before the fault"
+            for k, v in before.items() if k in now and now[k] < v}
+
+
+def said(unsteady: dict[str, str]) -> str:
+    """What is not steady, as a refusal or a wait names it: "cp3/kube-scheduler (not running)"."""
+    return ", ".join(f"{k} ({v})" if v else k for k, v in unsteady.items())
+
+
 class SteadyState(Access):
     def health(self) -> list[Health]:
         """Every control-plane component, as the host's service manager sees it, plus each
-        apiserver's /readyz, each etcd member's health over the network, and every node Ready
-        (a node can be left NotReady after a fault elsewhere, e.g. a client pinned to a broken
-        apiserver)."""
+        apiserver's /readyz, each etcd member's health over the network, one VIP holder (read
+        in the same SSH round trip), and every node Ready (a node can be left NotReady after a
+        fault elsewhere, e.g. a client pinned to a broken apiserver)."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             active = list(pool.map(self._active, [h.name for h in self.inv.control_plane]))
             serving = list(pool.map(self._serving, self.inv.control_plane))
-        return [h for group in active + serving for h in group] + self._nodes()
+        holders = [h.name for h, (_, holds) in zip(self.inv.control_plane, active, strict=True) if holds]
+        vip = Health("cluster", "VIP", len(holders) == 1,
+                     "" if len(holders) == 1 else f"held by {', '.join(holders) or 'no host'}")
+        return [h for group, _ in active for h in group] + [h for g in serving for h in g] + [vip] + self._nodes()
+
+    def unsteady(self, health: list[Health] | None = None, budgets: dict[str, int] | None = None,
+                 beside: str | None = None) -> dict[str, str]:
+        """What is not in the steady state now, 'host/component' -> why; empty when it holds.
+        `beside`: the host of a fault held on purpose meanwhile (its release waits for its own);
+        `budgets`: each PDB's disruptions allowed before a fault, which must come back."""
+        health = self.health() if health is None else health
+        now = {f"{h.host}/{h.component}": h.detail for h in health if not h.ok and h.host != beside}
+        if not now and budgets:
+            try:
+                now = short_budgets(budgets, self.disruptions_allowed())
+            except (ApiException, OSError, HTTPError) as e:   # a moment's error is waited out, not a crash
+                now = {"PDBs": f"cannot be listed: {type(e).__name__}"}
+        return now
+
+    def wait_steady(self, timeout: float, what: str, *, budgets: dict[str, int] | None = None,
+                    beside: str | None = None, interval: float = 1.0) -> str:
+        """Until unsteady() is empty, else WaitTimeout saying what is not. Returns what it waited
+        for, each with when it was last seen unsteady ("cp1/node 40 s"): where a slow run's time goes."""
+        began, last_seen = time.monotonic(), {}
+
+        def unsettled() -> dict[str, str]:
+            now = self.unsteady(budgets=budgets, beside=beside)
+            last_seen.update(dict.fromkeys(now, time.monotonic()))
+            return now
+        wait.until(lambda: not unsettled(), timeout, what, interval=interval,
+                   why=lambda: said(unsettled()))
+        return ", ".join(f"{k} {at - began:.0f} s" for k, at in sorted(last_seen.items(), key=lambda i: i[1]))
 
     def disruptions_allowed(self) -> dict[str, int]:
         """Each PodDisruptionBudget's disruptions allowed now, by 'namespace/name': what a
@@ -48,16 +95,18 @@ class SteadyState(Access):
         return [Health(n.metadata.name, "node", ready, "" if ready else "NotReady")
                 for n in nodes for ready in [node_is_ready(n)]]
 
-    def _active(self, host: str) -> list[Health]:
-        """One SSH round trip per host: each component's is-active status, one per line."""
+    def _active(self, host: str) -> tuple[list[Health], bool]:
+        """One SSH round trip per host: each component's is-active status, one per line, then
+        the host's addresses; (health, whether it holds the VIP)."""
         script = "; ".join(f"( {render(self.inv.fault_control, 'is-active', host, c)} ) >/dev/null 2>&1; echo $?"
-                           for c in CONTROL_PLANE_COMPONENTS)
+                           for c in CONTROL_PLANE_COMPONENTS) + "; echo addresses; ip -o -4 addr show"
         try:
-            codes = self.run(host, script).stdout.split()
+            codes, _, addresses = self.run(host, script).stdout.partition("addresses\n")
         except UnreachableError as e:
-            return [Health(host, c, False, str(e)) for c in CONTROL_PLANE_COMPONENTS]
-        return [Health(host, c, code == "0", "" if code == "0" else "not running")
-                for c, code in zip(CONTROL_PLANE_COMPONENTS, codes, strict=False)]
+            return [Health(host, c, False, str(e)) for c in CONTROL_PLANE_COMPONENTS], False
+        return ([Health(host, c, code == "0", "" if code == "0" else "not running")
+                 for c, code in zip(CONTROL_PLANE_COMPONENTS, codes.split(), strict=False)],
+                self.inv.vip in hosts.ipv4_addresses(addresses))
 
     def _serving(self, h: Any) -> list[Health]:
         got = readyz(f"https://{h.address}:{self.inv.apiserver_port}")

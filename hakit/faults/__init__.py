@@ -24,6 +24,7 @@ from kubernetes import client
 from hakit.cluster import Cluster, Health
 from hakit.cluster.network import LINK_FAULT_DELAY
 from hakit.cluster.probes import READYZ
+from hakit.cluster.steady import said
 from hakit.errors import PreconditionError
 from hakit.etcd import Quorum
 from hakit.faults.journal import Entry, Journal, JournalError, Owner
@@ -156,9 +157,9 @@ class Fault(ABC):
             raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
         health = self.control.health()
         self.cost_guard(health)
-        sick = [str(h) for h in health if not h.ok and not (self.beside and h.host == self.beside.host)]
+        sick = self.control.unsteady(health, beside=self.beside.host if self.beside else None)
         if sick:
-            raise self.refuse(f"the cluster is not healthy: {', '.join(sick)}")
+            raise self.refuse(f"the cluster is not healthy: {said(sick)}")
 
     def __enter__(self) -> Fault:
         lock = run_lock(self.control)

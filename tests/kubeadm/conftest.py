@@ -112,7 +112,4 @@ def ksettled(kcluster: Cluster) -> None:
     member comes back, its apiserver stays not ready until the kubelet's liveness probe (/livez,
     which includes etcd) restarts it: measured here, 38 s after a 120 s etcd outage. A full run
     here saw every guard refuse on it."""
-    def sick() -> list[str]:
-        return [str(h) for h in kcluster.health() if not h.ok]
-    wait.until(lambda: not sick(), 360, "the cluster healthy before the next fault", interval=5.0,
-               why=lambda: ", ".join(sick()))
+    kcluster.wait_steady(360, "the cluster healthy before the next fault", interval=5.0)
