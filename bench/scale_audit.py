@@ -44,6 +44,7 @@ from hakit import wait
 from hakit.lab import Lab, binaries, down, free_subnet
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
+from hakit.snapshot import is_ready
 
 POPEYE = "v0.22.1"
 PAUSE = {"name": "c", "image": "registry.k8s.io/pause:3.10"}
@@ -205,7 +206,7 @@ def main() -> None:
         api = lab.api()
         core = client.CoreV1Api(api)
         wait.until(lambda: sum(1 for n in core.list_node(label_selector="hakit.io/bulk=true").items
-                               if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []))
+                               if is_ready(n))
                    >= args.nodes, 600, "bulk nodes Ready", interval=5)
         # kube-state-metrics and Prometheus would follow every one of 30,000 pods being placed
         # (gigabytes, and the CPU kwok needs to keep 1,000 node Leases renewed on 2 cores):

@@ -25,7 +25,7 @@ from hakit.inventory import Inventory
 from hakit.kube import deployment_of, drain_plan, evict
 from hakit.measure import Watch
 from hakit.model import Evidence, check
-from hakit.snapshot import is_control_plane, node_is_ready
+from hakit.snapshot import is_control_plane, is_ready
 from hakit.workloads import matches
 
 MAX_REPLICAS = 3
@@ -98,7 +98,7 @@ def running(control: Cluster, namespace: str, avoid: str = "") -> list[client.V1
     """Probe pods Running and Ready, not terminating, and not on node `avoid`."""
     return [p for p in pods(control, namespace)
             if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.spec.node_name != avoid
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+            and is_ready(p)]
 
 
 def victim_worker(control: Cluster, namespace: str, inv: Inventory) -> str:
@@ -128,7 +128,7 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
     victim = victim_worker(control, probe.namespace, inventory)
     core = client.CoreV1Api(control.api)
-    with Watch(f"node {victim} Ready", lambda: node_is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
+    with Watch(f"node {victim} Ready", lambda: is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
             Watch("probe pods", lambda: pods(control, probe.namespace)) as seen, \
             alerts.following("KubeNodeNotReady", victim) as follow:
         with inject(StopComponent(control, victim, "kubelet")) as fault:

@@ -9,7 +9,7 @@ import pytest
 
 from hakit.inventory import CriticalWorkload
 from hakit.model import Evidence, check
-from hakit.snapshot import Snapshot, is_control_plane, is_schedulable, node_is_ready
+from hakit.snapshot import Snapshot, is_control_plane, is_ready, is_schedulable
 from hakit.workloads import ZONE, Fleet, matches
 
 
@@ -30,7 +30,7 @@ evicted after their tolerations. Fix the kubelet or drain and replace the node."
 def test_nodes_ready(snapshot: Snapshot, evidence: Evidence) -> None:
     """A NotReady node is capacity lost and pods about to be evicted."""
     nodes = snapshot.nodes
-    not_ready = sorted(n.metadata.name for n in nodes if not node_is_ready(n))
+    not_ready = sorted(n.metadata.name for n in nodes if not is_ready(n))
     evidence.record("nodes", len(nodes))
     evidence.record("not Ready", not_ready[:20] or "none", expected="none")
     for name in not_ready:
@@ -45,7 +45,7 @@ its loss leaves nowhere to reschedule.""")
 def test_two_schedulable_workers(snapshot: Snapshot, evidence: Evidence) -> None:
     """Pods of a lost node need another node to land on."""
     workers = [n.metadata.name for n in snapshot.nodes
-               if not is_control_plane(n) and node_is_ready(n) and is_schedulable(n)]
+               if not is_control_plane(n) and is_ready(n) and is_schedulable(n)]
     evidence.record("schedulable Ready workers", len(workers), expected="≥ 2")
     assert len(workers) >= 2, f"only {len(workers)} schedulable Ready worker(s): {', '.join(workers) or 'none'}"
 

@@ -98,8 +98,9 @@ class Snapshot:
         return sorted(set(urls))
 
 
-def node_is_ready(node: client.V1Node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+def is_ready(obj: client.V1Node | client.V1Pod) -> bool:
+    """A node's or a pod's Ready condition is True."""
+    return any(c.type == "Ready" and c.status == "True" for c in (obj.status.conditions or []))
 
 
 def is_control_plane(node: client.V1Node) -> bool:

@@ -17,7 +17,7 @@ from hakit.cluster.probes import READYZ
 from hakit.errors import HakitError
 from hakit.etcd import Quorum
 from hakit.runbook import Context, Param, Runbook, Step
-from hakit.snapshot import node_is_ready
+from hakit.snapshot import is_ready
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kubelet")
 
@@ -59,7 +59,7 @@ def serving(ctx: Context) -> bool:
     if component == "etcd":
         return any(h.ok for h in ctx.control.health() if h.host == host and h.component == "etcd health")
     if component == "kubelet":   # it serves when its node reports Ready again
-        return node_is_ready(client.CoreV1Api(ctx.control.api).read_node(host, _request_timeout=5))
+        return is_ready(client.CoreV1Api(ctx.control.api).read_node(host, _request_timeout=5))
     return ctx.control.is_active(host, component)
 
 
@@ -87,10 +87,10 @@ def wait_serving(ctx: Context) -> str:
                    120, f"the kube-apiserver on {host} to be ready again on its etcd", interval=1.0)
     if component in ("etcd", "kube-apiserver", "kubelet"):
         core = client.CoreV1Api(ctx.control.api)
-        wait.until(lambda: all(node_is_ready(n) for n in core.list_node(_request_timeout=5).items), 120,
+        wait.until(lambda: all(is_ready(n) for n in core.list_node(_request_timeout=5).items), 120,
                    "every node to be Ready again", interval=2.0,
                    why=lambda: "not Ready: " + ", ".join(n.metadata.name for n in core.list_node().items
-                                                          if not node_is_ready(n)))
+                                                          if not is_ready(n)))
         return f"{component} on {host} serves; every node Ready"
     return f"{component} on {host} serves"
 

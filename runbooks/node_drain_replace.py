@@ -17,7 +17,7 @@ from hakit import wait
 from hakit.errors import HakitError
 from hakit.kube import drain_plan, evict
 from hakit.runbook import Context, Param, Runbook, Step
-from hakit.snapshot import node_is_ready
+from hakit.snapshot import is_ready
 
 
 def core(ctx: Context) -> client.CoreV1Api:
@@ -45,7 +45,7 @@ def drainable(ctx: Context) -> str:
 def look(ctx: Context) -> str:
     node = core(ctx).read_node(ctx.params["node"])
     pods = movable(ctx)
-    return (f"{ctx.params['node']}: {'Ready' if node_is_ready(node) else 'NotReady'}, "
+    return (f"{ctx.params['node']}: {'Ready' if is_ready(node) else 'NotReady'}, "
             f"{'cordoned' if node.spec.unschedulable else 'schedulable'}, {len(pods)} pod(s) to move: "
             + ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in pods))
 
@@ -58,7 +58,7 @@ def cordon(ctx: Context) -> str:
 def room_elsewhere(ctx: Context) -> None:
     """Evicted pods need a node to go to, or a PDB-protected one can never be evicted."""
     others = [n.metadata.name for n in core(ctx).list_node().items
-              if n.metadata.name != ctx.params["node"] and node_is_ready(n) and not n.spec.unschedulable
+              if n.metadata.name != ctx.params["node"] and is_ready(n) and not n.spec.unschedulable
               and not any(t.effect == "NoSchedule" for t in n.spec.taints or [])]
     if not others:
         raise HakitError(f"no other Ready, schedulable node to take {ctx.params['node']}'s pods")
@@ -79,7 +79,7 @@ def back(ctx: Context) -> str:
     """The node Ready, and its pods Ready again (a PDB counts them, and the closing checks judge
     the PDBs)."""
     node, timeout = ctx.params["node"], float(ctx.params["timeout"])
-    wait.until(lambda: node_is_ready(core(ctx).read_node(node)), timeout,
+    wait.until(lambda: is_ready(core(ctx).read_node(node)), timeout,
                f"{node} (replaced or repaired) to be Ready", interval=2.0)
     wait.until(lambda: not unready_pods(ctx), timeout, f"the pods on {node} to be Ready again", interval=2.0,
                why=lambda: "not Ready: " + ", ".join(unready_pods(ctx)[:5]))
@@ -91,7 +91,7 @@ def unready_pods(ctx: Context) -> list[str]:
                                                  _request_timeout=10).items
     return [f"{p.metadata.namespace}/{p.metadata.name}" for p in pods
             if p.metadata.deletion_timestamp is None and p.status and p.status.phase == "Running"
-            and not any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+            and not is_ready(p)]
 
 
 def uncordon(ctx: Context) -> str:

@@ -21,6 +21,7 @@ from hakit import wait
 from hakit.errors import HakitError
 from hakit.inventory import ip
 from hakit.runbook import Context, Runbook, Step
+from hakit.snapshot import is_ready
 
 CONFLIST = "/etc/cni/net.d/10-hakit-bridge.conflist"
 ROUTES_UNIT = "/etc/systemd/system/hakit-pod-routes.service"
@@ -108,7 +109,7 @@ def ready(ctx: Context) -> str:
 
     def not_ready() -> list[str]:
         out = [n.metadata.name for n in core.list_node(_request_timeout=10).items
-               if not any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
+               if not is_ready(n)]
         proxy = apps.read_namespaced_daemon_set("kube-proxy", "kube-system", _request_timeout=10).status
         dns = apps.read_namespaced_deployment("coredns", "kube-system", _request_timeout=10).status
         if (proxy.number_ready or 0) < proxy.desired_number_scheduled:

@@ -13,6 +13,7 @@ from kubernetes import client
 from hakit import inventory, wait
 from hakit.etcd import EtcdClient
 from hakit.lab import Lab, binaries, pager
+from hakit.snapshot import is_ready
 
 pytestmark = pytest.mark.lab
 
@@ -37,7 +38,7 @@ def test_nodes_through_the_vip_are_kubeadm_shaped_and_ready(lab: Lab, api: clien
 
     def ready_nodes() -> list[client.V1Node]:
         nodes = client.CoreV1Api(api).list_node().items
-        ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
+        ready = [n for n in nodes if is_ready(n)]
         return ready if len(ready) == len(nodes) >= 6 else []
 
     nodes = wait.until(ready_nodes, 60, "every node Ready")

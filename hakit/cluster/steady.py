@@ -19,7 +19,7 @@ from hakit.cluster.access import Access
 from hakit.cluster.components import CONTROL_PLANE_COMPONENTS, render
 from hakit.cluster.probes import READYZ, Health, readyz
 from hakit.errors import UnreachableError
-from hakit.snapshot import node_is_ready
+from hakit.snapshot import is_ready
 
 
 def short_budgets(before: dict[str, int], now: dict[str, int]) -> dict[str, str]:
@@ -93,7 +93,7 @@ class SteadyState(Access):
         except (ApiException, OSError, HTTPError) as e:
             return [Health("cluster", "nodes", False, f"cannot list nodes: {type(e).__name__}")]
         return [Health(n.metadata.name, "node", ready, "" if ready else "NotReady")
-                for n in nodes for ready in [node_is_ready(n)]]
+                for n in nodes for ready in [is_ready(n)]]
 
     def _active(self, host: str) -> tuple[list[Health], bool]:
         """One SSH round trip per host: each component's is-active status, one per line, then

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from kubernetes import client
 
-from hakit.snapshot import node_is_ready
+from hakit.snapshot import is_ready
 from hakit.workloads import matches
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def pdb_shortfalls(pdbs: list[client.V1PodDisruptionBudget], pods: list[client.V
 def require_node_can_go(fault: StopComponent) -> None:
     core = client.CoreV1Api(fault.control.api)
     node = core.read_node(fault.host)
-    if not node_is_ready(node):
+    if not is_ready(node):
         raise fault.refuse(f"node {fault.host} is not Ready")
     pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={fault.host}").items
     pdbs = client.PolicyV1Api(fault.control.api).list_pod_disruption_budget_for_all_namespaces().items

@@ -20,6 +20,7 @@ from hakit.cluster import Cluster
 from hakit.inventory import Inventory
 from hakit.lab.kubeadm import KubeadmLab
 from hakit.selection import Selection
+from hakit.snapshot import is_ready
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -31,7 +32,7 @@ def test_installed_by_the_runbooks_as_a_kubeadm_cluster(klab: KubeadmLab, kinv: 
     plane's containerd runs the four static pods; each host boots systemd."""
     nodes = client.CoreV1Api(kcluster.api).list_node().items
     ready = {n.metadata.name for n in nodes
-             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+             if is_ready(n)}
     assert ready == {"cp1", "cp2", "cp3", "w1", "w2"}, ready
     for host in ("cp1", "cp2", "cp3"):
         running = kcluster.must(host, "listing containers", "crictl ps --state running -o json")
