@@ -5,7 +5,6 @@ audit of thousands of nodes stays fast and its memory bounded by what it keeps."
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,30 +12,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from hakit import listing
 from hakit.errors import ConfigError, UnreachableError
 from hakit.inventory import ip
-
-PAGE = 500
 
 
 class Snapshot:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
-
-    def _pages(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
-        token = None
-        while True:
-            try:
-                page = fn(*args, limit=PAGE, _continue=token, **kwargs)
-            except ApiException as e:
-                raise UnreachableError(f"API {fn.__name__}: HTTP {e.status} {e.reason}", ("", "api")) from None
-            except HTTPError as e:
-                raise UnreachableError(f"API {fn.__name__}: {type(e).__name__}", ("", "api")) from None
-            yield from page.items
-            token = page.metadata._continue
-            if not token:
-                return
 
     @functools.cached_property
     def version(self) -> str:
@@ -52,19 +36,19 @@ class Snapshot:
 
     @functools.cached_property
     def nodes(self) -> list[client.V1Node]:
-        return list(self._pages(self.core.list_node))
+        return list(listing.items(self.core.list_node))
 
     @functools.cached_property
     def kube_system_pods(self) -> list[client.V1Pod]:
-        return list(self._pages(self.core.list_namespaced_pod, "kube-system"))
+        return list(listing.items(self.core.list_namespaced_pod, "kube-system"))
 
     @functools.cached_property
     def kube_system_leases(self) -> dict[str, client.V1Lease]:
         coord = client.CoordinationV1Api(self.api)
-        return {lease.metadata.name: lease for lease in self._pages(coord.list_namespaced_lease, "kube-system")}
+        return {lease.metadata.name: lease for lease in listing.items(coord.list_namespaced_lease, "kube-system")}
 
     def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
-        return list(self._pages(self.core.list_namespaced_pod, namespace, label_selector=selector))
+        return list(listing.items(self.core.list_namespaced_pod, namespace, label_selector=selector))
 
     def workload(self, namespace: str, kind: str, name: str) -> Any | None:
         apps = client.AppsV1Api(self.api)
@@ -77,7 +61,7 @@ class Snapshot:
             raise UnreachableError(f"API read {kind} {namespace}/{name}: HTTP {e.status}") from None
 
     def pdbs(self, namespace: str) -> list[client.V1PodDisruptionBudget]:
-        return list(self._pages(client.PolicyV1Api(self.api).list_namespaced_pod_disruption_budget, namespace))
+        return list(listing.items(client.PolicyV1Api(self.api).list_namespaced_pod_disruption_budget, namespace))
 
     def control_plane_pods(self, component: str) -> list[client.V1Pod]:
         return [p for p in self.kube_system_pods if (p.metadata.labels or {}).get("component") == component]

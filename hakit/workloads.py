@@ -18,25 +18,17 @@ Selectors are matched in full (matchLabels and matchExpressions), as the API ser
 
 from __future__ import annotations
 
-import json
-import queue
-import re
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
-from hakit.errors import UnreachableError
+from hakit import listing
 from hakit.inventory import Scope
 
-PAGE = 500
 ZONE = "topology.kubernetes.io/zone"
 T = TypeVar("T")
 
@@ -117,90 +109,6 @@ class Workload:
         return out
 
 
-class _Expired(Exception):
-    """A continue token too old to resume (HTTP 410): list again from the start."""
-
-
-def _page(fn: Any, what: str, token: str | None, tries: int = 5) -> bytes:
-    """One page, as the JSON the server sent. Through a VIP, page n+1 may reach another
-    apiserver whose watch cache lags the one that issued the token: it answers 504 (or
-    429/5xx) with Retry-After, which is honoured, a few times, before giving up."""
-    for attempt in range(1, tries + 1):
-        try:
-            return fn(limit=PAGE, _continue=token, _preload_content=False, _request_timeout=60).data
-        except ApiException as e:
-            if e.status == 410 and token:
-                raise _Expired() from None
-            if e.status in (429, 500, 503, 504) and attempt < tries:
-                time.sleep(min(float((e.headers or {}).get("Retry-After") or attempt), 10.0))
-                continue
-            raise UnreachableError(f"API list {what}: HTTP {e.status} {e.reason}", ("", "api")) from None
-        except HTTPError as e:
-            raise UnreachableError(f"API list {what}: {type(e).__name__}", ("", "api")) from None
-    raise AssertionError("unreachable")
-
-
-LIST_META = re.compile(rb'"metadata":\s*(\{[^{}]*\})')   # a list's own metadata: no nested object
-
-
-def _continue(raw: bytes | str) -> str | None:
-    """The continue token of a page, read from the list's metadata at the page's head (the
-    server writes it before the items) without decoding the items; decoded in full if not."""
-    raw = raw.encode() if isinstance(raw, str) else raw
-    head = raw[:4096]
-    m = LIST_META.search(head)
-    if m and (b'"items"' not in head[:m.start()]):
-        return json.loads(m.group(1)).get("continue")
-    return (json.loads(raw).get("metadata") or {}).get("continue")
-
-
-def _pages(fn: Any, what: str) -> Iterator[bytes | str]:
-    """A paginated LIST's pages, the next one fetched while the caller decodes this one (500
-    pods are 2 MB of JSON: decoding them takes about as long as the server takes to send them)."""
-    ready: queue.Queue[bytes | str | BaseException | None] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(item: bytes | str | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fetch() -> None:
-        token = None
-        try:
-            while put(raw := _page(fn, what, token)) and (token := _continue(raw)):
-                pass
-            put(None)
-        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
-            put(e)
-    threading.Thread(target=fetch, name=f"hakit-list-{what}", daemon=True).start()
-    try:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
-def _listed(fn: Any, what: str, keep: Callable[[dict[str, Any]], T | None]) -> list[T]:
-    """Every item of a paginated LIST through `keep` (None drops it), page by page so only the
-    small records stay in memory; when the continue token expires, the list starts over."""
-    for _ in range(3):
-        out: list[T] = []
-        try:
-            for raw in _pages(fn, what):
-                out.extend(r for r in map(keep, json.loads(raw).get("items") or []) if r is not None)
-            return out
-        except _Expired:
-            continue
-    raise UnreachableError(f"API list {what}: its continue token expired three times (410)", ("", "api"))
-
-
 def _pod(d: dict[str, Any]) -> Pod:
     meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
     owner = next(((o.get("kind", ""), o.get("name", "")) for o in meta.get("ownerReferences") or []
@@ -275,10 +183,10 @@ class Fleet:
         judged as that Deployment."""
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
         with ThreadPoolExecutor(max_workers=5) as pool:   # the server's time for one overlaps the others'
-            pods = pool.submit(_listed, core.list_pod_for_all_namespaces, "pods", _pod)
-            budgets = pool.submit(_listed, policy.list_pod_disruption_budget_for_all_namespaces,
+            pods = pool.submit(listing.listed, core.list_pod_for_all_namespaces, "pods", _pod)
+            budgets = pool.submit(listing.listed, policy.list_pod_disruption_budget_for_all_namespaces,
                                   "poddisruptionbudgets", lambda d: _budget(d, scope))
-            kinds = [pool.submit(_listed, fn, kind, _workload(kind, scope)) for kind, fn in (
+            kinds = [pool.submit(listing.listed, fn, kind, _workload(kind, scope)) for kind, fn in (
                 ("Deployment", apps.list_deployment_for_all_namespaces),
                 ("StatefulSet", apps.list_stateful_set_for_all_namespaces),
                 ("ReplicaSet", apps.list_replica_set_for_all_namespaces))]

@@ -11,7 +11,8 @@ from kubernetes.client.exceptions import ApiException
 
 from hakit.errors import UnreachableError
 from hakit.inventory import Scope
-from hakit.workloads import Budget, Fleet, Pod, Workload, _listed, matches
+from hakit.listing import listed
+from hakit.workloads import Budget, Fleet, Pod, Workload, matches
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
@@ -124,8 +125,8 @@ def failure(status: int, retry_after: str | None = None) -> ApiException:
 
 def test_listing_through_a_vip_retries_a_lagging_apiserver_and_restarts_an_expired_token() -> None:
     lagging = Pages(failure(504, "0"))   # "Too large resource version": the next apiserver's cache lags
-    assert _listed(lagging, "pods", lambda d: d["n"]) == [1, 2] and lagging.calls == [None, "t1", "t1"]
+    assert listed(lagging, "pods", lambda d: d["n"]) == [1, 2] and lagging.calls == [None, "t1", "t1"]
     expired = Pages(failure(410))
-    assert _listed(expired, "pods", lambda d: d["n"]) == [1, 2] and expired.calls == [None, "t1", None, "t1"]
+    assert listed(expired, "pods", lambda d: d["n"]) == [1, 2] and expired.calls == [None, "t1", None, "t1"]
     with pytest.raises(UnreachableError, match="HTTP 504"):
-        _listed(Pages(*[failure(504, "0")] * 5), "pods", lambda d: d["n"])
+        listed(Pages(*[failure(504, "0")] * 5), "pods", lambda d: d["n"])
