@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from hakit import wait
@@ -220,6 +221,15 @@ def test_kubeadm_commands_use_systemd_for_units_and_manifests_for_static_pods() 
 
 
 KUBEADM_ETCD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    kubeadm.kubernetes.io/etcd.advertise-client-urls: https://10.0.0.13:2379
+  labels:
+    component: etcd
+  name: etcd
+  namespace: kube-system
 spec:
   containers:
   - command:
@@ -245,6 +255,21 @@ def test_kubeadm_rejoin_edits_the_parked_etcd_manifest_and_puts_it_back(tmp_path
     assert flags == ["- --initial-advertise-peer-urls=https://10.0.0.13:2380",
                      "- --initial-cluster-state=existing", f"- --initial-cluster={cluster}"]
     assert not (parked / "etcd.yaml").exists()
+    first = yaml.safe_load((manifests / "etcd.yaml").read_text())
+    assert set(first["metadata"]["annotations"]) == {"kubeadm.kubernetes.io/etcd.advertise-client-urls",
+                                                     "hakit.io/rejoined"}
+    # Rejoined again, it differs (a new static pod UID: no crash-loop back-off carried over),
+    # with one annotation still; a manifest without annotations gets them.
+    (manifests / "etcd.yaml").rename(parked / "etcd.yaml")
+    subprocess.run(["sh", "-c", command], check=True)
+    again = yaml.safe_load((manifests / "etcd.yaml").read_text())
+    stamps = [doc["metadata"]["annotations"]["hakit.io/rejoined"] for doc in (first, again)]
+    assert stamps[0] != stamps[1], stamps
+    (parked / "etcd.yaml").write_text(KUBEADM_ETCD.replace(
+        "  annotations:\n    kubeadm.kubernetes.io/etcd.advertise-client-urls: https://10.0.0.13:2379\n", ""))
+    subprocess.run(["sh", "-c", command], check=True)
+    bare = yaml.safe_load((manifests / "etcd.yaml").read_text())
+    assert list(bare["metadata"]["annotations"]) == ["hakit.io/rejoined"] and bare["spec"] == first["spec"]
 
 
 def test_a_control_template_is_filled_and_quoted() -> None:

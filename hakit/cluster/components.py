@@ -40,14 +40,21 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
 
     `rejoin` starts a stopped etcd with an empty data dir as a member added to a running
     cluster: its manifest gets --initial-cluster-state=existing and the cluster's current
-    --initial-cluster (kubeadm writes only the members known at join time)."""
+    --initial-cluster (kubeadm writes only the members known at join time), and an annotation
+    with the time: a static pod's UID is the hash of its manifest, and the kubelet's crash-loop
+    back-off (up to 5 min) is kept per UID, so a manifest that came back unchanged (a member
+    crash-looping before, the same members in the same order) would wait out the old back-off."""
     _validate(action, component, initial_cluster)
     c = shlex.quote(component)
     if action == "rejoin":
         parked = shlex.quote(f"{PARKED}/{component}.yaml")
         edit = shlex.quote("/--initial-cluster-state=/d; s#^\\( *\\)- --initial-cluster=.*#\\1- "
                            f"--initial-cluster-state=existing\\n\\1- --initial-cluster={initial_cluster}#")
-        return f"if [ -f {parked} ]; then sed -i -e {edit} {parked} && mv {parked} {MANIFESTS}/; fi"
+        stamp = '\\n    hakit.io/rejoined: \\"$(date +%s%N)\\"#'
+        annotate = (f"if grep -q '^  annotations:$' {parked}; then sed -i -e '/^    hakit.io\\/rejoined:/d' "
+                    f"-e \"s#^  annotations:\\$#&{stamp}\" {parked}; "
+                    f"else sed -i -e \"s#^metadata:\\$#&\\n  annotations:{stamp}\" {parked}; fi")
+        return f"if [ -f {parked} ]; then sed -i -e {edit} {parked} && {annotate} && mv {parked} {MANIFESTS}/; fi"
     if component in SYSTEMD_UNITS:
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
