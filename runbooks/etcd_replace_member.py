@@ -124,7 +124,14 @@ def caught_up(ctx: Context) -> str:
             return etcd.health(endpoint)[0] and etcd.status(endpoint).revision >= ctx.state["revision"]
         except UnreachableError:   # still starting
             return False
-    wait.until(synced, 120, f"{host(ctx)}'s member to be healthy at revision {ctx.state['revision']}", interval=1.0)
+    def why() -> str:
+        try:
+            ok, detail = etcd.health(endpoint)
+            return f"revision {etcd.status(endpoint).revision}" if ok else detail
+        except UnreachableError as e:
+            return str(e)
+    wait.until(synced, 120, f"{host(ctx)}'s member to be healthy at revision {ctx.state['revision']}", interval=1.0,
+               why=why)
     return f"{host(ctx)} healthy at revision {etcd.status(endpoint).revision} (>= {ctx.state['revision']})"
 
 
