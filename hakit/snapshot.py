@@ -14,7 +14,7 @@ from urllib3.exceptions import HTTPError
 
 from hakit import listing
 from hakit.errors import ConfigError, UnreachableError
-from hakit.inventory import ip
+from hakit.validate import ip
 
 
 class Snapshot:

@@ -32,8 +32,8 @@ from hakit.cluster.components import render
 from hakit.cluster.probes import readyz
 from hakit.errors import HakitError, UnreachableError
 from hakit.etcd import PEER_PORT, Quorum
-from hakit.inventory import IMAGE
 from hakit.runbook import Context, Param, Runbook, Step
+from hakit.validate import IMAGE
 
 API = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 LEADERS = API[1:]

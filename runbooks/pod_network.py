@@ -19,9 +19,9 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.errors import HakitError
-from hakit.inventory import ip
 from hakit.runbook import Context, Runbook, Step
 from hakit.snapshot import is_ready
+from hakit.validate import ip
 
 CONFLIST = "/etc/cni/net.d/10-hakit-bridge.conflist"
 ROUTES_UNIT = "/etc/systemd/system/hakit-pod-routes.service"

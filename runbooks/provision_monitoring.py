@@ -32,9 +32,9 @@ from kubernetes.client.rest import ApiException
 
 from hakit import wait
 from hakit.errors import ConfigError, HakitError
-from hakit.inventory import ip, is_url
 from hakit.prometheus import RULES_FILE, Alertmanager, Prometheus
 from hakit.runbook import Context, Param, Runbook, Step
+from hakit.validate import ip, is_url
 
 PROGRAMS = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
 TOKEN, CA = "/etc/prometheus/k8s-token", "/etc/prometheus/k8s-ca.crt"

@@ -17,8 +17,8 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.errors import ConfigError, HakitError
-from hakit.inventory import NAME
 from hakit.runbook import Context, Param, Runbook, Step
+from hakit.validate import NAME
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"   # what `kubectl rollout restart` sets
 

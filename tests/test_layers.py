@@ -1,7 +1,7 @@
 """Imports point down only: each module sits in a layer, and imports only from its own layer
 or below (lazy imports inside functions count too). A newcomer reads the layers bottom-up:
 
-    base       errors, paths, wait, http, model, table, measure, incidents, selection, results
+    base       errors, paths, validate, wait, http, model, table, measure, incidents, selection, results
     clients    inventory, listing, etcd, prometheus, kube, snapshot, workloads, hosts, apilb, alerting, discover
     cluster    hakit.cluster: host access (SSH, kubeadm hosts) and what is read or done on a host
     faults     hakit.faults: inject, restore, journal, lock
@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 # the design card's top-level directories ship inside the hakit namespace (pyproject.toml)
 PACKAGES = {"hakit": "hakit", "checks": "hakit.checks", "runbooks": "hakit.runbooks", "fixtures": "hakit.fixtures"}
 LAYERS = [
-    ("base", ["hakit", "hakit.errors", "hakit.paths", "hakit.wait", "hakit.http", "hakit.model", "hakit.table",
-              "hakit.measure", "hakit.incidents", "hakit.selection", "hakit.results"]),
+    ("base", ["hakit", "hakit.errors", "hakit.paths", "hakit.validate", "hakit.wait", "hakit.http", "hakit.model",
+              "hakit.table", "hakit.measure", "hakit.incidents", "hakit.selection", "hakit.results"]),
     ("clients", ["hakit.inventory", "hakit.listing", "hakit.etcd", "hakit.prometheus", "hakit.kube", "hakit.snapshot",
                  "hakit.workloads", "hakit.hosts", "hakit.apilb", "hakit.alerting", "hakit.discover"]),
     ("cluster", ["hakit.cluster"]),

@@ -17,7 +17,8 @@ from hakit.cluster.components import kubeadm_command, render
 from hakit.errors import ConfigError, UnreachableError
 from hakit.etcd import Member, Quorum
 from hakit.faults.journal import Journal, JournalError, Owner
-from hakit.inventory import Host, ip, load
+from hakit.inventory import Host, load
+from hakit.validate import ip
 
 INJECTIONS = ["10.0.0.11;touch {marker}", "$(touch {marker})", "`touch {marker}`", "cp1\ntouch {marker}",
               "x' ; touch {marker} ; '", "{initial_cluster}", "a b", "../../etc"]

@@ -14,8 +14,9 @@ from hakit import kube
 from hakit.cluster import ssh
 from hakit.errors import ConfigError, HakitError
 from hakit.etcd import EtcdClient, Member
-from hakit.inventory import Inventory, ip
+from hakit.inventory import Inventory
 from hakit.snapshot import Snapshot
+from hakit.validate import ip
 
 
 class Access:

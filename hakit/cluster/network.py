@@ -17,7 +17,7 @@ from hakit import hosts, wait
 from hakit.cluster import ssh
 from hakit.cluster.access import Access
 from hakit.errors import ConfigError, HakitError, UnreachableError
-from hakit.inventory import ip
+from hakit.validate import ip
 
 LINK_FAULT_DELAY = 0.3   # lets the SSH session that schedules a link fault return first
 PARTITION_CHAIN = "HAKIT-PARTITION"

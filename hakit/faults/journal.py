@@ -24,7 +24,7 @@ from typing import Any
 from hakit.cluster import ClusterId
 from hakit.cluster.components import COMPONENTS
 from hakit.errors import ConfigError
-from hakit.inventory import NAME
+from hakit.validate import NAME
 
 DEPLOYMENT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?")
 
