@@ -17,7 +17,8 @@ from hakit import hosts, wait
 from hakit.cluster import Cluster
 from hakit.cluster.probes import readyz
 from hakit.cluster.stream import AddressStream
-from hakit.faults import Fault, LinkDown, StopComponent
+from hakit.faults.base import Fault
+from hakit.faults.kinds import LinkDown, StopComponent
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit.http import session
 from hakit.inventory import Host, Inventory

@@ -13,7 +13,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from hakit.cluster import Cluster
-from hakit.faults import KillComponent
+from hakit.faults.kinds import KillComponent
 from hakit.fixtures.disruption import Inject
 from hakit.inventory import Inventory
 from hakit.measure import Watch, time_zero

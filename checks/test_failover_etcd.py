@@ -18,7 +18,7 @@ from hakit import wait
 from hakit.cluster import Cluster
 from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient
-from hakit.faults import KillComponent, StopComponent
+from hakit.faults.kinds import KillComponent, StopComponent
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
 from hakit.measure import Watch, time_zero

@@ -23,7 +23,8 @@ from kubernetes import client
 from hakit import wait
 from hakit.alerting import HELD, LABELS, Follow, Trail
 from hakit.cluster import Cluster
-from hakit.faults import Fault, Silence, StopComponent
+from hakit.faults.base import Fault
+from hakit.faults.kinds import Silence, StopComponent
 from hakit.faults.nodes import pdb_shortfalls
 from hakit.fixtures.disruption import Inject
 from hakit.inventory import Inventory

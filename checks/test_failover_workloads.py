@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from hakit import wait
 from hakit.cluster import Cluster
-from hakit.faults import Drain, ProbeNamespace, StopComponent
+from hakit.faults.kinds import Drain, ProbeNamespace, StopComponent
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
 from hakit.kube import deployment_of, drain_plan, evict

@@ -205,7 +205,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     from hakit.cluster import Cluster
-    from hakit.faults import repair
+    from hakit.faults.base import repair
     undone = repair(Cluster(load(_inventory_path(args))))
     print("\n".join(f"undone: {what}" for what in undone) or "nothing to repair: no fault left in effect")
     return 0

@@ -16,7 +16,7 @@ import pytest
 from breaking import run_checks, stopped
 from hakit import wait
 from hakit.cluster import Cluster
-from hakit.faults import journal
+from hakit.faults.base import journal
 from hakit.inventory import load
 from hakit.lab import Lab
 from hakit.prometheus import Alertmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hakit.cluster import Cluster
-from hakit.faults import journal
+from hakit.faults.base import journal
 from hakit.inventory import DISRUPTIVE_CHECKS
 from hakit.lab import Lab
 

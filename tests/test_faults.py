@@ -16,7 +16,8 @@ from kubernetes import client
 
 from hakit import wait
 from hakit.cluster import Cluster
-from hakit.faults import FaultRefused, LinkDown, Partition, StopComponent, journal
+from hakit.faults.base import FaultRefused, journal
+from hakit.faults.kinds import LinkDown, Partition, StopComponent
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -41,7 +42,7 @@ def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
     """A separate process that injects a fault, says so, then waits to be signalled."""
     script = textwrap.dedent(f"""
         import time
-        from hakit.faults import StopComponent
+        from hakit.faults.kinds import StopComponent
         from hakit.cluster import Cluster
         from hakit.inventory import load
         with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):

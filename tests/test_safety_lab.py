@@ -20,7 +20,8 @@ from breaking import run_checks
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.etcd import Quorum
-from hakit.faults import StopComponent, journal
+from hakit.faults.base import journal
+from hakit.faults.kinds import StopComponent
 from hakit.faults.lock import LEASE, NAMESPACE, Busy, micro_time
 from hakit.lab import Lab
 from test_breaks_etcd import _etcd

@@ -21,7 +21,7 @@ import pytest
 from hakit import wait
 from hakit.catalog import checks
 from hakit.cluster import Cluster
-from hakit.faults import journal
+from hakit.faults.base import journal
 from hakit.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

@@ -11,7 +11,7 @@ from hakit.snapshot import is_ready
 from hakit.workloads import matches
 
 if TYPE_CHECKING:
-    from hakit.faults import StopComponent
+    from hakit.faults.kinds import StopComponent
 
 
 def pdb_shortfalls(pdbs: list[client.V1PodDisruptionBudget], pods: list[client.V1Pod]) -> list[str]:
