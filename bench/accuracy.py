@@ -37,7 +37,7 @@ import urllib3
 from common import busy_loops
 
 from hakit.inventory import load
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from hakit.paths import lab_dir
 
 urllib3.disable_warnings()

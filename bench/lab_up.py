@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hakit.lab import Lab, down, free_subnet, nodes
+from hakit.lab import nodes
 from hakit.lab.kubeadm import KubeadmLab
+from hakit.lab.net import free_subnet
+from hakit.lab.netns import Lab, down
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 

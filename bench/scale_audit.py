@@ -41,7 +41,9 @@ from common import as_installed, memory_available_mib, timed
 from kubernetes import client
 
 from hakit import wait
-from hakit.lab import Lab, binaries, down, free_subnet
+from hakit.lab import binaries
+from hakit.lab.net import free_subnet
+from hakit.lab.netns import Lab, down
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 from hakit.snapshot import is_ready

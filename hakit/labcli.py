@@ -8,9 +8,11 @@ import sys
 import time
 
 from hakit.errors import HakitError, LabError, PreconditionError
-from hakit.lab import Lab, binaries, down, free_subnet, nodes
+from hakit.lab import binaries, nodes
 from hakit.lab.ctl import ACTIONS, ctl
 from hakit.lab.kubeadm import KubeadmLab
+from hakit.lab.net import free_subnet
+from hakit.lab.netns import Lab, down
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 from hakit.paths import kubeadm_lab_dir, lab_dir

@@ -14,7 +14,7 @@ from pathlib import Path
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.inventory import load
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 WORST = ["fail", "error", "warn", "skip", "pass"]
 MACHINE_LOCK = Path("/run/lock/hakit-tests-machine.lock")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hakit.lab import Lab, down, free_subnet
+from hakit.lab.net import free_subnet
+from hakit.lab.netns import Lab, down
 from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 

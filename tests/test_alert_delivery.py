@@ -18,7 +18,7 @@ from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import journal
 from hakit.inventory import load
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from hakit.prometheus import Alertmanager
 from test_breaks_disruptive import tightened
 

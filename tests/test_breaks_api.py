@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from breaking import assert_breaks, file_changed, run_checks, stopped
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

@@ -8,7 +8,7 @@ import pytest
 
 from breaking import assert_breaks, run_checks, stopped
 from hakit import wait
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

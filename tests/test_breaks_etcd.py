@@ -17,7 +17,7 @@ from hakit import wait
 from hakit.errors import UnreachableError
 from hakit.etcd import EtcdClient
 from hakit.inventory import load
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

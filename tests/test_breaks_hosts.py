@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from breaking import assert_breaks, file_changed, machine_state, stopped
-from hakit.lab import Lab, pki
+from hakit.lab import pki
+from hakit.lab.netns import Lab
 from hakit.lab.pki import CertPair
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

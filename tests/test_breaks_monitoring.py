@@ -11,7 +11,7 @@ import yaml
 from breaking import assert_breaks, file_changed, run_checks, stopped
 from hakit import wait
 from hakit.http import session
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from hakit.prometheus import Prometheus
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from breaking import assert_breaks, stopped
 from hakit import wait
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from hakit.workloads import ZONE
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

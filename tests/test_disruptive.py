@@ -14,7 +14,7 @@ import pytest
 from hakit.cluster import Cluster
 from hakit.faults.base import journal
 from hakit.inventory import DISRUPTIVE_CHECKS
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

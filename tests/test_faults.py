@@ -18,7 +18,7 @@ from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import FaultRefused, journal
 from hakit.faults.kinds import LinkDown, Partition, StopComponent
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

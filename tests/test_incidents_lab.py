@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from hakit import wait
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from test_faults import _hold_fault
 from test_runbooks import hung
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hakit.inventory import load
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = pytest.mark.lab
 

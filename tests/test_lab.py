@@ -12,7 +12,8 @@ from kubernetes import client
 
 from hakit import inventory, wait
 from hakit.etcd import EtcdClient
-from hakit.lab import Lab, binaries, pager
+from hakit.lab import binaries, pager
+from hakit.lab.netns import Lab
 from hakit.snapshot import is_ready
 
 pytestmark = pytest.mark.lab

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hakit.lab import Lab, free_subnet, net, procs
+from hakit.lab import net, procs
+from hakit.lab.net import free_subnet
+from hakit.lab.netns import Lab
 
 pytestmark = pytest.mark.lab
 PREFIX = "hkd"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from hakit import wait
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = pytest.mark.lab
 

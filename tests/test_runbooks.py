@@ -18,7 +18,8 @@ import pytest
 
 from breaking import file_changed, run_checks, stopped
 from hakit import wait
-from hakit.lab import Lab, procs
+from hakit.lab import procs
+from hakit.lab.netns import Lab
 from test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]

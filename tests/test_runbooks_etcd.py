@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from breaking import lab_settled, run_checks
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from test_breaks_etcd import _etcd, fresh_member
 from test_runbooks import journal, runbook
 

@@ -23,7 +23,7 @@ from hakit.etcd import Quorum
 from hakit.faults.base import journal
 from hakit.faults.kinds import StopComponent
 from hakit.faults.lock import LEASE, NAMESPACE, Busy, micro_time
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 from test_breaks_etcd import _etcd
 from test_faults import _hold_fault
 

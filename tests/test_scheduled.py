@@ -15,7 +15,8 @@ from kubernetes.client.rest import ApiException
 
 from breaking import run_checks
 from hakit import wait
-from hakit.lab import Lab, binaries
+from hakit.lab import binaries
+from hakit.lab.netns import Lab
 from hakit.lab.topology import PUSHGATEWAY_PORT
 from hakit.prometheus import Prometheus
 from test_breaks_etcd import backups_aged

@@ -22,7 +22,7 @@ from hakit import wait
 from hakit.catalog import checks
 from hakit.cluster import Cluster
 from hakit.faults.base import journal
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 RUNS = int(os.environ.get("HAKIT_STRESS_RUNS", "2"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

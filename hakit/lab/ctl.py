@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from hakit.errors import HakitError
-from hakit.lab import Lab
+from hakit.lab.netns import Lab
 
 ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
 

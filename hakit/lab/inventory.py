@@ -20,7 +20,7 @@ from hakit.lab.topology import (
 )
 
 if TYPE_CHECKING:
-    from hakit.lab import Lab
+    from hakit.lab.netns import Lab
 
 
 def write(lab: Lab) -> None:

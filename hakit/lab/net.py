@@ -6,6 +6,7 @@ does can leave the lab subnet.
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 
 from hakit.errors import LabError
@@ -99,3 +100,25 @@ def is_partitioned(host: Host) -> bool:
 def holds_address(host: Host, address: str) -> bool:
     out = sh("ip", "-o", "-4", "addr", "show", "dev", "eth0", netns=host.netns, check=False).stdout
     return f" {address}/" in out
+
+
+SUBNET_CANDIDATES = ("172.31.250.0/24", "172.31.251.0/24", "10.250.250.0/24", "192.168.250.0/24")
+
+
+def free_subnet(skip: int = 0) -> str:
+    """The first candidate /24 that no route of this machine overlaps; `skip` passes over that
+    many free ones, so two labs brought up at the same moment (make test's two tiers) differ."""
+    routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+    used = []
+    for line in routes.splitlines():
+        dest = line.split()[0]
+        if dest != "default":
+            try:
+                used.append(ipaddress.ip_network(dest, strict=False))
+            except ValueError:
+                continue
+    free = [c for c in SUBNET_CANDIDATES if not any(ipaddress.ip_network(c).overlaps(u) for u in used)]
+    if len(free) > skip:
+        return free[skip]
+    raise LabError(f"fewer than {skip + 1} of the candidate lab subnets are free of this machine's routes: "
+                   f"{', '.join(SUBNET_CANDIDATES)}")

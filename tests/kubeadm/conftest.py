@@ -26,8 +26,9 @@ from hakit.cluster import Cluster
 from hakit.cluster.probes import readyz
 from hakit.errors import LabError
 from hakit.inventory import Inventory, load
-from hakit.lab import free_subnet, nodes
+from hakit.lab import nodes
 from hakit.lab.kubeadm import KubeadmLab
+from hakit.lab.net import free_subnet
 
 ROOT = Path(os.environ.get("HAKIT_TEST_KUBEADM_LAB_DIR", Path.home() / ".local/state/hakit/test-kubeadm-lab"))
 
