@@ -1,7 +1,9 @@
 """The inventory: one YAML file that describes a cluster to audit.
 
 Validation reports every problem with its field path and what was expected,
-so a user fixes a file in one go rather than one error per run.
+so a user fixes a file in one go rather than one error per run. The model and parse()
+stay in one module (a little over 300 lines): each field's default, type and rule sit
+beside each other, which is what a reader of the schema needs.
 """
 
 from __future__ import annotations

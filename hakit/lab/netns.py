@@ -3,6 +3,9 @@
 
     lab = Lab.load()                 # the lab described by the state file
     lab.host("cp1").stop("etcd")     # fault hooks are plain methods on hosts
+
+Lab and LabHost stay together (a little over 300 lines): a host's hooks are the lab's
+processes and namespaces, and up/down are the order those are made and removed in.
 """
 
 from __future__ import annotations
