@@ -30,7 +30,7 @@ def markdown() -> str:
     Generated (`hakit check --list --markdown`) so the reference cannot drift from the code."""
     lines = ["# The checks", "",
              "Generated from the check records by `hakit check --list --markdown > docs/checks.md`;",
-             "tests/test_docs.py fails when it is out of date. Each check's remediation is what the",
+             "tests/unit/test_docs.py fails when it is out of date. Each check's remediation is what the",
              "audit report prints when it fails; its runbook (if any) is the procedure that repairs it.", ""]
     found = checks()
     for prop, title in PROPERTIES.items():

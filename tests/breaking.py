@@ -59,7 +59,7 @@ def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = Fa
 def assert_breaks(lab: Lab | None, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
                   cause: str, within: float = 30, inventory: Path | None = None, disruptive: bool = False) -> None:
     """Healthy → pass; broken → fails (within `within` s) naming `cause`; restored → pass again.
-    A disruptive check's passes are the full disruptive audit's (tests/test_disruptive.py, and
+    A disruptive check's passes are the full disruptive audit's (tests/lab/test_disruptive.py, and
     the kubeadm tier's): each run of one costs a fault and a minute, so here it runs broken only."""
     inv = inventory or lab.paths.inventory  # type: ignore[union-attr]
 

@@ -198,6 +198,6 @@ def test_a_check_whose_clean_up_fails_is_an_error_not_a_pass(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"),
                     f"--hakit-json={out}", "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}",
                     f"--inventory={tmp_path / 'none.yaml'}"], capture_output=True, text=True,
-                   cwd=Path(__file__).parents[1])
+                   cwd=Path(__file__).parents[2])
     [r] = json.loads(out.read_text())["results"]
     assert r["outcome"] == "error" and "clean-up failed" in r["message"] and "not deleted" in r["message"], r

@@ -20,7 +20,7 @@ from hakit.faults.base import journal
 from hakit.inventory import load
 from hakit.lab.netns import Lab
 from hakit.prometheus import Alertmanager
-from test_breaks_disruptive import tightened
+from lab.test_breaks_disruptive import tightened
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 ONE_SCENARIO = ("-k", "TargetDown")   # the quickest: about 70 s to firing

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-RULES = Path(__file__).resolve().parent.parent / "hakit" / "rules"
+RULES = Path(__file__).resolve().parents[2] / "hakit" / "rules"
 REQUIRED = {"etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdHighNumberOfLeaderChanges",
             "etcdDatabaseQuotaLowSpace", "KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown",
             "KubeNodeNotReady", "KubeNodeUnreachable", "KubeDeploymentReplicasMismatch", "TargetDown", "Watchdog",

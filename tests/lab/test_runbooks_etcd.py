@@ -15,8 +15,8 @@ import yaml
 
 from breaking import lab_settled, run_checks
 from hakit.lab.netns import Lab
-from test_breaks_etcd import _etcd, fresh_member
-from test_runbooks import journal, runbook
+from lab.test_breaks_etcd import _etcd, fresh_member
+from lab.test_runbooks import journal, runbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # the design card's top-level directories ship inside the hakit namespace (pyproject.toml)
 PACKAGES = {"hakit": "hakit", "checks": "hakit.checks", "runbooks": "hakit.runbooks", "fixtures": "hakit.fixtures"}
 LAYERS = [
@@ -42,7 +42,7 @@ def layer(module: str) -> int:
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in RANK and (n > 1 or module == "hakit"):
             return RANK[".".join(parts[:n])]
-    raise AssertionError(f"{module} is in no layer: add it to tests/test_layers.py's LAYERS")
+    raise AssertionError(f"{module} is in no layer: add it to tests/unit/test_layers.py's LAYERS")
 
 
 def module_of(path: Path) -> str:

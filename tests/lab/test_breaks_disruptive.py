@@ -14,7 +14,7 @@ from kubernetes import client
 from breaking import assert_breaks, file_changed, lab_settled, run_checks, stopped
 from hakit import wait
 from hakit.lab.netns import Lab
-from test_breaks_etcd import member_removed
+from lab.test_breaks_etcd import member_removed
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

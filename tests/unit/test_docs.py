@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hakit import catalog
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_checks_reference_is_current() -> None:

@@ -24,8 +24,8 @@ from hakit.faults.base import journal
 from hakit.faults.kinds import StopComponent
 from hakit.faults.lock import LEASE, NAMESPACE, Busy, micro_time
 from hakit.lab.netns import Lab
-from test_breaks_etcd import _etcd
-from test_faults import _hold_fault
+from lab.test_breaks_etcd import _etcd
+from lab.test_faults import _hold_fault
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

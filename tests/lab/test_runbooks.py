@@ -20,7 +20,7 @@ from breaking import file_changed, run_checks, stopped
 from hakit import wait
 from hakit.lab import procs
 from hakit.lab.netns import Lab
-from test_breaks_etcd import backups_aged
+from lab.test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

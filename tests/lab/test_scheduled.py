@@ -19,10 +19,10 @@ from hakit.lab import binaries
 from hakit.lab.netns import Lab
 from hakit.lab.topology import PUSHGATEWAY_PORT
 from hakit.prometheus import Prometheus
-from test_breaks_etcd import backups_aged
+from lab.test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def kubectl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

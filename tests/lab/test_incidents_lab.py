@@ -14,8 +14,8 @@ import pytest
 
 from hakit import wait
 from hakit.lab.netns import Lab
-from test_faults import _hold_fault
-from test_runbooks import hung
+from lab.test_faults import _hold_fault
+from lab.test_runbooks import hung
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 

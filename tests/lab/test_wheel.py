@@ -15,7 +15,7 @@ import pytest
 
 from hakit.lab.netns import Lab
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 

@@ -1,0 +1,56 @@
+"""Parsers of what hosts print: keepalived.conf, ip addr, openssl enddates, haproxy's CSV."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
+
+KEEPALIVED = """
+! comment
+global_defs { router_id cp1 }
+vrrp_script check_apiserver { script "/etc/keepalived/check_apiserver.sh" }
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 110
+    nopreempt
+    authentication { auth_type PASS
+        auth_pass s3cret }
+    virtual_ipaddress { 10.0.0.100/24 dev eth0 }
+    track_script { check_apiserver }
+}
+"""
+
+
+def test_parse_keepalived_reads_the_vrrp_instance() -> None:
+    [inst] = parse_keepalived(KEEPALIVED)
+    assert (inst.name, inst.virtual_router_id, inst.priority, inst.auth_pass) == ("VI_1", 51, 110, "s3cret")
+    assert inst.vips == ("10.0.0.100",) and inst.track_scripts == ("check_apiserver",) and inst.nopreempt
+
+
+def test_parse_keepalived_without_track_script() -> None:
+    [inst] = parse_keepalived("vrrp_instance X { priority 5\n virtual_ipaddress { 1.2.3.4 } }")
+    assert inst.track_scripts == () and inst.virtual_router_id is None and not inst.nopreempt
+
+
+def test_ipv4_addresses() -> None:
+    out = "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\n"
+    assert ipv4_addresses(out) == ["127.0.0.1", "10.0.0.11"]
+
+
+def test_parse_enddate() -> None:
+    assert parse_enddate("notAfter=Nov 25 14:09:00 2027 GMT\n") == datetime(2027, 11, 25, 14, 9, tzinfo=UTC)
+
+
+def test_backend_states_from_haproxy_csv() -> None:
+    from hakit.apilb import backend_states
+    csv = ("# pxname,svname,qcur,status\napiserver,FRONTEND,0,OPEN\napiserverbackend,cp1,0,UP\n"
+           "apiserverbackend,cp2,0,DOWN 1/2\napiserverbackend,BACKEND,0,UP\n")
+    assert backend_states(csv, "apiserverbackend") == {"cp1": "UP", "cp2": "DOWN 1/2"}
+
+
+def test_interface_with_finds_the_device_carrying_an_address() -> None:
+    out = "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0@if9    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0"
+    assert interface_with(out, "10.0.0.11") == "eth0" and interface_with(out, "10.0.0.99") is None

@@ -1,0 +1,42 @@
+"""The lab's pure parts: its topology and the identity of a recorded process."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hakit.lab.topology import LabSpec
+
+
+def test_lab_topology_addresses() -> None:
+    spec = LabSpec(subnet="10.9.8.0/24", workers=2)
+    assert spec.vip == "10.9.8.100" and spec.gateway == "10.9.8.1"
+    assert [h.address for h in spec.control_plane_hosts] == ["10.9.8.11", "10.9.8.12", "10.9.8.13"]
+    assert [h.name for h in spec.worker_hosts] == ["w1", "w2"]
+    with pytest.raises(ValueError):
+        LabSpec(subnet="10.0.0.0/16")
+
+
+def test_a_recorded_pid_is_the_component_only_while_its_start_time_matches(tmp_path: Path) -> None:
+    """pid_max is 32768 here: a stopped component's pid was another process's an hour later,
+    and `stop` killed it (a test session, once). The state keeps each pid with its start time."""
+    import json
+
+    from hakit.lab.paths import LabPaths
+    from hakit.lab.procs import State
+    state = State(LabPaths(tmp_path))
+    state.save({"processes": {}})
+    with subprocess.Popen(["sleep", "30"]) as proc:
+        try:
+            state.set_pid("cp1/etcd", proc.pid)
+            assert state.pid("cp1/etcd") == proc.pid and state.pids() == {proc.pid}
+            doc = json.loads(state.paths.state_file.read_text())
+            doc["processes"]["cp1/etcd"]["started"] -= 1   # the same pid, started at another moment
+            state.save(doc)
+            assert state.pid("cp1/etcd") is None and state.pids() == set()
+        finally:
+            proc.kill()
+    state.set_pid("cp1/etcd", proc.pid)
+    assert state.pid("cp1/etcd") is None, "an exited process is nobody's"
