@@ -27,8 +27,9 @@ class Handoff:
         self.results: Results | None = None
 
     def pytest_configure(self, config: pytest.Config) -> None:
-        from hakit.fixtures.plugin import INVENTORY_KEY
+        from hakit.fixtures.plugin import CALLER_PUBLISHES_KEY, INVENTORY_KEY
         config.stash[INVENTORY_KEY] = self.inventory
+        config.stash[CALLER_PUBLISHES_KEY] = True   # hakit.report.publish, by the caller, once
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

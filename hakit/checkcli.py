@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,8 @@ from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
 from hakit.inventory import add_option as add_inventory_option
 from hakit.model import PROPERTIES
-from hakit.report import read_json, write_html, write_json
+from hakit.report import read_json, write_html
+from hakit.report.publish import publish
 from hakit.results import Results
 from hakit.selection import OPTIONS, Selection
 from hakit.table import table
@@ -145,31 +147,39 @@ def run_checks(args: argparse.Namespace, extra: list[str]) -> tuple[int, Results
     preflight(inv)
     results = audit.run(inv, Selection.from_args(args), verbose=args.verbose or bool(args.pytest_args),
                         pytest_args=(*extra, *args.pytest_args))
-    if getattr(args, "json", None) and results.document:
-        write_json(results.document, Path(args.json))
     return results.exit_code, results, inv
 
 
+def publish_results(doc: dict, args: argparse.Namespace, json: Path | None = None, html: Path | None = None) -> None:
+    """The one place a CLI run's results are written (after a remediation, if any, is in them)."""
+    why = publish(doc, json=json, html=html, textfile=Path(args.metrics) if args.metrics else None,
+                  pushgateway=args.pushgateway)
+    if why:
+        print(f"hakit: metrics not pushed: {why}", file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    return run_checks(args, [])[0]
+    code, results, _ = run_checks(args, [])
+    if results is not None and results.document:
+        publish_results(results.document, args, json=Path(args.json) if args.json else None)
+    return code
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = Path(args.reports) / f"audit-{stamp}"  # made by the first report written into it
-    extra = [f"--hakit-html={out / 'audit.html'}", f"--html={out / 'pytest.html'}", "--self-contained-html",
-             f"--junitxml={out / 'junit.xml'}"]
-    args.json = out / "results.json"
+    extra = [f"--html={out / 'pytest.html'}", "--self-contained-html", f"--junitxml={out / 'junit.xml'}"]
     if args.remediate:
         from hakit.runbook import load_all
         unknown = sorted(set(args.remediate) - set(load_all()))
         if unknown:
             raise ConfigError(f"--remediate: no runbook {', '.join(unknown)} (`hakit runbook list`)")
     code, results, inv = run_checks(args, extra)
-    if not out.is_dir() or results is None or inv is None:
+    if results is None or inv is None or not results.document:
         return code
-    if args.remediate and results.document:
-        remediate_into(results, inv, args.remediate, out)
+    if args.remediate:
+        remediate_into(results, inv, args.remediate)
+    publish_results(results.document, args, json=out / "results.json", html=out / "audit.html")
     latest = Path(args.reports) / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()
@@ -178,13 +188,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return code
 
 
-def remediate_into(results: Results, inv: Inventory, allowed: list[str], out: Path) -> None:
-    """Run the allowed runbooks for what failed, and put their runs into the report."""
+def remediate_into(results: Results, inv: Inventory, allowed: list[str]) -> None:
+    """Run the allowed runbooks for what failed, and put their runs into the results document."""
     from hakit.runbook.remediate import remediate
     doc = results.document
     doc["remediation"] = remediate(results.results, results.incidents, inv, allowed, print)
-    write_json(doc, out / "results.json")
-    write_html(doc, out / "audit.html")
     for run in doc["remediation"]:
         print(f"remediation: {run['runbook']} for {', '.join(run['for_checks'])}: {run['status']}")
 
