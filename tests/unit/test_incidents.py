@@ -3,6 +3,7 @@ folded under them, the repair command filled from the evidence."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hakit.incidents import incidents
@@ -112,3 +113,38 @@ def test_the_vip_answering_not_ready_while_an_apiserver_is_down_is_that_apiserve
     assert {c.split()[0] for c in one.consequences} == {"API-002", "API-001"}
     [alone] = incidents(results[2:], [], INV)   # with every apiserver ready, it is the API path's own
     assert alone.cause == "api"
+
+
+def test_a_fault_of_a_run_still_going_is_said_so_and_offers_no_repair(tmp_path: Path) -> None:
+    """A read-only audit beside a disruptive run sees that run's fault in the journal: it is in
+    effect (the audit's exit says so), but the run restores it, so `hakit repair` is not offered;
+    a gone run's fault offers it."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hakit.cluster import ClusterId
+    from hakit.faults.journal import Journal
+    from hakit.fixtures.plugin import INVENTORY_KEY, write_leftovers
+    from hakit.inventory import load
+    (tmp_path / "kubeconfig").write_text("{}")
+    (tmp_path / "inv.yaml").write_text(
+        "cluster: {name: c, kubeconfig: kubeconfig}\napi: {vip: 10.0.0.100}\n"
+        "control_plane: {hosts: [{name: cp1, address: 10.0.0.11}]}\n"
+        f"disruptive: {{journal: {tmp_path / 'faults.jsonl'}}}\n")
+    inv = load(tmp_path / "inv.yaml")
+    journal = Journal(inv.fault_journal)
+    journal.injecting("stop etcd on cp1", {"kind": "start", "host": "cp1", "component": "etcd"}, ClusterId())
+
+    def said() -> list[str]:
+        stash = pytest.Stash()
+        stash[INVENTORY_KEY] = inv
+        lines: list[str] = []
+        write_leftovers(lambda line, **_: lines.append(line), SimpleNamespace(stash=stash, getoption=lambda *a: None))
+        return lines
+    mine = said()   # this process injected it: a run still going
+    assert len(mine) == 1 and "a run still going: it restores its own" in mine[0], mine
+    text = (inv.fault_journal.read_text().replace(f'"pid": {os.getpid()}', '"pid": 1'))
+    inv.fault_journal.write_text(text)   # pid 1's start time is not this run's: gone
+    gone = said()
+    assert len(gone) == 2 and "still going" not in gone[0] and "hakit repair --inventory" in gone[1], gone
