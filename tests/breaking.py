@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import yaml
+
 from hakit import wait
 from hakit.cluster import Cluster
+from hakit.etcd import EtcdClient
 from hakit.inventory import load
+from hakit.lab import procs
 from hakit.lab.netns import Lab
 
 WORST = ["fail", "error", "warn", "skip", "pass"]
@@ -125,3 +134,98 @@ def lab_settled(lab: Lab, timeout: float = 180) -> None:
             f"Deployment {d.metadata.name}" for d in short]
     wait.until(lambda: not rest(), timeout, "the lab's processes up and kube-system's Deployments ready",
                interval=1.0, why=lambda: ", ".join(rest()))
+
+
+def runbook(lab: Lab, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "hakit.cli", "runbook", *args]
+    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+
+
+def journal(runs: Path) -> list[dict]:
+    [path] = runs.glob("*.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@contextmanager
+def hung(lab: Lab, host: str, component: str) -> Iterator[None]:
+    """The component's processes frozen with SIGSTOP: running, not serving."""
+    pid = lab.host(host).pid(component)
+    procs.signal_group(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        procs.signal_group(pid, signal.SIGCONT)   # harmless when the runbook replaced it
+
+
+def hold_fault(lab: Lab) -> subprocess.Popen[str]:
+    """A separate process that injects a fault, says so, then waits to be signalled."""
+    script = textwrap.dedent(f"""
+        import time
+        from hakit.faults.kinds import StopComponent
+        from hakit.cluster import Cluster
+        from hakit.inventory import load
+        with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
+            print("injected", flush=True)
+            time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "injected"
+    return proc
+
+
+def tightened(lab: Lab, inventory: Path, **slo: float) -> Path:
+    """A copy of the lab's inventory with stricter SLOs."""
+    doc = yaml.safe_load(lab.paths.inventory.read_text())
+    inventory.write_text(yaml.safe_dump({**doc, "slo": {**doc.get("slo", {}), **slo}}))
+    return inventory
+
+
+@contextmanager
+def backups_aged(lab: Lab, hours: float) -> Iterator[None]:
+    snaps = list(lab.paths.backups.glob("*.db"))
+    times = {p: p.stat().st_mtime for p in snaps}
+    for p in snaps:
+        old = time.time() - hours * 3600
+        os.utime(p, (old, old))
+    try:
+        yield
+    finally:
+        for p, t in times.items():
+            if p.exists():   # a runbook under test may have rotated it away
+                os.utime(p, (t, t))
+
+
+def etcd_of(lab: Lab, without: str | None = None) -> EtcdClient:
+    """A client of the lab's etcd, optionally not talking to one host's member."""
+    inv = load(lab.paths.inventory)
+    skip = lab.spec.host(without).address if without else None
+    return EtcdClient([e for e in inv.etcd.endpoints if not skip or skip not in e], inv.etcd.ca, inv.etcd.cert,
+                      inv.etcd.key)
+
+
+@contextmanager
+def member_removed(lab: Lab, host: str) -> Iterator[None]:
+    """`etcdctl member remove`; the restore is the member-replacement procedure:
+    stop, wipe the data dir, `member add`, start with --initial-cluster-state=existing."""
+    etcd = etcd_of(lab, without=host)
+    [member] = [m for m in etcd.members() if m.name == host]
+    etcd.remove_member(member.id)
+    try:
+        yield
+    finally:
+        fresh_member(lab, host)
+
+
+def fresh_member(lab: Lab, host: str) -> None:
+    """The member-replacement procedure, by hand: stop, wipe the data dir, remove the old
+    member if listed, `member add`, start with --initial-cluster-state=existing."""
+    etcd = etcd_of(lab, without=host)
+    lab.host(host).stop("etcd")
+    shutil.rmtree(lab.paths.etcd_data(host), ignore_errors=True)
+    peer = f"https://{lab.spec.host(host).address}:2380"
+    for m in etcd.members():
+        if peer in m.peer_urls:
+            etcd.remove_member(m.id)
+    etcd.add_member([peer])
+    lab.host(host).start("etcd", extra_args=("--initial-cluster-state=existing",))

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from breaking import run_checks, stopped
+from breaking import run_checks, stopped, tightened
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import journal
 from hakit.inventory import load
 from hakit.lab.netns import Lab
 from hakit.prometheus import Alertmanager
-from lab.test_breaks_disruptive import tightened
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 ONE_SCENARIO = ("-k", "TargetDown")   # the quickest: about 70 s to firing

@@ -8,13 +8,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
-from breaking import assert_breaks, file_changed, lab_settled, run_checks, stopped
+from breaking import assert_breaks, file_changed, lab_settled, member_removed, run_checks, stopped, tightened
 from hakit import wait
 from hakit.lab.netns import Lab
-from lab.test_breaks_etcd import member_removed
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
@@ -65,11 +63,6 @@ def test_wl_d01_fails_when_a_critical_workload_has_one_replica(lab: Lab, api: cl
                   disruptive=True)
 
 
-def tightened(lab: Lab, inventory: Path, **slo: float) -> Path:
-    """A copy of the lab's inventory with stricter SLOs."""
-    doc = yaml.safe_load(lab.paths.inventory.read_text())
-    inventory.write_text(yaml.safe_dump({**doc, "slo": {**doc.get("slo", {}), **slo}}))
-    return inventory
 
 
 TIGHT = {"vip_failover_seconds": 0.5, "etcd_leader_election_seconds": 0.05, "controller_failover_seconds": 2}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breaking import assert_breaks, file_changed, stopped
+from breaking import assert_breaks, backups_aged, etcd_of, file_changed, member_removed, stopped
 from hakit import wait
 from hakit.errors import UnreachableError
-from hakit.etcd import EtcdClient
-from hakit.inventory import load
 from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -45,19 +40,6 @@ def test_etcd007_sees_fault_tolerance_spent(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-007", lambda: stopped(lab, "cp2/etcd"), "one more failure loses quorum")
 
 
-@contextmanager
-def backups_aged(lab: Lab, hours: float) -> Iterator[None]:
-    snaps = list(lab.paths.backups.glob("*.db"))
-    times = {p: p.stat().st_mtime for p in snaps}
-    for p in snaps:
-        old = time.time() - hours * 3600
-        os.utime(p, (old, old))
-    try:
-        yield
-    finally:
-        for p, t in times.items():
-            if p.exists():   # a runbook under test may have rotated it away
-                os.utime(p, (t, t))
 
 
 def test_etcd008_sees_a_stale_backup(lab: Lab, tmp_path: Path) -> None:
@@ -84,39 +66,10 @@ def test_etcd004_sees_a_member_whose_revision_stays_behind(lab: Lab, tmp_path: P
     assert_breaks(lab, tmp_path, "ETCD-004", lambda: partitioned(lab, "cp3"), "revisions still differ", within=30)
 
 
-def _etcd(lab: Lab, without: str | None = None) -> EtcdClient:
-    """A client of the lab's etcd, optionally not talking to one host's member."""
-    inv = load(lab.paths.inventory)
-    skip = lab.spec.host(without).address if without else None
-    return EtcdClient([e for e in inv.etcd.endpoints if not skip or skip not in e], inv.etcd.ca, inv.etcd.cert,
-                      inv.etcd.key)
 
 
-@contextmanager
-def member_removed(lab: Lab, host: str) -> Iterator[None]:
-    """`etcdctl member remove`; the restore is the member-replacement procedure:
-    stop, wipe the data dir, `member add`, start with --initial-cluster-state=existing."""
-    etcd = _etcd(lab, without=host)
-    [member] = [m for m in etcd.members() if m.name == host]
-    etcd.remove_member(member.id)
-    try:
-        yield
-    finally:
-        fresh_member(lab, host)
 
 
-def fresh_member(lab: Lab, host: str) -> None:
-    """The member-replacement procedure, by hand: stop, wipe the data dir, remove the old
-    member if listed, `member add`, start with --initial-cluster-state=existing."""
-    etcd = _etcd(lab, without=host)
-    lab.host(host).stop("etcd")
-    shutil.rmtree(lab.paths.etcd_data(host), ignore_errors=True)
-    peer = f"https://{lab.spec.host(host).address}:2380"
-    for m in etcd.members():
-        if peer in m.peer_urls:
-            etcd.remove_member(m.id)
-    etcd.add_member([peer])
-    lab.host(host).start("etcd", extra_args=("--initial-cluster-state=existing",))
 
 
 def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:
@@ -154,12 +107,12 @@ def nospace_alarm(lab: Lab, host: str) -> Iterator[None]:
     h.stop("etcd")
     h.start("etcd", extra_args=("--quota-backend-bytes=4096",))
     try:
-        wait.until(lambda: any(a == "NOSPACE" for _, a in _etcd(lab).alarms()), 60, "the NOSPACE alarm")
+        wait.until(lambda: any(a == "NOSPACE" for _, a in etcd_of(lab).alarms()), 60, "the NOSPACE alarm")
         yield
     finally:
         h.stop("etcd")
         h.start("etcd")
-        etcd, endpoint = _etcd(lab), f"https://{lab.spec.host(host).address}:2379"
+        etcd, endpoint = etcd_of(lab), f"https://{lab.spec.host(host).address}:2379"
 
         def answers() -> bool:  # /health stays false while an alarm is raised: ask for status
             try:

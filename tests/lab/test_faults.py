@@ -7,13 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from breaking import hold_fault
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import FaultRefused, journal
@@ -38,31 +38,17 @@ def test_an_exception_inside_the_block_still_restores(lab: Lab, control: Cluster
     assert lab.host("cp2").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-def _hold_fault(lab: Lab) -> subprocess.Popen[str]:
-    """A separate process that injects a fault, says so, then waits to be signalled."""
-    script = textwrap.dedent(f"""
-        import time
-        from hakit.faults.kinds import StopComponent
-        from hakit.cluster import Cluster
-        from hakit.inventory import load
-        with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
-            print("injected", flush=True)
-            time.sleep(120)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "injected"
-    return proc
 
 
 def test_sigterm_restores_before_exiting(lab: Lab, control: Cluster) -> None:
-    proc = _hold_fault(lab)
+    proc = hold_fault(lab)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
 def test_after_sigkill_the_journal_names_the_fault_and_repair_undoes_it(lab: Lab, control: Cluster) -> None:
-    proc = _hold_fault(lab)
+    proc = hold_fault(lab)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(0.5)

@@ -12,10 +12,9 @@ import sys
 
 import pytest
 
+from breaking import hold_fault, hung
 from hakit import wait
 from hakit.lab.netns import Lab
-from lab.test_faults import _hold_fault
-from lab.test_runbooks import hung
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
@@ -121,7 +120,7 @@ def test_alertmanager_stopped_names_the_manual_step_and_a_second_cause_is_a_seco
 
 
 def test_a_killed_disruptive_run_is_the_first_incident_and_hakit_repair_clears_it(lab: Lab) -> None:
-    holder = _hold_fault(lab)          # stops cp3's scheduler, then dies without restoring it
+    holder = hold_fault(lab)          # stops cp3's scheduler, then dies without restoring it
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
     repair, lines = first_incident(lab, "a fault injected by an interrupted hakit run is still in effect")

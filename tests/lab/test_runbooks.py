@@ -16,24 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from breaking import file_changed, run_checks, stopped
+from breaking import backups_aged, file_changed, hung, journal, run_checks, runbook, stopped
 from hakit import wait
-from hakit.lab import procs
 from hakit.lab.netns import Lab
-from lab.test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-def runbook(lab: Lab, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "hakit.cli", "runbook", *args]
-    env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
 
 
-def journal(runs: Path) -> list[dict]:
-    [path] = runs.glob("*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_etcd_backup_repairs_a_stale_backup(lab: Lab, tmp_path: Path, runs: Path) -> None:
@@ -61,15 +52,6 @@ def test_a_changing_step_is_never_run_unconfirmed_without_a_terminal(lab: Lab, r
     assert "pass --yes to run unattended" in out.stderr and not runs.exists()
 
 
-@contextmanager
-def hung(lab: Lab, host: str, component: str) -> Iterator[None]:
-    """The component's processes frozen with SIGSTOP: running, not serving."""
-    pid = lab.host(host).pid(component)
-    procs.signal_group(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        procs.signal_group(pid, signal.SIGCONT)   # harmless when the runbook replaced it
 
 
 def test_control_plane_restart_revives_a_hung_apiserver(lab: Lab, tmp_path: Path, runs: Path) -> None:

@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breaking import lab_settled, run_checks
+from breaking import etcd_of, fresh_member, journal, lab_settled, run_checks, runbook
 from hakit.lab.netns import Lab
-from lab.test_breaks_etcd import _etcd, fresh_member
-from lab.test_runbooks import journal, runbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
@@ -31,14 +29,14 @@ def disk_lost(lab: Lab, host: str) -> Iterator[None]:
         yield
     finally:
         endpoint = f"https://{lab.spec.host(host).address}:2379"
-        if not _etcd(lab).health(endpoint)[0]:
+        if not etcd_of(lab).health(endpoint)[0]:
             fresh_member(lab, host)
         for aside in lab.paths.etcd_data(host).glob(".hakit-replaced-*"):
             shutil.rmtree(aside)
 
 
 def test_etcd_replace_member_brings_back_a_member_that_lost_its_disk(lab: Lab, tmp_path: Path, runs: Path) -> None:
-    old = {m.name: m.id for m in _etcd(lab).members()}["cp3"]
+    old = {m.name: m.id for m in etcd_of(lab).members()}["cp3"]
     with disk_lost(lab, "cp3"):
         assert run_checks(lab.paths.inventory, tmp_path, "ETCD-002")[1]["ETCD-002"]["outcome"] == "fail"
         done = runbook(lab, "run", "etcd-replace-member", "--yes", "host=cp3")
@@ -46,7 +44,7 @@ def test_etcd_replace_member_brings_back_a_member_that_lost_its_disk(lab: Lab, t
         assert f"cp3: member id {old}, unhealthy" in done.stdout and f"removed member {old}" in done.stdout
         assert list(lab.paths.etcd_data("cp3").glob(".hakit-replaced-*")) == [], \
             "a data dir that was already gone is not 'moved aside'"
-        members = {m.name: m.id for m in _etcd(lab).members()}
+        members = {m.name: m.id for m in etcd_of(lab).members()}
         assert sorted(members) == ["cp1", "cp2", "cp3"] and members["cp3"] != old, members
     assert "etcd-replace-member: done, and ETCD-001, ETCD-002, ETCD-003, ETCD-007, API-002 pass" in done.stdout
     steps = [r["step"] for r in journal(runs) if r.get("status") == "done"]
@@ -95,18 +93,18 @@ def test_etcd_replace_member_works_where_the_data_dir_is_a_mount_point(lab: Lab,
 
 
 def test_etcd_replace_member_refuses_a_healthy_member_and_changes_nothing(lab: Lab, runs: Path) -> None:
-    before = [(m.id, m.name) for m in _etcd(lab).members()]
+    before = [(m.id, m.name) for m in etcd_of(lab).members()]
     out = runbook(lab, "run", "etcd-replace-member", "--yes", "host=cp2")
     assert out.returncode == 1 and "cp2's member is healthy: there is nothing to replace" in out.stderr, out.stderr
-    assert [(m.id, m.name) for m in _etcd(lab).members()] == before
+    assert [(m.id, m.name) for m in etcd_of(lab).members()] == before
 
 
 def test_etcd_replace_member_dry_run_changes_nothing(lab: Lab, runs: Path) -> None:
-    before = [(m.id, m.name) for m in _etcd(lab).members()]
+    before = [(m.id, m.name) for m in etcd_of(lab).members()]
     out = runbook(lab, "run", "etcd-replace-member", "--dry-run", "host=cp3")
     assert out.returncode == 0, out.stderr
     assert all(step in out.stdout for step in ("member remove", "member add cp3", "rejoin cp3 etcd")), out.stdout
-    assert [(m.id, m.name) for m in _etcd(lab).members()] == before and not runs.exists()
+    assert [(m.id, m.name) for m in etcd_of(lab).members()] == before and not runs.exists()
 
 
 @contextmanager

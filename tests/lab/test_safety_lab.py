@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from breaking import run_checks
+from breaking import etcd_of, hold_fault, run_checks
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.etcd import Quorum
@@ -24,8 +24,6 @@ from hakit.faults.base import journal
 from hakit.faults.kinds import StopComponent
 from hakit.faults.lock import LEASE, NAMESPACE, Busy, micro_time
 from hakit.lab.netns import Lab
-from lab.test_breaks_etcd import _etcd
-from lab.test_faults import _hold_fault
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
@@ -38,7 +36,7 @@ def _hakit(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_second_run_is_refused_while_the_first_holds_a_fault_and_sighup_restores_it(lab: Lab,
                                                                                        control: Cluster) -> None:
-    holder = _hold_fault(lab)   # another process: stops cp3's scheduler and holds it stopped
+    holder = hold_fault(lab)   # another process: stops cp3's scheduler and holds it stopped
     try:
         with pytest.raises(Busy, match=rf"another disruptive run holds .*pid {holder.pid} on "):
             with StopComponent(control, "cp2", "kube-scheduler"):
@@ -86,7 +84,7 @@ def test_repair_refuses_a_journal_entry_from_another_cluster(lab: Lab, control: 
 
 
 def test_a_learner_is_shown_and_never_counted_as_a_voter(lab: Lab, control: Cluster, tmp_path: Path) -> None:
-    etcd = _etcd(lab)
+    etcd = etcd_of(lab)
     learner = etcd.add_member(["https://127.0.0.1:2"], learner=True)   # added, never started
     try:
         q = Quorum.of(control.etcd_members())
@@ -120,7 +118,7 @@ def test_without_etcd_credentials_etcd_is_unverified_and_the_exit_code_says_so(l
 
 
 def test_a_read_only_audit_names_a_leftover_fault_first(lab: Lab, control: Cluster, tmp_path: Path) -> None:
-    holder = _hold_fault(lab)
+    holder = hold_fault(lab)
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
     try:

@@ -13,13 +13,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from breaking import run_checks
+from breaking import backups_aged, run_checks
 from hakit import wait
 from hakit.lab import binaries
 from hakit.lab.netns import Lab
 from hakit.lab.topology import PUSHGATEWAY_PORT
 from hakit.prometheus import Prometheus
-from lab.test_breaks_etcd import backups_aged
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
