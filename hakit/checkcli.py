@@ -198,14 +198,15 @@ def remediate_into(results: Results, inv: Inventory, allowed: list[str]) -> None
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from hakit.fixtures.plugin import write_incidents
+    from hakit.incidents import incident_lines
     inv = load(_inventory_path(args))
     preflight(inv)
     results = audit.run(inv, Selection(), quiet=True)
     failing = sum(i.explained and bool(i.findings) for i in results.incidents)
     print(f"hakit diagnose: {len(results.results)} read-only checks of {inv.name}: "
           + (f"{len(results.incidents)} incident(s)" if results.incidents else "no incident, every check passed"))
-    write_incidents(print, results.incidents)
+    for line in incident_lines(results.incidents):
+        print(line)
     if failing:
         print("\nafter a repair, `hakit diagnose` again; `hakit audit` writes the full report")
     return results.exit_code

@@ -155,3 +155,17 @@ def _each_repair(findings: list[Result]) -> str:
             return f"hakit runbook show {r.check.runbook}"
         return " ".join(r.check.remediation.split()).split(". ")[0].rstrip(".")
     return "; ".join(f"{r.check.id}: {own(r)}" for r in findings)
+
+
+def incident_lines(found: list[Incident]) -> list[str]:
+    """The incident view, as the terminal and `hakit diagnose` print it: each cause, what it
+    explains, and the command that repairs it."""
+    out = []
+    for n, i in enumerate(found, 1):
+        out.append(f"  INCIDENT {n}: {i.cause}" if i.explained else f"  UNEXPLAINED: {i.cause}")
+        if i.findings:
+            out.append(f"    failing: {', '.join(r.check.id for r in i.findings)}"
+                       + (f" ({len(i.consequences)} of them consequences)" if i.consequences else ""))
+        if i.repair:
+            out.append(f"    repair:  {i.repair}")
+    return out
