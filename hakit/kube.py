@@ -12,6 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from hakit import wait
 from hakit.errors import ConfigError
 from hakit.workloads import matches
 
@@ -143,12 +144,15 @@ def rebalance(api: client.ApiClient, deployments: set[tuple[str, str]], timeout:
     deadline = time.monotonic() + timeout
     for key in restarted:
         ns, name = key.split("/")
-        while time.monotonic() < deadline:
+
+        def rolled_out(ns: str = ns, name: str = name) -> bool:
             d = apps.read_namespaced_deployment(name, ns, _request_timeout=10)
             st = d.status
-            if (d.metadata.generation or 0) <= (st.observed_generation or 0) and (st.updated_replicas or 0) == \
-                    d.spec.replicas == (st.ready_replicas or 0) and not st.unavailable_replicas and \
-                    (st.replicas or 0) == d.spec.replicas:
-                break
-            time.sleep(1)
+            return ((d.metadata.generation or 0) <= (st.observed_generation or 0)
+                    and (st.updated_replicas or 0) == d.spec.replicas == (st.ready_replicas or 0)
+                    and not st.unavailable_replicas and (st.replicas or 0) == d.spec.replicas)
+        try:   # an undo goes on: the next restart is still awaited, what is not rolled out yet stays listed
+            wait.until(rolled_out, max(0.0, deadline - time.monotonic()), f"{key} rolled out", interval=1.0)
+        except wait.WaitTimeout:
+            continue
     return restarted

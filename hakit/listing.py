@@ -10,10 +10,10 @@ import json
 import queue
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import tenacity
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -32,22 +32,32 @@ def page(fn: Any, what: str, token: str | None, *args: Any, raw: bool = True, ti
     """One page: the JSON the server sent (raw), else client objects. Through a VIP, page n+1
     may reach another apiserver whose watch cache lags the one that issued the token: it
     answers 504 (or 429/5xx) with Retry-After, which is honoured, a few times, before giving up."""
-    for attempt in range(1, tries + 1):
-        try:
-            if raw:
-                return fn(*args, limit=PAGE, _continue=token, _preload_content=False, _request_timeout=timeout,
-                          **kwargs).data
-            return fn(*args, limit=PAGE, _continue=token, _request_timeout=timeout, **kwargs)
-        except ApiException as e:
-            if e.status == 410 and token:
-                raise Expired() from None
-            if e.status in (429, 500, 503, 504) and attempt < tries:
-                time.sleep(min(float((e.headers or {}).get("Retry-After") or attempt), 10.0))
-                continue
-            raise UnreachableError(f"API list {what}: HTTP {e.status} {e.reason}", ("", "api")) from None
-        except HTTPError as e:
-            raise UnreachableError(f"API list {what}: {type(e).__name__}", ("", "api")) from None
-    raise AssertionError("unreachable")
+    def get() -> Any:
+        if raw:
+            return fn(*args, limit=PAGE, _continue=token, _preload_content=False, _request_timeout=timeout,
+                      **kwargs).data
+        return fn(*args, limit=PAGE, _continue=token, _request_timeout=timeout, **kwargs)
+    try:
+        return tenacity.Retrying(retry=tenacity.retry_if_exception(_refused_for_now), wait=_retry_after,
+                                 stop=tenacity.stop_after_attempt(tries), reraise=True)(get)
+    except ApiException as e:
+        if e.status == 410 and token:
+            raise Expired() from None
+        raise UnreachableError(f"API list {what}: HTTP {e.status} {e.reason}", ("", "api")) from None
+    except HTTPError as e:
+        raise UnreachableError(f"API list {what}: {type(e).__name__}", ("", "api")) from None
+
+
+def _refused_for_now(e: BaseException) -> bool:
+    return isinstance(e, ApiException) and e.status in (429, 500, 503, 504)
+
+
+def _retry_after(state: tenacity.RetryCallState) -> float:
+    """The server's Retry-After in seconds (a date there is not waited for), else the attempt's
+    number; at most 10."""
+    e = state.outcome.exception() if state.outcome else None
+    given = str((getattr(e, "headers", None) or {}).get("Retry-After") or "")
+    return min(float(given) if given.replace(".", "", 1).isdigit() else float(state.attempt_number), 10.0)
 
 
 LIST_META = re.compile(rb'"metadata":\s*(\{[^{}]*\})')   # a list's own metadata: no nested object

@@ -18,6 +18,18 @@ class WaitTimeout(HakitError):
     """What was awaited did not happen in time; the message says what and why."""
 
 
+def holds(predicate: Callable[[], object], seconds: float, interval: float = 0.5) -> bool:
+    """Whether predicate() stays truthy for `seconds` (checked every `interval`): False at its
+    first falsy answer. A state seen once may be about to change (a keepalived just started is
+    a BACKUP until it misses three adverts); one that holds is the state."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not predicate():
+            return False
+        time.sleep(interval)
+    return True
+
+
 def until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.3,
           why: Callable[[], str] | None = None) -> T:
     """Poll until predicate() is truthy and return its value; exceptions it raises propagate."""

@@ -69,12 +69,7 @@ class Network(Access):
         """One holder now and throughout the next seconds: a keepalived just (re)started is a
         BACKUP until it misses three adverts, so one holder at first sight may be a split
         brain about to happen."""
-        until = time.monotonic() + seconds
-        while time.monotonic() < until:
-            if len(self.vip_holders()) != 1:
-                return False
-            time.sleep(0.5)
-        return True
+        return wait.holds(lambda: len(self.vip_holders()) == 1, seconds)
 
     def holds(self, host: str, address: str) -> bool:
         """Whether the host carries address (the VIP) on any interface."""
