@@ -22,11 +22,10 @@ from hakit.cluster import Cluster
 from hakit.faults.kinds import Drain, ProbeNamespace, StopComponent
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
-from hakit.kube import deployment_of, drain_plan, evict
+from hakit.kube import deployment_of, drain_plan, evict, matches
 from hakit.measure import Watch
 from hakit.model import Evidence, check
 from hakit.snapshot import is_control_plane, is_ready
-from hakit.workloads import matches
 
 MAX_REPLICAS = 3
 # The probe tolerates an unreachable node for 5 s, not the 300 s every pod gets by default:

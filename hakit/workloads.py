@@ -28,31 +28,10 @@ from kubernetes import client
 
 from hakit import listing
 from hakit.inventory import Scope
+from hakit.kube import matches
 
 ZONE = "topology.kubernetes.io/zone"
 T = TypeVar("T")
-
-
-def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """A metav1.LabelSelector against labels: None matches nothing, {} everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False   # unknown operator: the API server would have refused it; match nothing
-    return True
 
 
 @dataclass(frozen=True)

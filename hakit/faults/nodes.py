@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from kubernetes import client
 
+from hakit.kube import matches
 from hakit.snapshot import is_ready
-from hakit.workloads import matches
 
 if TYPE_CHECKING:
     from hakit.faults.kinds import StopComponent

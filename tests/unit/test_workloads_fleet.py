@@ -11,8 +11,9 @@ from kubernetes.client.exceptions import ApiException
 
 from hakit.errors import UnreachableError
 from hakit.inventory import Scope
+from hakit.kube import matches
 from hakit.listing import listed
-from hakit.workloads import Budget, Fleet, Pod, Workload, matches
+from hakit.workloads import Budget, Fleet, Pod, Workload
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
