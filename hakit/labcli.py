@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from hakit.cluster.steady import said
 from hakit.errors import HakitError, LabError, PreconditionError
 from hakit.lab import binaries, nodes
 from hakit.lab.ctl import ACTIONS, ctl
@@ -49,7 +50,10 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
                     help="the kubeadm lab instead: 3 control-plane + 2 worker hosts as LXC system containers "
                          "(systemd, containerd, kubelet), installed by hakit's provisioning runbooks")
     up.set_defaults(func=cmd_up)
-    lab_sub.add_parser("status", help="each component's real health").set_defaults(func=cmd_status)
+    st = lab_sub.add_parser("status", help="each component's real health; exit 0 only when the lab is up")
+    st.add_argument("--kubeadm", action="store_true", help="the kubeadm lab's: its containers, static pods, "
+                    "etcd, the VIP holder and nodes, as the disruptive checks' steady state reads them")
+    st.set_defaults(func=cmd_status)
     lab_sub.add_parser("env", help="shell exports for kubectl and hakit").set_defaults(func=cmd_env)
     dn = lab_sub.add_parser("down", help="remove every process, namespace, link and file")
     dn.add_argument("--prefix", help="also clean namespaces with this prefix when the state file is gone")
@@ -109,7 +113,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 def kubeadm_up(args: argparse.Namespace) -> int:
     root = kubeadm_lab_dir()
     if root.exists():
-        raise LabError(f"a kubeadm lab exists at {root}; `hakit lab down --kubeadm` first")
+        try:
+            _, unsteady = KubeadmLab.load(root).status()
+        except HakitError as e:
+            unsteady = {"lab": str(e)}
+        if not unsteady:
+            print(f"a kubeadm lab is up at {root}: every container, static pod and etcd member healthy, one VIP "
+                  "holder, every node Ready (`hakit lab status --kubeadm`)")
+            return 0
+        raise LabError(f"a kubeadm lab exists at {root} but is not healthy: {said(unsteady)}; "
+                       "`hakit lab down --kubeadm`, then `hakit lab up --kubeadm` builds it again")
     lab = KubeadmLab(nodes.Spec(subnet=args.subnet or free_subnet(), prefix="hka"), nodes.Paths(root))
     started = time.monotonic()
 
@@ -133,6 +146,11 @@ def _status_table(lab: Lab) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.kubeadm:
+        rows, unsteady = KubeadmLab.load().status()
+        print(table(("HOST", "COMPONENT", "HEALTH", "DETAIL"), rows))
+        print("\nkubeadm lab: up" if not unsteady else f"\nkubeadm lab: not healthy: {said(unsteady)}")
+        return 0 if not unsteady else 1
     lab = Lab.load()
     statuses = lab.status()
     print(_status_table(lab))

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from hakit import discover, inventory
+from hakit.cluster import Cluster
 from hakit.errors import LabError
 from hakit.lab import binaries, bundle, nodes
 from hakit.paths import kubeadm_lab_dir
@@ -176,6 +177,21 @@ class KubeadmLab:
                   out=lambda _: None)
         progress(f"runbook {name} {' '.join(f'{k}={v}' for k, v in params.items())}: done in "
                  f"{time.monotonic() - started:.0f}s")
+
+    def status(self) -> tuple[list[tuple[str, str, str, str]], dict[str, str]]:
+        """(host, component, health, detail) for each container, then for what the steady state
+        reads on the cluster (hakit.cluster.steady: static pods, etcd, the VIP, nodes); and what
+        is not steady, why (empty: the lab is up)."""
+        rows = [(n.name, "container", nodes.state(self.paths, n.name), "") for n in self.spec.nodes]
+        stopped = {f"{host}/container": state for host, _, state, _ in rows if state != "RUNNING"}
+        if stopped:
+            return rows, stopped
+        if not self.inventory.exists():
+            return rows, {"inventory": f"{self.inventory} is missing: `up` did not finish"}
+        control = Cluster(inventory.load(self.inventory))
+        health = control.health()
+        rows += [(h.host, h.component, "ok" if h.ok else "DOWN", h.detail) for h in health]
+        return rows, control.unsteady(health)
 
     def down(self, progress: Progress = print) -> None:
         if self.pager_pid.exists():

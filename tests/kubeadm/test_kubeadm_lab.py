@@ -6,6 +6,8 @@ manifests, crictl. No lab shortcut is in its inventory."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,28 @@ def test_the_audit_passes_on_it(kinv: Inventory) -> None:
     results = audit.run(kinv, Selection(), quiet=True)
     bad = {r.check.id: f"{r.outcome.value}: {r.message}" for r in results.results if r.outcome.value != "pass"}
     assert not bad and len(results.results) >= 30 and results.exit_code == 0, bad
+
+
+@pytest.mark.usefixtures("ksettled")
+def test_lab_status_reports_it_up_and_lab_up_leaves_it_as_it_is(klab: KubeadmLab, kcluster: Cluster) -> None:
+    """`hakit lab status --kubeadm` shows each host's container, static pods, etcd member and
+    the VIP, and exits 0 on the healthy lab; `hakit lab up --kubeadm` on it says so, exits 0 and
+    changes nothing (it refused before: "a kubeadm lab exists")."""
+    env = {**os.environ, "HAKIT_KUBEADM_LAB_DIR": str(klab.paths.root)}
+    before = client.CoreV1Api(kcluster.api).read_namespace("kube-system").metadata.uid
+
+    def lab(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hakit.cli", "lab", *args, "--kubeadm"], env=env,
+                              capture_output=True, text=True, timeout=300)
+    status = lab("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for host in ("cp1", "cp2", "cp3", "w1", "w2"):
+        assert any(line.split()[:3] == [host, "container", "RUNNING"] for line in status.stdout.splitlines()), host
+    assert "kube-apiserver /readyz" in status.stdout and "VIP" in status.stdout, status.stdout
+    assert status.stdout.rstrip().endswith("kubeadm lab: up"), status.stdout
+    up = lab("up")
+    assert up.returncode == 0 and "a kubeadm lab is up" in up.stdout, up.stdout + up.stderr
+    assert client.CoreV1Api(kcluster.api).read_namespace("kube-system").metadata.uid == before
 
 
 @contextmanager
