@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +67,30 @@ def _get_ok(url: str, ca: Path | str | None, timeout: float, session: requests.S
 # to 127.0.0.1, so from elsewhere they are asked through the host (see ON_HOST).
 HEALTHZ_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
 ON_HOST = "curl -sk --max-time 3 -o /dev/null -w '%%{http_code}' https://127.0.0.1:%s/healthz"
+
+# A static pod's newest container, as the host's runtime sees it (kubeadm hosts: crictl), and
+# the last lines of its log: why a component that does not serve is not serving.
+CONTAINER_LOG_MARK = "--- hakit: its log ---"
+# Its last words: the log's last error lines (a component's usage text can follow them), else its last lines.
+ON_HOST_CONTAINER = ("command -v crictl >/dev/null 2>&1 || exit 3; id=$(crictl ps -a -q --name %s | head -n 1); "
+                     "[ -n \"$id\" ] || exit 4; crictl inspect \"$id\" && echo %s && "
+                     "{ crictl logs --tail 200 \"$id\" 2>&1 | grep -E '^(Error|error|E[0-9]{4}|F[0-9]{4}|panic)' "
+                     "| tail -n 3 | grep . || crictl logs --tail 3 \"$id\" 2>&1; }")
+
+
+def container_story(stdout: str, manifest: str) -> str:
+    """What ON_HOST_CONTAINER printed, in a line: the container's state, exit code, restarts and
+    its last words; for one that exits at once, that a restart will not help. '' if unreadable."""
+    inspected, _, log = stdout.partition(CONTAINER_LOG_MARK)
+    try:
+        status = json.loads(inspected)["status"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    state = str(status.get("state", "?")).removeprefix("CONTAINER_").lower()
+    code, restarts = status.get("exitCode"), (status.get("metadata") or {}).get("attempt", 0)
+    last = " / ".join(line.strip() for line in log.strip().splitlines() if line.strip())[-240:]
+    story = f"its container: {state}" + (f" (exit code {code})" if state == "exited" else "") + \
+        f", restarted {restarts} time(s)" + (f"; its log: {last}" if last else "")
+    if state == "exited" and code not in (0, None) and restarts:
+        story += f"; it exits at once, so a restart will not help: fix {manifest} (see its log: crictl logs)"
+    return story

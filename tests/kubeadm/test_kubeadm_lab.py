@@ -115,6 +115,33 @@ def test_a_stopped_standby_controller_manager_fails_cp002_naming_its_host(klab: 
 
 @pytest.mark.skipif(os.environ.get("HAKIT_TEST_LONG") != "1",
                     reason="a long run's (HAKIT_TEST_LONG=1): WL-D01 stops a real worker's kubelet in the default run")
+@contextmanager
+def bad_flag(cluster: Cluster, host: str, component: str) -> Iterator[None]:
+    """The component's static-pod manifest given a flag it does not know: its container exits
+    at once, and the kubelet restarts it in a crash loop. Put back whole afterwards."""
+    manifest = f"/etc/kubernetes/manifests/{component}.yaml"
+    original = cluster.read(host, manifest)
+    assert f"    - {component}\n" in original, original[:400]
+    staged = f"/etc/kubernetes/hakit-{component}.yaml"   # outside the manifests dir, then moved in whole
+    cluster.write(host, staged, original.replace(f"    - {component}\n", f"    - {component}\n    - --no-such-flag\n"),
+                  0o600)
+    cluster.must(host, "breaking the manifest", "mv -- %s %s", staged, manifest)
+    try:
+        yield
+    finally:
+        cluster.write(host, staged, original, 0o600)
+        cluster.must(host, "putting the manifest back", "mv -- %s %s", staged, manifest)
+
+
+def test_a_crash_looping_scheduler_fails_cp003_with_its_last_words(klab: KubeadmLab, kcluster: Cluster,
+                                                                   tmp_path: Path) -> None:
+    """A bad flag in cp3's kube-scheduler manifest: CP-003 names cp3 and the container's own
+    last words (crictl logs), not only "nothing listens" (once it has restarted, the message
+    adds that a restart will not help: tests/unit/test_cluster.py)."""
+    assert_breaks(None, tmp_path, "CP-003", lambda: bad_flag(kcluster, "cp3", "kube-scheduler"),
+                  "unknown flag: --no-such-flag", inventory=klab.inventory, within=120)
+
+
 def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
     """systemctl stop kubelet: the node turns NotReady after the node-monitor grace period."""
     assert_breaks(None, tmp_path, "WL-001", lambda: stopped(kcluster, "w2", "kubelet"), "w2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,3 +105,17 @@ def test_address_events_say_when_the_vip_comes_and_goes() -> None:
     assert change("[2026-11-26T14:15:25.643698] 2: eth0    inet 10.0.0.1000/32 scope global eth0",
                   "10.0.0.100") is None
     assert change("2: eth0    inet 10.0.0.100/32 scope global eth0", "10.0.0.100") is None   # no stamp: not -ts
+
+
+def test_a_crash_looping_container_is_told_with_its_last_words_and_that_a_restart_will_not_help() -> None:
+    from hakit.cluster.probes import CONTAINER_LOG_MARK, container_story
+    inspected = json.dumps({"status": {"state": "CONTAINER_EXITED", "exitCode": 1, "metadata": {"attempt": 4},
+                                       "reason": "Error"}, "info": {"pid": 0}})
+    story = container_story(f"{inspected}\n{CONTAINER_LOG_MARK}\nError: unknown flag: --no-such-flag\n",
+                            "/etc/kubernetes/manifests/kube-scheduler.yaml")
+    assert story == ("its container: exited (exit code 1), restarted 4 time(s); its log: Error: unknown flag: "
+                     "--no-such-flag; it exits at once, so a restart will not help: fix "
+                     "/etc/kubernetes/manifests/kube-scheduler.yaml (see its log: crictl logs)"), story
+    running = json.dumps({"status": {"state": "CONTAINER_RUNNING", "metadata": {"attempt": 0}}})
+    assert container_story(f"{running}\n{CONTAINER_LOG_MARK}\n", "m") == "its container: running, restarted 0 time(s)"
+    assert container_story("crictl: not JSON", "m") == ""
