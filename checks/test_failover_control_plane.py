@@ -10,8 +10,11 @@ the evidence says which. That standbys are alive to take it is CP-002/CP-003's t
 
 from __future__ import annotations
 
+import time
+
 from kubernetes import client
 
+from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.kinds import KillComponent
 from hakit.fixtures.disruption import Inject
@@ -40,7 +43,15 @@ def leader_takeover(component: str, inv: Inventory, kube_api: client.ApiClient, 
         """The full identity (HOSTNAME_UUID): a restarted instance on the same host is a new one."""
         return leases.read_namespaced_lease(component, "kube-system", _request_timeout=2).spec.holder_identity
 
-    old_identity = holder()
+    def live_holder() -> str | None:
+        """The holder, while it renews the Lease (within half its duration): one that stopped
+        renewing is about to be replaced (its host was cut off a moment ago, by an earlier
+        check), and killing it would measure that handover, not this fault's."""
+        lease = leases.read_namespaced_lease(component, "kube-system", _request_timeout=2).spec
+        age = time.time() - lease.renew_time.timestamp() if lease.renew_time else float("inf")
+        return lease.holder_identity if age < (lease.lease_duration_seconds or 15) / 2 else None
+
+    old_identity = wait.until(live_holder, 60, f"a {component} leader renewing its Lease", interval=1.0)
     old = holder_host(old_identity)
     assert old in {h.name for h in inv.control_plane}, (
         f"the {component} Lease is held by {old!r}, not by a control-plane host of the inventory")

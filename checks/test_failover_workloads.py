@@ -33,9 +33,10 @@ MAX_REPLICAS = 3
 TOLERATION_SECONDS = 5
 LABELS = {"app.kubernetes.io/name": "hakit-probe"}
 REMEDIATION = """Run kube-controller-manager with a --node-monitor-grace-period that fits the SLO
-(default 40 s) and give critical pods tolerations for node.kubernetes.io/unreachable and not-ready
-with a short tolerationSeconds (the default is 300 s); keep spare capacity on the other workers,
-and replace or return a lost node with `hakit runbook run node-drain-replace`."""
+(50 s by default since Kubernetes 1.32) and give critical pods tolerations for
+node.kubernetes.io/unreachable and not-ready with a short tolerationSeconds (the default is
+300 s); keep spare capacity on the other workers, and replace or return a lost node with
+`hakit runbook run node-drain-replace`."""
 
 
 UPSTREAM_PAUSE = "registry.k8s.io/pause:3.10"

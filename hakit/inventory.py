@@ -32,7 +32,9 @@ class Slo:
     vip_failover_seconds: float = 10.0
     etcd_leader_election_seconds: float = 5.0
     controller_failover_seconds: float = 30.0
-    pod_rescheduling_seconds: float = 60.0
+    # A lost node's pods go after the controller-manager's node-monitor-grace-period (50 s by
+    # default since Kubernetes 1.32) and the probe's 5 s toleration, then are scheduled and start.
+    pod_rescheduling_seconds: float = 90.0
     # A lost node pages only after the controller-manager's node-monitor-grace-period (50 s by
     # default), hakit's rules' for: (60 s), a scrape and an evaluation, and group_wait: ~130 s.
     alert_delivery_seconds: float = 180.0

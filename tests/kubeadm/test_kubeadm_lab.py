@@ -138,8 +138,16 @@ def test_a_crash_looping_scheduler_fails_cp003_with_its_last_words(klab: Kubeadm
     """A bad flag in cp3's kube-scheduler manifest: CP-003 names cp3 and the container's own
     last words (crictl logs), not only "nothing listens" (once it has restarted, the message
     adds that a restart will not help: tests/unit/test_cluster.py)."""
-    assert_breaks(None, tmp_path, "CP-003", lambda: bad_flag(kcluster, "cp3", "kube-scheduler"),
-                  "unknown flag: --no-such-flag", inventory=klab.inventory, within=120)
+    def cp003() -> dict:
+        return run_checks(klab.inventory, tmp_path, "CP-003")[1]["CP-003"]
+    wait.until(lambda: cp003()["outcome"] == "pass", 90, "CP-003 to pass on the healthy lab")
+    with bad_flag(kcluster, "cp3", "kube-scheduler"):
+        # Until the crash loop has begun: first the old container's end is what the host shows.
+        failed = wait.until(lambda: (r := cp003())["outcome"] == "fail" and "unknown flag: --no-such-flag"
+                            in r["message"] and r, 180, "CP-003 to give the container's last words",
+                            interval=5.0, why=lambda: cp003()["message"])
+        assert "kube-scheduler does not serve on cp3" in failed["message"], failed["message"]
+    wait.until(lambda: cp003()["outcome"] == "pass", 120, "CP-003 to pass again with the manifest back")
 
 
 def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
