@@ -63,8 +63,6 @@ def test_wl_d01_fails_when_a_critical_workload_has_one_replica(lab: Lab, api: cl
                   disruptive=True)
 
 
-
-
 TIGHT = {"vip_failover_seconds": 0.5, "etcd_leader_election_seconds": 0.05, "controller_failover_seconds": 2}
 
 

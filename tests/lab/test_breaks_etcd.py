@@ -40,8 +40,6 @@ def test_etcd007_sees_fault_tolerance_spent(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-007", lambda: stopped(lab, "cp2/etcd"), "one more failure loses quorum")
 
 
-
-
 def test_etcd008_sees_a_stale_backup(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "ETCD-008", lambda: backups_aged(lab, 30), "h old; the SLO is 24 h")
 
@@ -64,12 +62,6 @@ def test_etcd003_sees_a_member_cut_off_from_its_leader(lab: Lab, tmp_path: Path)
 def test_etcd004_sees_a_member_whose_revision_stays_behind(lab: Lab, tmp_path: Path) -> None:
     """The apiservers keep writing (leases) through the majority; cp3 cannot apply them."""
     assert_breaks(lab, tmp_path, "ETCD-004", lambda: partitioned(lab, "cp3"), "revisions still differ", within=30)
-
-
-
-
-
-
 
 
 def test_etcd001_sees_a_two_member_cluster(lab: Lab, tmp_path: Path) -> None:

@@ -38,8 +38,6 @@ def test_an_exception_inside_the_block_still_restores(lab: Lab, control: Cluster
     assert lab.host("cp2").is_running("kube-scheduler") and journal(control).pending() == []
 
 
-
-
 def test_sigterm_restores_before_exiting(lab: Lab, control: Cluster) -> None:
     proc = hold_fault(lab)
     proc.send_signal(signal.SIGTERM)

@@ -23,10 +23,6 @@ from hakit.lab.netns import Lab
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
-
-
-
-
 def test_etcd_backup_repairs_a_stale_backup(lab: Lab, tmp_path: Path, runs: Path) -> None:
     with backups_aged(lab, 30):
         assert run_checks(lab.paths.inventory, tmp_path, "ETCD-008")[1]["ETCD-008"]["outcome"] == "fail"
@@ -50,8 +46,6 @@ def test_a_changing_step_is_never_run_unconfirmed_without_a_terminal(lab: Lab, r
     out = runbook(lab, "run", "etcd-backup")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "pass --yes to run unattended" in out.stderr and not runs.exists()
-
-
 
 
 def test_control_plane_restart_revives_a_hung_apiserver(lab: Lab, tmp_path: Path, runs: Path) -> None:
