@@ -73,6 +73,19 @@ def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, contr
         lab.host("cp3").start("kube-scheduler")
 
 
+def test_the_guard_refuses_a_fault_while_two_hosts_hold_the_vip(lab: Lab, control: Cluster) -> None:
+    """A split brain is no steady state: a fault injected on it would measure nothing."""
+    other = next(h for h in lab.control_planes if not h.holds_vip)
+    other.run("ip", "addr", "add", f"{lab.spec.vip}/24", "dev", "eth0")
+    try:
+        with pytest.raises(FaultRefused, match=r"the cluster is not healthy: cluster/VIP \(held by cp\d, cp\d\)"):
+            with StopComponent(control, other.name, "kube-scheduler"):
+                pass
+        assert other.is_running("kube-scheduler") and journal(control).pending() == []
+    finally:
+        other.run("ip", "addr", "del", f"{lab.spec.vip}/24", "dev", "eth0")
+
+
 def test_the_guard_refuses_to_cost_etcd_quorum_and_touches_nothing(lab: Lab, control: Cluster) -> None:
     lab.host("cp3").stop("etcd")  # already one member down, outside any fault
     try:
