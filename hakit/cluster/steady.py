@@ -1,13 +1,14 @@
 """The steady state, defined once: what must hold before a fault is injected (the fault
 guard), again after it is restored (the settle before the next check), and before each
 lab or kubeadm test: every control-plane component running and serving, every etcd member
-healthy, exactly one host holding the VIP, every node Ready, and every PodDisruptionBudget
-allowing what it allowed before the fault."""
+healthy, exactly one host holding the VIP, every node Ready with its Lease renewed, and every
+PodDisruptionBudget allowing what it allowed before the fault."""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -27,6 +28,30 @@ def short_budgets(before: dict[str, int], now: dict[str, int]) -> dict[str, str]
     deleted since, with its namespace, is not waited for)."""
     return {f"PDB {k}": f"allows {now[k]} disruption(s), {v} before the fault"
             for k, v in before.items() if k in now and now[k] < v}
+
+
+def stale_leases(leases: list[client.V1Lease], now: datetime) -> dict[str, float]:
+    """Node Leases not renewed within their own duration, name -> seconds since the last
+    renewal. A node whose kubelet has stopped renewing still reads Ready until the
+    node-lifecycle controller's grace period runs out (16 s in the lab, 50 s on kubeadm):
+    the Lease says so first, so a settle does not end on a node about to go NotReady."""
+    out = {}
+    for lease in leases:
+        spec = lease.spec
+        if spec is None or spec.renew_time is None or not spec.lease_duration_seconds:
+            continue   # never renewed yet: the node's Ready condition speaks for it
+        age = (now - spec.renew_time).total_seconds()
+        if age > spec.lease_duration_seconds:
+            out[lease.metadata.name] = age
+    return out
+
+
+def node_health(name: str, ready: bool, stale_for: float | None) -> Health:
+    if not ready:
+        return Health(name, "node", False, "NotReady")
+    if stale_for is not None:
+        return Health(name, "node", False, f"Ready, but its Lease was last renewed {stale_for:.0f} s ago")
+    return Health(name, "node", True, "")
 
 
 def said(unsteady: dict[str, str]) -> str:
@@ -88,12 +113,15 @@ class SteadyState(Access):
                 for b in pdbs if b.metadata.namespace not in going}
 
     def _nodes(self) -> list[Health]:
+        """Each node Ready, and renewing its Lease (kube-node-lease holds one per node)."""
         try:
             nodes = client.CoreV1Api(self.api).list_node(_request_timeout=5).items
+            leases = client.CoordinationV1Api(self.api).list_namespaced_lease("kube-node-lease",
+                                                                              _request_timeout=5).items
         except (ApiException, OSError, HTTPError) as e:
             return [Health("cluster", "nodes", False, f"cannot list nodes: {type(e).__name__}")]
-        return [Health(n.metadata.name, "node", ready, "" if ready else "NotReady")
-                for n in nodes for ready in [is_ready(n)]]
+        stale = stale_leases(leases, datetime.now(UTC))
+        return [node_health(n.metadata.name, is_ready(n), stale.get(n.metadata.name)) for n in nodes]
 
     def _active(self, host: str) -> tuple[list[Health], bool]:
         """One SSH round trip per host: each component's is-active status, one per line, then

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from breaking import hold_fault
+from breaking import hold_fault, hung
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import FaultRefused, journal
@@ -29,6 +29,22 @@ def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, contro
         assert [e.fault for e in journal(control).pending()] == ["stop kube-scheduler on cp3"]
     assert lab.host("cp3").is_running("kube-scheduler")
     assert journal(control).pending() == []
+
+
+def test_a_kubelet_that_stopped_renewing_is_unsteady_before_its_node_goes_notready(lab: Lab,
+                                                                                  control: Cluster) -> None:
+    """The steady state reads the node's Lease: a settle must not end on a node whose kubelet
+    has stopped renewing but which the node-lifecycle controller has not yet marked NotReady
+    (a fault guard then refused the next check on that node, seconds after a settle ended)."""
+    seen: list[str] = []
+
+    def named() -> bool:
+        seen.append(control.unsteady().get("w1/node", ""))
+        return bool(seen[-1])
+    with hung(lab, "w1", "kwok"):   # kwok is the lab's kubelet: w1 stops renewing its Lease
+        wait.until(named, 60, "w1/node named unsteady", interval=0.5)
+    assert "Lease was last renewed" in seen[-1], seen[-1]
+    control.wait_steady(120, "w1 renewing its Lease again")
 
 
 def test_an_exception_inside_the_block_still_restores(lab: Lab, control: Cluster) -> None:

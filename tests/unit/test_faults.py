@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from hakit.cluster.probes import Health
 from hakit.cluster.steady import short_budgets
 from hakit.faults.nodes import pdb_shortfalls
 
@@ -57,3 +58,22 @@ def test_short_budgets_are_those_below_what_they_allowed_before_the_fault() -> N
     before = {"kube-system/coredns": 1, "app/web": 2, "gone/probe": 1, "app/frozen": 0}
     now = {"kube-system/coredns": 0, "app/web": 2, "app/frozen": 0, "app/new": 0}
     assert short_budgets(before, now) == {"PDB kube-system/coredns": "allows 0 disruption(s), 1 before the fault"}
+
+
+def test_a_node_whose_lease_lapsed_is_not_steady_while_it_still_reads_ready() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hakit.cluster.steady import node_health, stale_leases
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+    def lease(name: str, renewed_ago: float | None, duration: int | None = 8) -> client.V1Lease:
+        renew = None if renewed_ago is None else now - timedelta(seconds=renewed_ago)
+        return client.V1Lease(metadata=client.V1ObjectMeta(name=name),
+                              spec=client.V1LeaseSpec(renew_time=renew, lease_duration_seconds=duration))
+    stale = stale_leases([lease("w1", 2), lease("w2", 12.4), lease("w3", None), lease("w4", 30, None),
+                          lease("w5", 8)], now)
+    assert stale == {"w2": 12.4}
+    assert node_health("w2", True, stale.get("w2")) == \
+        Health("w2", "node", False, "Ready, but its Lease was last renewed 12 s ago")
+    assert node_health("w1", True, stale.get("w1")).ok
+    assert node_health("w2", False, 12.4).detail == "NotReady"
