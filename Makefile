@@ -14,7 +14,8 @@ audit: setup
 	.venv/bin/hakit audit
 
 # The kit's own tests: unit tests and the netns lab's tests, and beside them the kubeadm
-# tier on a kubeadm lab of its own (two pytest sessions; JUnit XML in reports/suite/).
+# tier on a kubeadm lab of its own, then a part of the netns tests on a second netns lab
+# (scripts/test.sh says which; JUnit XML in reports/suite/).
 test: setup-kubeadm
 	bash scripts/test.sh
 

@@ -68,21 +68,27 @@ def audit(cold: bool, cold_go: bool) -> None:
     print(f"\nmake audit, {label}: {setup + rest:.0f} s = set-up {setup:.0f} s + lab up and audit {rest:.0f} s")
 
 
+LANES = {"lane 1": ("netns",), "lane 2": ("kubeadm", "netns-2")}   # scripts/test.sh: side by side
+
+
 def report() -> None:
-    """Each tier's wall time and the 20 slowest tests of the last run, from its JUnit XML
-    (a test's time there is its set-up, call and tear-down: the lab's bring-up is in the first)."""
-    cases = []
+    """Each tier's and lane's wall time and the 20 slowest tests of the last run, from its JUnit
+    XML (a test's time there is its set-up, call and tear-down: the lab's bring-up is in the first)."""
+    cases, minutes = [], {}
     for xml in sorted(SUITE.glob("*.xml")):
         suite = ET.parse(xml).getroot()
         suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
         outcomes = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-        print(f"{xml.stem:8} {float(suite.get('time', 0)) / 60:5.1f} min  {outcomes['tests']} tests, "
+        minutes[xml.stem] = float(suite.get("time", 0)) / 60
+        print(f"{xml.stem:8} {minutes[xml.stem]:5.1f} min  {outcomes['tests']} tests, "
               f"{outcomes['failures']} failed, {outcomes['errors']} errors, {outcomes['skipped']} skipped"
               f"  (started {suite.get('timestamp', '?')})")
         for case in suite.iter("testcase"):
             cases.append((float(case.get("time", 0)), xml.stem, f"{case.get('classname')}::{case.get('name')}"))
     if not cases:
         sys.exit(f"no JUnit XML under {SUITE}: run `make test` (or --tests) first")
+    for lane, tiers in LANES.items():
+        print(f"{lane}: {sum(minutes.get(t, 0) for t in tiers):5.1f} min ({' then '.join(tiers)})")
     print("\nslowest tests (set-up + call + tear-down):")
     for took, tier, name in sorted(cases, reverse=True)[:20]:
         print(f"{took:7.0f} s  {tier:8} {name}")

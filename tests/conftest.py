@@ -1,8 +1,9 @@
 """Fixtures for hakit's own tests: one lab per test session, always removed.
 
 The test lab lives beside any lab a user runs (its own state dir, namespace
-prefix and subnet). HAKIT_TEST_KEEP_LAB=1 leaves it up after the run and reuses a
-healthy one on the next, for fast iteration.
+prefix and subnet; HAKIT_TEST_LAB_DIR and HAKIT_TEST_PREFIX give a second session a lab
+of its own, as scripts/test.sh does). HAKIT_TEST_KEEP_LAB=1 leaves it up after the run and
+reuses a healthy one on the next, for fast iteration.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hakit.lab.paths import LabPaths
 from hakit.lab.topology import LabSpec
 
 TEST_LAB_ROOT = Path(os.environ.get("HAKIT_TEST_LAB_DIR", Path.home() / ".local/state/hakit/test-lab"))
-TEST_PREFIX = "hkt"
+TEST_PREFIX = os.environ.get("HAKIT_TEST_PREFIX", "hkt")
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -64,6 +65,19 @@ def control(lab: Lab):  # type: ignore[no-untyped-def]
     return Cluster(load(lab.paths.inventory))
 
 
+@pytest.fixture(autouse=True)
+def kernel_state_steady(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No swap switched on by another session while a test runs (breaking.machine_state):
+    every lab's hosts share this kernel, and HOST-001 and the kubelets read it. A
+    `machine_wide` test, which changes it, takes the lock exclusively itself."""
+    if request.node.get_closest_marker("machine_wide"):
+        yield
+        return
+    from breaking import machine_state
+    with machine_state(change=False):
+        yield
+
+
 @pytest.fixture
 def settled(lab: Lab) -> Iterator[None]:
     """A break test starts from, and leaves, a lab whose every component is healthy."""
@@ -81,6 +95,6 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that change kernel state every lab shares go last: by then the kubeadm tier,
-    which make test runs beside this session and which such a test must wait out, is done."""
+    """Tests that change kernel state every lab shares go last: by then most of the other lane
+    of make test, whose tests such a test must wait out, is done."""
     items.sort(key=lambda item: item.get_closest_marker("machine_wide") is not None)

@@ -2,8 +2,8 @@
 installed by hakit's provisioning runbooks), always removed.
 
 `make test` runs this tier beside the netns session (scripts/test.sh); the kernel state both
-labs share (swap) is changed only while no test of this tier is under way
-(breaking.machine_state). HAKIT_TEST_KEEP_LAB=1 keeps it up and reuses it on the next run
+labs share (swap) is changed only while no test of this tier is under way (tests/conftest.py's
+kernel_state_steady, and the lab's bring-up below). HAKIT_TEST_KEEP_LAB=1 keeps it up and reuses it on the next run
 when its API answers.
 """
 
@@ -68,13 +68,6 @@ def klab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeadmLab]:
                 wait.until(lambda: not leftovers(ROOT, "hkk"), 30, "nothing of the lab left", interval=1.0)
             except wait.WaitTimeout:
                 pytest.fail(f"`lab down` left behind: {', '.join(leftovers(ROOT, 'hkk'))}", pytrace=False)
-
-
-@pytest.fixture(autouse=True)
-def kernel_state_steady() -> Iterator[None]:
-    """No swap switched on by the netns session while a test of this tier runs."""
-    with machine_state(change=False):
-        yield
 
 
 def leftovers(root: Path, prefix: str) -> list[str]:

@@ -62,8 +62,8 @@ def test_host005_names_the_expiring_certificate(lab: Lab, tmp_path: Path) -> Non
 @contextmanager
 def swap_on(path: Path) -> Iterator[None]:
     """A real 16 MiB swap file, switched on for the machine (so for every lab host,
-    which share its kernel) and off again whatever happens; never while the kubeadm tier,
-    running beside this session, has a test under way."""
+    which share its kernel) and off again whatever happens; never while another session of
+    make test has a test under way."""
     with machine_state(change=True):
         subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=16", "status=none"], check=True)
         path.chmod(0o600)
