@@ -87,6 +87,22 @@ class SteadyState(Access):
                 now = {"PDBs": f"cannot be listed: {type(e).__name__}"}
         return now
 
+    def unsteady_after(self, seconds: float, *, beside: str | None = None) -> dict[str, str]:
+        """What is still not steady after waiting up to `seconds` for it; empty once it holds.
+        A steady state read once is a set of readings taken over a second or two: a VIP moving
+        between two of them reads as held by nobody, a Lease renewed a moment late as lapsed."""
+        last: dict[str, str] = {}
+
+        def steady() -> bool:
+            last.clear()
+            last.update(self.unsteady(beside=beside))
+            return not last
+        try:
+            wait.until(steady, seconds, "a steady state", interval=1.0)
+        except wait.WaitTimeout:
+            pass
+        return last
+
     def wait_steady(self, timeout: float, what: str, *, budgets: dict[str, int] | None = None,
                     beside: str | None = None, interval: float = 1.0) -> str:
         """Until unsteady() is empty, else WaitTimeout saying what is not. Returns what it waited

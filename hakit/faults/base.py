@@ -55,6 +55,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # guard refuses a sick cluster): on kubeadm, a control-plane node whose etcd was stopped stays
 # NotReady for about 2.5 min after the restore (its kubelet retries the mirror pod's delete).
 SETTLE_SECONDS = 300.0
+# How long the guard waits out what is unsteady before it refuses: longer than a VIP takes to
+# move (3 adverts and a track script's fall) and a kubelet's Lease renewal (every 10 s).
+GUARD_GRACE_SECONDS = 15.0
 
 
 class _Signals:
@@ -133,7 +136,8 @@ class Fault(ABC):
 
     def guard(self) -> None:
         """One fault at a time; nothing it would cost that cannot be lost; and no fault on a
-        sick cluster, where it would measure nothing and might break it further."""
+        sick cluster, where it would measure nothing and might break it further (what is unsteady
+        for a moment, e.g. a VIP mid-move, is waited out first)."""
         held = self.beside._entry.id if self.beside and self.beside._entry else None
         pending = [e for e in journal(self.control).pending() if e.undo["kind"] not in SETUP_UNDO and e.id != held]
         if pending:
@@ -143,9 +147,12 @@ class Fault(ABC):
             raise self.refuse(f"{e.fault} is still in effect ({who}); one fault at a time")
         health = self.control.health()
         self.cost_guard(health)
-        sick = self.control.unsteady(health, beside=self.beside.host if self.beside else None)
-        if sick:
-            raise self.refuse(f"the cluster is not healthy: {said(sick)}")
+        beside = self.beside.host if self.beside else None
+        if self.control.unsteady(health, beside=beside):   # a transient, or a sick cluster?
+            sick = self.control.unsteady_after(GUARD_GRACE_SECONDS, beside=beside)
+            if sick:
+                raise self.refuse(f"the cluster is not healthy: {said(sick)} (for {GUARD_GRACE_SECONDS:.0f} s)")
+            self.cost_guard(self.control.health())   # judged on the state it injects into
 
     def __enter__(self) -> Fault:
         lock = run_lock(self.control)

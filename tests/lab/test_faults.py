@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +88,23 @@ def test_the_guard_refuses_a_sick_cluster_and_names_what_is_sick(lab: Lab, contr
         assert lab.host("cp1").is_running("haproxy") and journal(control).pending() == []
     finally:
         lab.host("cp3").start("kube-scheduler")
+
+
+def test_the_guard_waits_out_what_is_unsteady_for_a_moment(lab: Lab, control: Cluster) -> None:
+    """A steady state read once can catch a VIP between two hosts or a Lease renewed late:
+    the guard injects once it holds, and refuses only what stays unsteady."""
+    lab.host("cp3").stop("kube-scheduler")
+    back = threading.Timer(4, lambda: lab.host("cp3").start("kube-scheduler"))
+    began = time.monotonic()
+    back.start()
+    try:
+        with StopComponent(control, "cp1", "haproxy") as fault:
+            assert not lab.host("cp1").is_running("haproxy")
+        assert fault.injected_at - began >= 4, "injected while cp3's scheduler was still stopped"
+    finally:
+        back.join()
+        lab.host("cp3").start("kube-scheduler")
+    assert lab.host("cp1").is_running("haproxy") and journal(control).pending() == []
 
 
 def test_the_guard_refuses_a_fault_while_two_hosts_hold_the_vip(lab: Lab, control: Cluster) -> None:
