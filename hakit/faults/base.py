@@ -160,13 +160,16 @@ class Fault(ABC):
         try:
             self.guard()
             self._signals.install()
+            # Held from before the journal line is written: a signal between the line and the
+            # injection would leave the journal naming a fault nobody restores.
+            self._signals.holding = True
             self._entry = journal(self.control).injecting(self.describe(), self.undo(), self.control.identity)
         except BaseException:
+            self._signals.holding = False
             self._signals.uninstall()
             lock.__exit__(None, None, None)
             raise
         self.injected_at = time.monotonic()
-        self._signals.holding = True
         try:
             self.inject()
             self.returned_at = time.monotonic()

@@ -4,6 +4,7 @@ quorum, the last apiserver or the VIP, and then touches nothing."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from breaking import hold_fault, hung
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.faults.base import FaultRefused, journal
+from hakit.faults.journal import Journal
 from hakit.faults.kinds import LinkDown, Partition, StopComponent
 from hakit.lab.netns import Lab
 
@@ -30,6 +32,23 @@ def test_a_fault_is_in_effect_inside_the_block_and_undone_after(lab: Lab, contro
         assert [e.fault for e in journal(control).pending()] == ["stop kube-scheduler on cp3"]
     assert lab.host("cp3").is_running("kube-scheduler")
     assert journal(control).pending() == []
+
+
+def test_a_signal_right_after_the_journal_line_still_restores_the_fault(lab: Lab, control: Cluster,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal names the fault before it is injected: a SIGTERM landing between the two
+    must wait for the injection and then restore it, not leave a line nobody restores."""
+    written = Journal.injecting
+
+    def then_sigterm(self: Journal, *args: object) -> object:
+        entry = written(self, *args)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return entry
+    monkeypatch.setattr(Journal, "injecting", then_sigterm)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with StopComponent(control, "cp3", "kube-scheduler"):
+            pass
+    assert lab.host("cp3").is_running("kube-scheduler") and journal(control).pending() == []
 
 
 def test_a_kubelet_that_stopped_renewing_is_unsteady_before_its_node_goes_notready(lab: Lab,
