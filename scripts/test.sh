@@ -17,7 +17,7 @@ py=.venv/bin/pytest
 
 # The netns tests lane 2 runs after the kubeadm tier: chosen so that both lanes take about as
 # long (bench/suite_time.py --last prints each lane's minutes; move a file when they drift apart).
-LANE_TWO=(tests/lab/test_alert_delivery.py tests/lab/test_runbooks.py tests/lab/test_stress.py)
+LANE_TWO=(tests/lab/test_alert_delivery.py tests/lab/test_runbooks.py tests/lab/test_stress.py tests/lab/test_incidents_lab.py)
 
 # Lint and import order first (pyproject.toml [tool.ruff]): a second, not a lab's minutes.
 .venv/bin/ruff check . || { echo "ruff found the above: fix them (ruff check --fix . fixes most)"; exit 1; }
