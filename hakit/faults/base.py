@@ -166,8 +166,10 @@ class Fault(ABC):
             self._entry = journal(self.control).injecting(self.describe(), self.undo(), self.control.identity)
         except BaseException:
             self._signals.holding = False
-            self._signals.uninstall()
-            lock.__exit__(None, None, None)
+            try:
+                self._signals.uninstall()   # raises a signal held meanwhile: the lock is let go all the same
+            finally:
+                lock.__exit__(None, None, None)
             raise
         self.injected_at = time.monotonic()
         try:
