@@ -45,6 +45,9 @@ def run(inventory: Inventory, selection: Selection = Selection(), *, quiet: bool
     plugin = ["-p", "hakit.fixtures.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
     argv = [str(CHECKS_DIR), *plugin, f"--inventory={inventory.source}", f"--rootdir={CHECKS_DIR.parent}",
             "-p", "no:cacheprovider",
+            # No check is property-based: where hypothesis is installed (hakit's own test venv), its
+            # plugin is half a second of every run's start-up (bench/audit_time.py).
+            "-p", "no:hypothesispytest",
             # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
             *(["-v", "--tb=no"] if verbose and not quiet else ["-p", "no:terminal"]), *selection.argv(), *pytest_args]
