@@ -33,10 +33,13 @@ lane_two() {
 }
 lane_two "$@" &
 lane=$!
-# Ctrl-C or SIGTERM reaches every session, whose fixtures remove their labs.
-trap 'kill -TERM "$lane" 2>/dev/null; wait "$lane"; exit 130' INT TERM HUP
-
-"$py" --durations=25 --junitxml="$out/netns.xml" --ignore=tests/kubeadm "${LANE_TWO[@]/#/--ignore=}" "$@"
+# Lane 1 runs in the background too: bash runs a trap only once the foreground command ends,
+# and `wait` returns at once. Ctrl-C or SIGTERM reaches every session, whose fixtures remove
+# their labs.
+"$py" --durations=25 --junitxml="$out/netns.xml" --ignore=tests/kubeadm "${LANE_TWO[@]/#/--ignore=}" "$@" &
+one=$!
+trap 'kill -TERM "$one" "$lane" 2>/dev/null; wait "$one" "$lane"; exit 130' INT TERM HUP
+wait "$one"
 netns_rc=$?
 wait "$lane"
 trap - INT TERM HUP
