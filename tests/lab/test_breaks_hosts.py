@@ -18,6 +18,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
+def with_env(sshd_config: str, env: str) -> str:
+    """sshd takes its first SetEnv line only: the lab's own (SHLVL) gains these variables."""
+    assert "\nSetEnv " in sshd_config, "the lab's sshd_config has no SetEnv line to add to"
+    return sshd_config.replace("\nSetEnv ", f"\nSetEnv {env} ", 1)
+
+
 def test_host002_sees_a_skewed_clock(lab: Lab, tmp_path: Path) -> None:
     """cp2's sshd hands every session a clock 30 s ahead (libfaketime), as a host
     whose NTP broke would show it to anything that logs in."""
@@ -27,7 +33,7 @@ def test_host002_sees_a_skewed_clock(lab: Lab, tmp_path: Path) -> None:
 
     @contextmanager
     def skewed() -> Iterator[None]:
-        with file_changed(conf, lambda t: t + f'SetEnv LD_PRELOAD={LIBFAKETIME} FAKETIME="+30s"\n',
+        with file_changed(conf, lambda t: with_env(t, f'LD_PRELOAD={LIBFAKETIME} FAKETIME="+30s"'),
                           after=lambda: (lab.host("cp2").stop("sshd"), lab.host("cp2").start("sshd"))):
             yield
 
