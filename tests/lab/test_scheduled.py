@@ -108,9 +108,12 @@ def test_audit_metrics_reach_prometheus_and_a_failed_audit_alerts(lab: Lab, tmp_
     with backups_aged(lab, 30):
         code, _ = run_checks(lab.paths.inventory, tmp_path, "ETCD-008", options=("--pushgateway", push))
         assert code == 1
+        # The pushed failure scraped first: an earlier failing audit of this session may have left
+        # HakitAuditFailed firing, and the metrics read then were the ones before this push.
+        wait.until(lambda: any(r["value"][1] == "2" for r in prom.query('hakit_check_status{check="ETCD-008"}')), 90,
+                   "ETCD-008's failure in the lab's Prometheus")
         wait.until(lambda: any(a["labels"]["alertname"] == "HakitAuditFailed" and a["state"] == "firing"
                                for a in prom.alerts()), 90, "HakitAuditFailed firing in the lab's Prometheus")
-    assert prom.query('hakit_check_status{check="ETCD-008"}')[0]["value"][1] == "2"
     code, _ = run_checks(lab.paths.inventory, tmp_path, "ETCD-008", options=("--pushgateway", push))
     assert code == 0
     wait.until(lambda: prom.query('hakit_audit_success{cluster="hakit-lab"}')[0]["value"][1] == "1", 60,
