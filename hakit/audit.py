@@ -46,7 +46,7 @@ def run(inventory: Inventory, selection: Selection = Selection(), *, quiet: bool
     argv = [str(CHECKS_DIR), *plugin, f"--inventory={inventory.source}", f"--rootdir={CHECKS_DIR.parent}",
             "-p", "no:cacheprovider",
             # No check is property-based: where hypothesis is installed (hakit's own test venv), its
-            # plugin is half a second of every run's start-up (bench/audit_time.py).
+            # plugin is 0.3 s of every run's start-up (bench/import_time.py).
             "-p", "no:hypothesispytest",
             # hakit imported testinfra (its pytest plugin) already: nothing to rewrite, nothing to say
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
