@@ -7,6 +7,7 @@ PodDisruptionBudget allowing what it allowed before the fault."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -90,18 +91,26 @@ class SteadyState(Access):
     def unsteady_after(self, seconds: float, *, beside: str | None = None) -> dict[str, str]:
         """What is still not steady after waiting up to `seconds` for it; empty once it holds.
         A steady state read once is a set of readings taken over a second or two: a VIP moving
-        between two of them reads as held by nobody, a Lease renewed a moment late as lapsed."""
+        between two of them reads as held by nobody, a Lease renewed a moment late as lapsed,
+        a container restarted after a crash is gone for the kubelet's back-off (10, 20, 40 s).
+        Each thing still unsteady says in how many of the readings it was: a component down
+        throughout is not one flapping."""
         last: dict[str, str] = {}
+        seen: Counter[str] = Counter()
+        readings = 0
 
         def steady() -> bool:
+            nonlocal readings
             last.clear()
             last.update(self.unsteady(beside=beside))
+            readings += 1
+            seen.update(last.keys())
             return not last
         try:
             wait.until(steady, seconds, "a steady state", interval=1.0)
         except wait.WaitTimeout:
             pass
-        return last
+        return {k: f"{v + '; ' if v else ''}in {seen[k]} of {readings} readings" for k, v in last.items()}
 
     def wait_steady(self, timeout: float, what: str, *, budgets: dict[str, int] | None = None,
                     beside: str | None = None, interval: float = 1.0) -> str:

@@ -56,8 +56,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # NotReady for about 2.5 min after the restore (its kubelet retries the mirror pod's delete).
 SETTLE_SECONDS = 300.0
 # How long the guard waits out what is unsteady before it refuses: longer than a VIP takes to
-# move (3 adverts and a track script's fall) and a kubelet's Lease renewal (every 10 s).
-GUARD_GRACE_SECONDS = 15.0
+# move (3 adverts and a track script's fall), a kubelet's Lease renewal (every 10 s) and the
+# kubelet's third crash-loop back-off (40 s) for a container that exited (seen on CI under load:
+# API-D01 refused, 15 s after VIP-D01's restore, on cp1's scheduler not running).
+GUARD_GRACE_SECONDS = 60.0
 
 
 class _Signals:
