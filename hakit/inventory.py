@@ -55,6 +55,7 @@ DISRUPTIVE_CHECKS = ("vip-failover", "etcd-quorum", "control-plane-failover", "p
 # Where a kubeadm host keeps things; "{host}" expands to the host's name.
 DEFAULT_HOST_PATHS = {
     "pki": "/etc/kubernetes/pki",
+    "kubeconfigs": "/etc/kubernetes",   # admin.conf, scheduler.conf, kubelet.conf, ...
     "keepalived_conf": "/etc/keepalived/keepalived.conf",
     "keepalived_check": "/etc/keepalived/check_apiserver.sh",
     "haproxy_cfg": "/etc/haproxy/haproxy.cfg",

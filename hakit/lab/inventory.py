@@ -35,7 +35,7 @@ def write(lab: Lab) -> None:
                 "haproxy_stats": f"http://{{address}}:{HAPROXY_STATS_PORT}/stats;csv"},
         "control_plane": {
             "hosts": [{"name": h.name, "address": h.address} for h in spec.control_plane_hosts],
-            "paths": {"pki": f"{host_dir}/etc/kubernetes/pki",
+            "paths": {"pki": f"{host_dir}/etc/kubernetes/pki", "kubeconfigs": f"{host_dir}/etc/kubernetes",
                       "keepalived_conf": f"{host_dir}/etc/keepalived/keepalived.conf",
                       "keepalived_check": f"{host_dir}/etc/keepalived/check_apiserver.sh",
                       "haproxy_cfg": f"{host_dir}/etc/haproxy/haproxy.cfg",

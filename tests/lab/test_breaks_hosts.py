@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,11 +51,19 @@ def test_host004_names_the_port_not_listening(lab: Lab, tmp_path: Path) -> None:
 
 
 @contextmanager
-def expiring_apiserver_cert(lab: Lab) -> Iterator[None]:
+def expiring_certs(lab: Lab, tmp_path: Path) -> Iterator[None]:
+    """cp2's apiserver certificate re-issued by the lab's CA for 10 days, and the client
+    certificate embedded in its scheduler.conf for 12: a leaf file and a kubeconfig's, as a
+    renewal done with a short validity would leave them (nothing restarts: the files are what
+    the next start serves)."""
     hp = lab.paths.host_pki("cp2")
-    backup = {p: p.read_bytes() for p in (hp / "apiserver.crt", hp / "apiserver.key")}
-    pki.issue(CertPair(hp / "ca.crt", hp / "ca.key"), hp, "apiserver", "kube-apiserver", server=True,
-              sans=(lab.spec.host("cp2").address,), days=10)
+    conf = hp.parent / "scheduler.conf"
+    backup = {p: p.read_bytes() for p in (hp / "apiserver.crt", hp / "apiserver.key", conf)}
+    ca = CertPair(hp / "ca.crt", hp / "ca.key")
+    pki.issue(ca, hp, "apiserver", "kube-apiserver", server=True, sans=(lab.spec.host("cp2").address,), days=10)
+    short = pki.issue(ca, tmp_path, "scheduler", "system:kube-scheduler", client=True, days=12)
+    data = base64.b64encode(short.cert.read_bytes()).decode()
+    conf.write_text(re.sub(r"client-certificate-data: \S+", f"client-certificate-data: {data}", conf.read_text()))
     try:
         yield
     finally:
@@ -61,8 +71,9 @@ def expiring_apiserver_cert(lab: Lab) -> Iterator[None]:
             p.write_bytes(data)
 
 
-def test_host005_names_the_expiring_certificate(lab: Lab, tmp_path: Path) -> None:
-    assert_breaks(lab, tmp_path, "HOST-005", lambda: expiring_apiserver_cert(lab), "cp2:apiserver.crt expires in")
+def test_host005_names_the_expiring_certificates_soonest_first(lab: Lab, tmp_path: Path) -> None:
+    assert_breaks(lab, tmp_path, "HOST-005", lambda: expiring_certs(lab, tmp_path),
+                  "soonest first: cp2: apiserver expires in 10 days, cp2: scheduler.conf expires in 12 days")
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hakit import certs
 from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
 
 KEEPALIVED = """
@@ -54,3 +55,15 @@ def test_backend_states_from_haproxy_csv() -> None:
 def test_interface_with_finds_the_device_carrying_an_address() -> None:
     out = "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0@if9    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0"
     assert interface_with(out, "10.0.0.11") == "eth0" and interface_with(out, "10.0.0.99") is None
+
+
+def test_certificate_lines_parse_and_a_line_missing_is_unreadable_not_absent() -> None:
+    out = "apiserver notAfter=Mar 10 12:00:00 2027 GMT\nadmin.conf absent\nca unreadable\nkubelet.conf notAfter=junk\n"
+    got = {r.cert.name: r for r in certs.parse(out)}
+    assert got["apiserver"].not_after == datetime(2027, 3, 10, 12, tzinfo=UTC)
+    assert got["admin.conf"].absent and got["admin.conf"].not_after is None
+    assert not got["ca"].absent and got["ca"].not_after is None
+    assert not got["kubelet.conf"].absent and got["kubelet.conf"].not_after is None
+    assert not got["etcd-peer"].absent, "a certificate the host printed nothing for cannot count as absent"
+    assert len(certs.arguments("/p", "/k")) == 2 * len(certs.CERTS)
+    assert certs.script().count("%s") == 2 * len(certs.CERTS)

@@ -2,7 +2,7 @@
 or below (lazy imports inside functions count too). A newcomer reads the layers bottom-up:
 
     base       errors, paths, validate, wait, http, model, table, measure, incidents, selection, results
-    clients    inventory, listing, etcd, prometheus, kube, snapshot, workloads, hosts, apilb, alerting, discover
+    clients    inventory, listing, etcd, prometheus, kube, snapshot, workloads, hosts, certs, apilb, alerting, discover
     cluster    hakit.cluster: host access (SSH, kubeadm hosts) and what is read or done on a host
     faults     hakit.faults: inject, restore, journal, lock
     procedures the runbook model and the runbooks; the pytest side (fixtures, checks, reports)
@@ -25,7 +25,7 @@ LAYERS = [
     ("base", ["hakit", "hakit.errors", "hakit.paths", "hakit.validate", "hakit.wait", "hakit.http", "hakit.model",
               "hakit.table", "hakit.measure", "hakit.incidents", "hakit.selection", "hakit.results"]),
     ("clients", ["hakit.inventory", "hakit.listing", "hakit.etcd", "hakit.prometheus", "hakit.kube", "hakit.snapshot",
-                 "hakit.workloads", "hakit.hosts", "hakit.apilb", "hakit.alerting", "hakit.discover"]),
+                 "hakit.workloads", "hakit.hosts", "hakit.certs", "hakit.apilb", "hakit.alerting", "hakit.discover"]),
     ("cluster", ["hakit.cluster"]),
     ("faults", ["hakit.faults"]),
     ("procedures", ["hakit.runbook", "hakit.runbooks", "hakit.fixtures", "hakit.checks", "hakit.report"]),
