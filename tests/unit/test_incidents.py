@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hakit.incidents import incidents
+from hakit.incidents import STILL_GOING, incidents
 from hakit.model import Check, Outcome, Result, Severity
 
 INV = Path("/etc/hakit/prod.yaml")
@@ -49,6 +49,17 @@ def test_two_unrelated_causes_are_two_incidents_and_a_leftover_fault_comes_first
         "a fault injected by an interrupted hakit run is still in effect", "alertmanager", "etcd on cp3"]
     assert found[0].repair == f"hakit repair --inventory {INV}"
     assert "systemctl start alertmanager" in found[1].repair
+
+
+def test_a_live_runs_fault_is_said_as_such_and_offers_no_repair() -> None:
+    """A read-only audit while a disruptive run is under way: its fault is no crash's leftover."""
+    live = f"stop kubelet on w1 (by pid 7 on bastion, {STILL_GOING}, 2026-12-04 21:41:12 UTC)"
+    found = incidents([], [live, "stop etcd on cp3 (by pid 9 on bastion)"], INV)
+    assert [i.cause.split(":")[0] for i in found] == [
+        "a fault injected by an interrupted hakit run is still in effect",
+        "another hakit run has a fault in effect while these checks read the cluster"]
+    assert "stop kubelet on w1" in found[1].cause and "stop kubelet" not in found[0].cause
+    assert "hakit repair" not in found[1].repair
 
 
 def test_a_lost_worker_is_one_node_incident_and_the_placement_it_costs_is_folded_under_it() -> None:
