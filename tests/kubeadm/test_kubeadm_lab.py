@@ -150,6 +150,36 @@ def test_a_crash_looping_scheduler_fails_cp003_with_its_last_words(klab: Kubeadm
     wait.until(lambda: cp003()["outcome"] == "pass", 120, "CP-003 to pass again with the manifest back")
 
 
+@contextmanager
+def renewed_for_ten_days(cluster: Cluster, host: str) -> Iterator[None]:
+    """kubeadm's own renewal of host's apiserver certificate and admin.conf's client certificate,
+    with a ClusterConfiguration giving them 10 days (v1beta4's certificateValidityPeriod): what a
+    renewal with a wrong config leaves. The files are put back afterwards (the apiserver reloads
+    its serving certificate from them by itself)."""
+    keep, config = "/etc/kubernetes/hakit-test-certs", "/etc/kubernetes/hakit-test-certs/short.yaml"
+    files = ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver.key", "/etc/kubernetes/admin.conf")
+    cluster.must(host, "keeping the certificates", "mkdir -m 700 -p %s && cp -a %s %s %s %s", keep, *files, keep)
+    try:
+        cluster.write(host, config, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+                      "certificateValidityPeriod: 240h\n", 0o600)
+        for cert in ("admin.conf", "apiserver"):   # in this order: the soonest first, and equal ones by name
+            cluster.must(host, f"renewing {cert}", "kubeadm certs renew %s --config %s", cert, config)
+        yield
+    finally:
+        cluster.must(host, "putting the certificates back", "cp -a %s/apiserver.crt %s/apiserver.key %s && "
+                     "cp -a %s/admin.conf %s && rm -rf -- %s", keep, keep, "/etc/kubernetes/pki/", keep,
+                     "/etc/kubernetes/", keep)
+
+
+def test_certificates_kubeadm_renewed_for_ten_days_fail_host005_soonest_first(klab: KubeadmLab, kcluster: Cluster,
+                                                                              tmp_path: Path) -> None:
+    """A leaf certificate and a kubeconfig's, as kubeadm itself renewed them: HOST-005 names
+    the host, each certificate by kubeadm's name, and its days, soonest first."""
+    assert_breaks(None, tmp_path, "HOST-005", lambda: renewed_for_ten_days(kcluster, "cp2"),
+                  "soonest first: cp2: admin.conf expires in 10 days, cp2: apiserver expires in 10 days",
+                  inventory=klab.inventory, within=60)
+
+
 def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
     """systemctl stop kubelet: the node turns NotReady after the node-monitor grace period."""
     assert_breaks(None, tmp_path, "WL-001", lambda: stopped(kcluster, "w2", "kubelet"), "w2",
