@@ -1,7 +1,7 @@
 """Workloads: nodes are Ready, there is room to reschedule, critical workloads run
 replicas on different nodes behind a PodDisruptionBudget, and, cluster-wide, no single
-node's loss or drain takes a workload down (WL-004..006, over every namespace the
-inventory's workloads.scope allows)."""
+node's loss or drain takes a workload down or strands its pods (WL-004..007, over every
+namespace the inventory's workloads.scope allows)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hakit.inventory import CriticalWorkload
 from hakit.kube import matches
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot, is_control_plane, is_ready, is_schedulable
-from hakit.workloads import ZONE, Fleet
+from hakit.workloads import ZONE, Fleet, quantity
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -145,3 +145,27 @@ def test_disruption_budgets_sound(fleet: Fleet, evidence: Evidence) -> None:
     evidence.record("problems", problems[:20] or "none", expected="none")
     assert not problems, f"{len(problems)} disruption-budget problem(s): {'; '.join(problems[:8])}" + (
         " …" if len(problems) > 8 else "")
+
+
+@check("WL-007", "The nodes left after any one node's loss have room for the pods it runs",
+       property="workloads", severity="warning", runbook="node-drain-replace",
+       remediation="""A lost node's pods are recreated only where requests fit: with too little room
+left they stay Pending until it returns. Keep every node's share of requests below what the
+others can absorb (N+1 capacity: add a node, or lower requests that are far above use), and spread
+the largest pods so that no node carries more than the others could take.""")
+def test_room_to_lose_a_node(fleet: Fleet, snapshot: Snapshot, evidence: Evidence) -> None:
+    """What losing each schedulable node would strand: the pods controllers recreate, placed by
+    their requests on the Ready schedulable nodes left (DaemonSet, mirror and bare pods stay)."""
+    allocatable = {n.metadata.name: (round(quantity(a.get("cpu", 0)) * 1000), round(quantity(a.get("memory", 0))),
+                                     int(quantity(a.get("pods", 0))))
+                   for n in snapshot.nodes if is_ready(n) and is_schedulable(n)
+                   for a in [n.status.allocatable or {}]}
+    stranded = fleet.room_after_loss(allocatable)
+    evidence.record("schedulable Ready nodes", len(allocatable))
+    evidence.record("nodes whose loss strands pods", sorted(stranded)[:20] or "none", expected="none")
+    for node, what in sorted(stranded.items())[:20]:
+        evidence.record(f"losing {node}", what)
+    if stranded:
+        evidence.about("", "workload placement")
+    assert not stranded, "losing one node would leave pods with no node to run on: " + "; ".join(
+        f"{node}: {what}" for node, what in sorted(stranded.items())[:5]) + (" …" if len(stranded) > 5 else "")

@@ -11,13 +11,17 @@ answers three questions, each a check in checks/test_workloads.py:
   pod stops it (kubectl's rules: DaemonSet and mirror pods stay, a pod no controller
   recreates needs --force, a PDB allowing 0 disruptions refuses every eviction);
 - disruption budgets: replicated workloads without one, budgets that allow none, and
-  budgets whose selector matches no pod.
+  budgets whose selector matches no pod;
+- room: whether the nodes left after any one node's loss can take the pods it ran that
+  their controllers will recreate (their requests of CPU, memory and pod slots).
 
 Selectors are matched in full (matchLabels and matchExpressions), as the API server does.
 """
 
 from __future__ import annotations
 
+import heapq
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +48,14 @@ class Pod:
     owner: tuple[str, str]      # (kind, name) of the controlling owner, ("", "") for a bare pod
     mirror: bool                # a static pod's mirror: drain leaves it
     empty_dir: bool             # drain needs --delete-emptydir-data
+    requests: tuple[int, int] = (0, 0)   # (CPU millicores, memory bytes) the scheduler reserves for it
+    done: bool = False          # Succeeded or Failed: holds nothing on its node
+
+    @property
+    def recreated_elsewhere(self) -> bool:
+        """Its controller makes a replacement on another node when its node is lost (a
+        DaemonSet's pod belongs to its node, a mirror pod to its host, a bare pod to nobody)."""
+        return bool(self.owner[0]) and self.owner[0] != "DaemonSet" and not self.mirror and not self.done
 
     @property
     def key(self) -> str:
@@ -96,7 +108,33 @@ def _pod(d: dict[str, Any]) -> Pod:
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return Pod(meta["namespace"], meta["name"], spec.get("nodeName") or "", meta.get("labels") or {}, ready, owner,
                "kubernetes.io/config.mirror" in (meta.get("annotations") or {}),
-               any("emptyDir" in v for v in spec.get("volumes") or []))
+               any("emptyDir" in v for v in spec.get("volumes") or []), pod_requests(spec),
+               status.get("phase") in ("Succeeded", "Failed"))
+
+
+SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+          "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+QUANTITY = re.compile(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+
+
+def quantity(value: object) -> float:
+    """A Kubernetes resource quantity ("250m", "64Gi", "1e3", 2) as a number; 0 if unreadable
+    (written by whoever wrote the pod: a bad one must not stop the audit)."""
+    m = QUANTITY.fullmatch(str(value).strip())
+    return float(m.group(1)) * SUFFIX.get(m.group(2) or "", 1) if m else 0.0
+
+
+def pod_requests(spec: dict[str, Any]) -> tuple[int, int]:
+    """(CPU millicores, memory bytes) as the scheduler counts a pod: its containers' requests
+    summed, or its largest init container's where that is more, plus its overhead."""
+    def of(containers: list[dict[str, Any]]) -> list[tuple[float, float]]:
+        return [(quantity(r.get("cpu", 0)), quantity(r.get("memory", 0)))
+                for c in containers for r in [(c.get("resources") or {}).get("requests") or {}]]
+    main, init = of(spec.get("containers") or []), of(spec.get("initContainers") or [])
+    overhead = spec.get("overhead") or {}
+    cpu = max(sum(c for c, _ in main), max((c for c, _ in init), default=0)) + quantity(overhead.get("cpu", 0))
+    mem = max(sum(m for _, m in main), max((m for _, m in init), default=0)) + quantity(overhead.get("memory", 0))
+    return round(cpu * 1000), round(mem)
 
 
 def _budget(d: dict[str, Any], scope: Scope) -> Budget | None:
@@ -223,6 +261,59 @@ class Fleet:
             if why:
                 out[node] = sorted(why)
         return out
+
+    # --- room to lose a node ----------------------------------------------------------------
+
+    def room_after_loss(self, allocatable: dict[str, tuple[int, int, int]]) -> dict[str, str]:
+        """Lost node -> what of its recreated pods the other nodes could not take, in words.
+        `allocatable`: each schedulable Ready node's (CPU millicores, memory bytes, pods). Each
+        pod, largest first, goes to the node with the most CPU left that has room for it
+        (requests only: the scheduler's filters beyond them, affinities and selectors, can only
+        make it worse, so what fails here fails there too, but for packing luck)."""
+        free: dict[str, list[int]] = {}
+        for node, (cpu, mem, slots) in allocatable.items():
+            here = [p for p in self.pods_on.get(node, ()) if not p.done]
+            free[node] = [cpu - sum(p.requests[0] for p in here), mem - sum(p.requests[1] for p in here),
+                          slots - len(here)]
+        order = [(-f[0], n) for n, f in free.items()]
+        heapq.heapify(order)
+        out = {}
+        for lost in allocatable:
+            moving = sorted((p for p in self.pods_on.get(lost, ()) if p.recreated_elsewhere),
+                            key=lambda p: p.requests, reverse=True)
+            if moving and (left := self._place(moving, lost, free, list(order))):
+                out[lost] = left
+        return out
+
+    @staticmethod
+    def _place(moving: list[Pod], lost: str, free: dict[str, list[int]], heap: list[tuple[int, str]]) -> str:
+        """Place `moving` on the nodes of `heap` but `lost` (worst fit by CPU); what did not fit."""
+        room = {n: list(f) for n, f in free.items() if n != lost}
+        stranded: list[Pod] = []
+        for p in moving:
+            tried = []
+            while heap:
+                _, node = heapq.heappop(heap)
+                if node == lost:
+                    continue
+                tried.append(node)
+                f = room[node]
+                if f[0] >= p.requests[0] and f[1] >= p.requests[1] and f[2] >= 1:
+                    f[0], f[1], f[2] = f[0] - p.requests[0], f[1] - p.requests[1], f[2] - 1
+                    break
+                if f[0] < p.requests[0] or len(tried) >= 32:   # the most CPU left is not enough: nowhere is
+                    stranded.append(p)
+                    break
+            else:
+                stranded.append(p)
+            for node in tried:
+                heapq.heappush(heap, (-room[node][0], node))
+        if not stranded:
+            return ""
+        cpu, mem = sum(p.requests[0] for p in stranded), sum(p.requests[1] for p in stranded)
+        names = ", ".join(p.key for p in stranded[:3]) + (f" and {len(stranded) - 3} more" if len(stranded) > 3 else "")
+        return (f"{len(stranded)} of its {len(moving)} recreated pods find no node with room ({names}; "
+                f"{cpu / 1000:g} CPU, {mem / 2 ** 30:.1f} GiB requested)")
 
     # --- disruption budgets ---------------------------------------------------------------------
 

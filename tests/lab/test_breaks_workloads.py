@@ -137,3 +137,14 @@ def one_zone_workload(lab: Lab) -> Iterator[None]:
 def test_wl004_sees_a_workload_that_one_zone_loss_takes_down(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "WL-004", lambda: one_zone_workload(lab),
                   f"zone zone-a: Deployment {ZONED}/zoned to 0 ready")
+
+
+def test_wl007_sees_that_no_node_left_has_room_for_a_lost_nodes_pod(lab: Lab, tmp_path: Path) -> None:
+    """One 10-CPU replica on each 16-CPU worker, placed by the real scheduler (required
+    anti-affinity): each worker's loss strands its replica, with 6 CPU left on every other."""
+    pod = {"containers": [{**PAUSE, "resources": {"requests": {"cpu": "10", "memory": "1Gi"}}}],
+           "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+               {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "hog"}}}]}}}
+    assert_breaks(lab, tmp_path, "WL-007", lambda: planted(lab, PLANTED, workload("Deployment", "hog", 3, pod)),
+                  f"would leave pods with no node to run on: w1: 1 of its 1 recreated pods find no node with room "
+                  f"({PLANTED}/hog-")

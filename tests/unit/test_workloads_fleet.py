@@ -13,7 +13,7 @@ from hakit.errors import UnreachableError
 from hakit.inventory import Scope
 from hakit.kube import matches
 from hakit.listing import listed
-from hakit.workloads import Budget, Fleet, Pod, Workload
+from hakit.workloads import Budget, Fleet, Pod, Workload, pod_requests, quantity
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
@@ -131,3 +131,32 @@ def test_listing_through_a_vip_retries_a_lagging_apiserver_and_restarts_an_expir
     assert listed(expired, "pods", lambda d: d["n"]) == [1, 2] and expired.calls == [None, "t1", None, "t1"]
     with pytest.raises(UnreachableError, match="HTTP 504"):
         listed(Pages(*[failure(504, "0")] * 5), "pods", lambda d: d["n"])
+
+
+def test_requests_are_counted_as_the_scheduler_counts_them() -> None:
+    spec = {"containers": [{"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
+                           {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}, {}],
+            "initContainers": [{"resources": {"requests": {"cpu": "2", "memory": "1e3"}}}],
+            "overhead": {"cpu": "10m"}}
+    assert pod_requests(spec) == (2010, 64 * 2 ** 20 + 2 ** 30)   # the init container's CPU, the sum's memory
+    assert quantity("1.5Gi") == 1.5 * 2 ** 30 and quantity("junk") == 0 and quantity(3) == 3
+
+
+def test_a_node_whose_pods_the_others_cannot_take_is_named_and_bare_or_daemon_pods_do_not_count() -> None:
+    """Three 16-CPU nodes, each with one 10-CPU replica: no node left has 10 CPU free. A
+    DaemonSet's pod, a mirror pod and a bare pod are not recreated elsewhere: they take room
+    where they run, and strand nothing when their node goes."""
+    def big(name: str, node: str, cpu: int, owner: tuple[str, str] = ("ReplicaSet", "rs"), mirror: bool = False) -> Pod:
+        return Pod("app", name, node, {}, True, owner, mirror, False, (cpu, 2 ** 30))
+    alloc = {n: (16000, 64 * 2 ** 30, 110) for n in ("w1", "w2", "w3")}
+    tight = Fleet([big(f"hog-{n}", n, 10000) for n in alloc], [], [])
+    lost = tight.room_after_loss(alloc)
+    assert sorted(lost) == ["w1", "w2", "w3"] and "1 of its 1 recreated pods find no node with room (app/hog-w1; " \
+        "10 CPU, 1.0 GiB requested)" == lost["w1"], lost
+    two = {n: (16000, 64 * 2 ** 30, 110) for n in ("w1", "w2")}
+    stays = Fleet([big("ds", "w1", 3000, ("DaemonSet", "agent")), big("bare", "w1", 3000, ("", "")),
+                   big("mirror", "w1", 3000, ("Node", "w1"), mirror=True), big("web", "w2", 8000)], [], [])
+    assert list(stays.room_after_loss(two)) == ["w2"], "w1's 9 CPU of pods nobody recreates must not move to w2"
+    assert Fleet([big("web", "w2", 6000), big("db", "w1", 6000)], [], []).room_after_loss(two) == {}
+    slots = Fleet([big(f"p{i}", "w1", 0) for i in range(3)] + [big("q", "w2", 0)], [], [])
+    assert "2 of its 3" in slots.room_after_loss({"w1": (1000, 2 ** 40, 3), "w2": (1000, 2 ** 40, 2)})["w1"]
