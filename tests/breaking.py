@@ -1,5 +1,5 @@
 """Helpers for the break tests: run checks as a user would (the CLI, in a
-subprocess) and hold a lab broken in one way while they look at it."""
+subprocess; polled in this process) and hold a lab broken in one way while they look at it."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from pathlib import Path
 
 import yaml
 
-from hakit import wait
-from hakit.cluster import Cluster
+from hakit import audit, wait
+from hakit.cluster import Cluster, ssh
 from hakit.etcd import EtcdClient
 from hakit.faults.base import journal as fault_journal
 from hakit.faults.base import repair
 from hakit.inventory import load
 from hakit.lab import procs
 from hakit.lab.netns import Lab
+from hakit.selection import Selection
 
 WORST = ["fail", "error", "warn", "skip", "pass"]
 MACHINE_LOCK = Path("/run/lock/hakit-tests-machine.lock")
@@ -51,20 +52,47 @@ def machine_state(change: bool) -> Iterator[None]:
 
 def run_checks(inventory: Path, tmp_path: Path, *ids: str, disruptive: bool = False,
                options: tuple[str, ...] = (), pytest_args: tuple[str, ...] = (),
-               timeout: float = 900) -> tuple[int, dict[str, dict]]:
-    out = tmp_path / f"results-{'-'.join(ids)}.json"
-    out.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
-    argv += ["--disruptive"] if disruptive else []
-    argv += [a for i in ids for a in ("--check", i)] + ["--json", str(out), *options, "--", *pytest_args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+               timeout: float = 900, in_process: bool = False) -> tuple[int, dict[str, dict]]:
+    """The checks' exit code and results by id, through the CLI in a subprocess as a user runs
+    them; `in_process`: through hakit.audit.run in this one (read-only checks only), for a test
+    that polls a check until it sees a break: no new interpreter importing the kubernetes client
+    each time (bench/import_time.py), and the same checks, plugin and results."""
+    if in_process:
+        assert not disruptive and not options, "in this process: read-only checks, no CLI options"
+        try:
+            found = audit.run(load(inventory), Selection(check=ids), quiet=True, pytest_args=pytest_args)
+        finally:
+            close_ssh_masters()
+        code, doc, said = found.exit_code, found.document, ""
+    else:
+        out = tmp_path / f"results-{'-'.join(ids)}.json"
+        out.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "hakit.cli", "check", "--inventory", str(inventory)]
+        argv += ["--disruptive"] if disruptive else []
+        argv += [a for i in ids for a in ("--check", i)] + ["--json", str(out), *options, "--", *pytest_args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        code, said = proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:]
+        doc = json.loads(out.read_text()) if out.exists() else {"results": []}
     results: dict[str, dict] = {}
-    for r in json.loads(out.read_text())["results"] if out.exists() else []:
+    for r in doc["results"]:
         kept = results.get(r["check"]["id"])   # a parametrised check (MON-D01): the worst, else the last
         if kept is None or WORST.index(r["outcome"]) <= WORST.index(kept["outcome"]):
             results[r["check"]["id"]] = r
-    assert results, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc.returncode, results
+    assert results, f"no results (exit {code}) {said}"
+    return code, results
+
+
+def close_ssh_masters() -> None:
+    """End this process's multiplexed SSH connections, as a CLI run's end with it: the next
+    run's commands must not go through a connection older than a change on the host (an sshd
+    restarted with faketime hands only new connections its clock)."""
+    for sock in ssh.control_dir().iterdir():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "hakit"], capture_output=True, timeout=10)
+
+
+def result(inventory: Path, tmp_path: Path, check_id: str) -> dict:
+    """One read-only check's result, run in this process: what a test polls until it sees a break."""
+    return run_checks(inventory, tmp_path, check_id, in_process=True)[1][check_id]
 
 
 def assert_breaks(lab: Lab | None, tmp_path: Path, check_id: str, breaker: Callable[[], AbstractContextManager[object]],
@@ -74,8 +102,10 @@ def assert_breaks(lab: Lab | None, tmp_path: Path, check_id: str, breaker: Calla
     the kubeadm tier's): each run of one costs a fault and a minute, so here it runs broken only."""
     inv = inventory or lab.paths.inventory  # type: ignore[union-attr]
 
-    def outcome() -> dict:
-        return run_checks(inv, tmp_path, check_id, disruptive=disruptive)[1][check_id]
+    def outcome() -> dict:   # polled in this process; the CLI's own exit code is asserted once below
+        if not disruptive:
+            return result(inv, tmp_path, check_id)
+        return run_checks(inv, tmp_path, check_id, disruptive=True)[1][check_id]
 
     if not disruptive:
         wait.until(lambda: outcome()["outcome"] == "pass", 90,
@@ -167,7 +197,7 @@ def hold_fault(lab: Lab) -> subprocess.Popen[str]:
     script = textwrap.dedent(f"""
         import time
         from hakit.faults.kinds import StopComponent
-        from hakit.cluster import Cluster
+        from hakit.cluster import Cluster, ssh
         from hakit.inventory import load
         with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
             print("injected", flush=True)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from breaking import assert_breaks, run_checks
+from breaking import assert_breaks, result, run_checks
 from hakit import audit, wait
 from hakit.cluster import Cluster
 from hakit.inventory import Inventory
@@ -139,7 +139,7 @@ def test_a_crash_looping_scheduler_fails_cp003_with_its_last_words(klab: Kubeadm
     last words (crictl logs), not only "nothing listens" (once it has restarted, the message
     adds that a restart will not help: tests/unit/test_cluster.py)."""
     def cp003() -> dict:
-        return run_checks(klab.inventory, tmp_path, "CP-003")[1]["CP-003"]
+        return result(klab.inventory, tmp_path, "CP-003")
     wait.until(lambda: cp003()["outcome"] == "pass", 90, "CP-003 to pass on the healthy lab")
     with bad_flag(kcluster, "cp3", "kube-scheduler"):
         # Until the crash loop has begun: first the old container's end is what the host shows.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from breaking import run_checks
+from breaking import result, run_checks
 from hakit import wait
 from hakit.cluster import Cluster
 from hakit.lab.kubeadm import KubeadmLab
@@ -29,7 +29,7 @@ def runbook(klab: KubeadmLab, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def fails(klab: KubeadmLab, tmp_path: Path, check: str, cause: str, within: float = 90) -> None:
-    got = wait.until(lambda: (r := run_checks(klab.inventory, tmp_path, check)[1][check])["outcome"]
+    got = wait.until(lambda: (r := result(klab.inventory, tmp_path, check))["outcome"]
                      in ("fail", "warn") and r, within, f"{check} to see the break")
     assert cause in got["message"], got["message"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from breaking import assert_breaks, run_checks, stopped
+from breaking import assert_breaks, result, stopped
 from hakit import wait
 from hakit.lab.netns import Lab
 
@@ -24,11 +24,11 @@ def test_cp002_cp003_see_a_lease_nobody_renews(lab: Lab, tmp_path: Path, check_i
     """Every instance stopped: none serves at once; kcm's Lease goes stale after its duration
     (15 s) plus slack, and the scheduler releases its Lease on the way out, so nobody holds it."""
     with stopped(lab, *(f"{h}/{component}" for h in ("cp1", "cp2", "cp3"))):
-        failed = wait.until(lambda: (r := run_checks(lab.paths.inventory, tmp_path, check_id)[1][check_id])
+        failed = wait.until(lambda: (r := result(lab.paths.inventory, tmp_path, check_id))
                             ["outcome"] == "fail" and "Lease" in r["message"] and r,
                             60, f"{check_id} to name the Lease")
         assert f"{component} does not serve on cp1" in failed["message"], failed["message"]
-    wait.until(lambda: run_checks(lab.paths.inventory, tmp_path, check_id)[1][check_id]["outcome"] == "pass", 120,
+    wait.until(lambda: result(lab.paths.inventory, tmp_path, check_id)["outcome"] == "pass", 120,
                f"{check_id} to pass again")
 
 

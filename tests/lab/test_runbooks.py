@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from breaking import backups_aged, file_changed, hung, journal, run_checks, runbook, stopped
+from breaking import backups_aged, file_changed, hung, journal, result, run_checks, runbook, stopped
 from hakit import wait
 from hakit.lab.netns import Lab
 
@@ -50,7 +50,7 @@ def test_a_changing_step_is_never_run_unconfirmed_without_a_terminal(lab: Lab, r
 
 def test_control_plane_restart_revives_a_hung_apiserver(lab: Lab, tmp_path: Path, runs: Path) -> None:
     with hung(lab, "cp2", "kube-apiserver"):
-        failed = wait.until(lambda: (r := run_checks(lab.paths.inventory, tmp_path, "API-002")[1]["API-002"])
+        failed = wait.until(lambda: (r := result(lab.paths.inventory, tmp_path, "API-002"))
                             ["outcome"] == "fail" and r, 60, "API-002 to see the hung apiserver")
         assert "cp2" in failed["message"], failed["message"]
         done = runbook(lab, "run", "control-plane-restart", "--yes", "host=cp2", "component=kube-apiserver")
@@ -96,7 +96,7 @@ def test_a_failing_step_stops_the_run_and_says_where(lab: Lab, runs: Path) -> No
 
 def test_vip_recover_brings_back_a_vip_nobody_holds(lab: Lab, tmp_path: Path, runs: Path) -> None:
     with stopped(lab, *[f"{h.name}/keepalived" for h in lab.control_planes]):
-        failed = run_checks(lab.paths.inventory, tmp_path, "API-004")[1]["API-004"]
+        failed = result(lab.paths.inventory, tmp_path, "API-004")
         assert failed["outcome"] == "fail", failed
         done = runbook(lab, "run", "vip-recover", "--yes")
         assert done.returncode == 0, done.stdout + done.stderr
@@ -109,7 +109,7 @@ def test_node_drain_replace_moves_the_pods_and_returns_the_node(lab: Lab, api, t
     from kubernetes import client
     env = {**os.environ, "HAKIT_INVENTORY": str(lab.paths.inventory)}
     with stopped(lab, "w2/kwok"):
-        wait.until(lambda: run_checks(lab.paths.inventory, tmp_path, "WL-001")[1]["WL-001"]["outcome"] == "warn",
+        wait.until(lambda: result(lab.paths.inventory, tmp_path, "WL-001")["outcome"] == "warn",
                    60, "WL-001 (a warning) to see w2 NotReady")
         proc = subprocess.Popen([sys.executable, "-m", "hakit.cli", "runbook", "run", "node-drain-replace", "--yes",
                                  "node=w2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -203,7 +203,7 @@ def test_vip_recover_names_a_config_split_brain_and_provision_api_lb_repairs_it(
         lab.host("cp2").start("keepalived")
     try:
         with file_changed(conf, lambda t: re.sub(r"virtual_router_id \d+", "virtual_router_id 77", t), restart):
-            wait.until(lambda: "split brain" in run_checks(lab.paths.inventory, tmp_path, "API-004")[1]["API-004"]
+            wait.until(lambda: "split brain" in result(lab.paths.inventory, tmp_path, "API-004")
                        ["message"], 30, "API-004 to see the split brain")
             out = runbook(lab, "run", "vip-recover", "--yes")
             assert out.returncode == 1, out.stdout + out.stderr
