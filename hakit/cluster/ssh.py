@@ -34,11 +34,18 @@ def control_dir() -> Path:
     return d
 
 
+# Seconds to connect and finish SSH's handshake: a host whose kernel answers but whose sshd
+# does not (frozen, swapping) sends no banner, and without it ssh waits for ever. testinfra
+# sets the same for its connections; hakit's own (ssh_argv) need it said.
+CONNECT_TIMEOUT = 10
+
+
 def ssh_options(*, persist: bool = True) -> list[str]:
-    """The ssh options every connection uses: never a prompt, a dead link noticed in ~3 s,
-    one multiplexed connection per host (%C: a hash of user, host and port, so nothing
-    from the inventory becomes part of a path)."""
-    opts = ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=3"]
+    """The ssh options every connection uses: never a prompt, a dead link noticed in ~3 s, a
+    silent sshd in CONNECT_TIMEOUT, one multiplexed connection per host (%C: a hash of user,
+    host and port, so nothing from the inventory becomes part of a path)."""
+    opts = ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=3",
+            "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
     if persist:
         opts += ["-o", f"ControlPath={control_dir()}/%C"]
     return opts

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from breaking import assert_breaks, file_changed, machine_state, stopped
+from breaking import assert_breaks, file_changed, hung, machine_state, run_checks, stopped
 from hakit.lab import pki
 from hakit.lab.netns import Lab
 from hakit.lab.pki import CertPair
@@ -99,3 +99,17 @@ def swap_on(path: Path) -> Iterator[None]:
 @pytest.mark.machine_wide
 def test_host001_sees_swap_on(lab: Lab, tmp_path: Path) -> None:
     assert_breaks(lab, tmp_path, "HOST-001", lambda: swap_on(tmp_path / "swapfile"), "swap is on: cp1")
+
+
+def test_a_host_whose_sshd_hangs_is_named_and_does_not_stall_the_audit(lab: Lab, tmp_path: Path) -> None:
+    """cp2's sshd frozen (SIGSTOP): its kernel still completes the TCP handshake, but no SSH
+    banner ever comes, as from a host swapping to death. The host checks must end (the run's
+    timeout here is the bound: a hang fails the test), naming cp2, with the unreachable exit
+    code; the other hosts are still read."""
+    with hung(lab, "cp2", "sshd"):
+        code, results = run_checks(lab.paths.inventory, tmp_path, "HOST-001", "HOST-003", timeout=90)
+    for check_id in ("HOST-001", "HOST-003"):
+        r = results[check_id]
+        assert r["outcome"] == "error" and "host cp2: ssh failed" in r["message"], r
+        assert "cp1" not in r["message"] and "cp3" not in r["message"], r["message"]
+    assert code == 3, code
