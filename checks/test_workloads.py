@@ -169,3 +169,23 @@ def test_room_to_lose_a_node(fleet: Fleet, snapshot: Snapshot, evidence: Evidenc
         evidence.about("", "workload placement")
     assert not stranded, "losing one node would leave pods with no node to run on: " + "; ".join(
         f"{node}: {what}" for node, what in sorted(stranded.items())[:5]) + (" …" if len(stranded) > 5 else "")
+
+
+@check("WL-008", "Every node runs its agents Ready: kube-proxy, the pod network's, each DaemonSet",
+       property="workloads", runbook="node-drain-replace",
+       remediation="""A node without a Ready kube-proxy routes no Service traffic, one without its pod
+network agent gives new pods no network: each is an outage for that node's pods though the node is
+Ready. `kubectl -n NS describe pod` on the pod named shows why (a crash loop after a rollout with a
+bad flag or image, an unmet toleration); `kubectl -n NS rollout undo daemonset/NAME` returns a bad
+rollout to the last revision that ran.""")
+def test_node_agents_ready(fleet: Fleet, evidence: Evidence) -> None:
+    """Each DaemonSet in scope Ready on every node it is meant for, as its own status counts
+    them, with the nodes where it is not."""
+    down = fleet.agents_down()
+    evidence.record("DaemonSets in scope", len(fleet.daemonsets))
+    evidence.record("DaemonSets not Ready everywhere", sorted(down)[:20] or "none", expected="none")
+    for key, why in sorted(down.items())[:20]:
+        evidence.record(key, why)
+    if down:
+        evidence.about("", "node agents")
+    assert not down, "node agents not Ready on every node: " + "; ".join(f"{k}: {v}" for k, v in sorted(down.items()))

@@ -13,7 +13,9 @@ answers three questions, each a check in checks/test_workloads.py:
 - disruption budgets: replicated workloads without one, budgets that allow none, and
   budgets whose selector matches no pod;
 - room: whether the nodes left after any one node's loss can take the pods it ran that
-  their controllers will recreate (their requests of CPU, memory and pod slots).
+  their controllers will recreate (their requests of CPU, memory and pod slots);
+- node agents: each DaemonSet (kube-proxy, the pod network's agent, ...) Ready on every
+  node it should run on, and on which nodes it is not.
 
 Selectors are matched in full (matchLabels and matchExpressions), as the API server does.
 """
@@ -100,6 +102,29 @@ class Workload:
         return out
 
 
+@dataclass(frozen=True)
+class DaemonSet:
+    namespace: str
+    name: str
+    desired: int      # status.desiredNumberScheduled: the nodes it should run on
+    scheduled: int    # status.currentNumberScheduled
+    ready: int        # status.numberReady
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _daemonset(scope: Scope) -> Callable[[dict[str, Any]], DaemonSet | None]:
+    def keep(d: dict[str, Any]) -> DaemonSet | None:
+        meta, status = d["metadata"], d.get("status") or {}
+        if not scope.wants(meta["namespace"], meta.get("labels") or {}):
+            return None
+        return DaemonSet(meta["namespace"], meta["name"], int(status.get("desiredNumberScheduled", 0)),
+                         int(status.get("currentNumberScheduled", 0)), int(status.get("numberReady", 0)))
+    return keep
+
+
 def _pod(d: dict[str, Any]) -> Pod:
     meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
     owner = next(((o.get("kind", ""), o.get("name", "")) for o in meta.get("ownerReferences") or []
@@ -165,8 +190,9 @@ class Fleet:
     (1,000 nodes × 30,000 pods must not be a product)."""
 
     def __init__(self, pods: list[Pod], budgets: list[Budget], workloads: list[Workload],
-                 scope: Scope = Scope()) -> None:
+                 scope: Scope = Scope(), daemonsets: list[DaemonSet] | None = None) -> None:
         self.pods, self.budgets, self.workloads, self.scope = pods, budgets, workloads, scope
+        self.daemonsets = daemonsets or []
         self.pods_in: dict[str, list[Pod]] = defaultdict(list)
         self.pods_on: dict[str, list[Pod]] = defaultdict(list)
         self.budgets_in: dict[str, list[Budget]] = defaultdict(list)
@@ -199,8 +225,10 @@ class Fleet:
         """One paginated LIST per kind, every namespace; ReplicaSets a Deployment owns are
         judged as that Deployment."""
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
-        with ThreadPoolExecutor(max_workers=5) as pool:   # the server's time for one overlaps the others'
+        with ThreadPoolExecutor(max_workers=6) as pool:   # the server's time for one overlaps the others'
             pods = pool.submit(listing.listed, core.list_pod_for_all_namespaces, "pods", _pod)
+            daemonsets = pool.submit(listing.listed, apps.list_daemon_set_for_all_namespaces, "daemonsets",
+                                     _daemonset(scope))
             budgets = pool.submit(listing.listed, policy.list_pod_disruption_budget_for_all_namespaces,
                                   "poddisruptionbudgets", lambda d: _budget(d, scope))
             kinds = [pool.submit(listing.listed, fn, kind, _workload(kind, scope)) for kind, fn in (
@@ -208,7 +236,7 @@ class Fleet:
                 ("StatefulSet", apps.list_stateful_set_for_all_namespaces),
                 ("ReplicaSet", apps.list_replica_set_for_all_namespaces))]
             workloads = [w for k in kinds for w in k.result()]
-            return cls(pods.result(), budgets.result(), workloads, scope)
+            return cls(pods.result(), budgets.result(), workloads, scope, daemonsets.result())
 
     # --- losing a node, or a zone -------------------------------------------------------------
 
@@ -314,6 +342,25 @@ class Fleet:
         names = ", ".join(p.key for p in stranded[:3]) + (f" and {len(stranded) - 3} more" if len(stranded) > 3 else "")
         return (f"{len(stranded)} of its {len(moving)} recreated pods find no node with room ({names}; "
                 f"{cpu / 1000:g} CPU, {mem / 2 ** 30:.1f} GiB requested)")
+
+    # --- node agents ------------------------------------------------------------------------
+
+    def agents_down(self) -> dict[str, str]:
+        """DaemonSet -> how it falls short of running Ready on every node it should: the nodes
+        whose pod of it is not Ready, and how many nodes have none at all."""
+        out = {}
+        for ds in self.daemonsets:
+            if ds.ready >= ds.desired and ds.scheduled >= ds.desired:
+                continue
+            mine = [p for p in self.pods_in.get(ds.namespace, ()) if p.owner == ("DaemonSet", ds.name) and not p.done]
+            unready = sorted({p.node or "unscheduled" for p in mine if not p.ready})
+            why = [f"{ds.ready} of {ds.desired} Ready"]
+            if unready:
+                why.append(f"not Ready on {', '.join(unready[:8])}" + (" …" if len(unready) > 8 else ""))
+            if ds.scheduled < ds.desired:
+                why.append(f"{ds.desired - ds.scheduled} node(s) without a pod of it")
+            out[ds.key] = "; ".join(why)
+        return out
 
     # --- disruption budgets ---------------------------------------------------------------------
 

@@ -180,6 +180,38 @@ def test_certificates_kubeadm_renewed_for_ten_days_fail_host005_soonest_first(kl
                   inventory=klab.inventory, within=60)
 
 
+@contextmanager
+def bad_rollout(cluster: Cluster, namespace: str, name: str) -> Iterator[None]:
+    """The DaemonSet rolled out with a flag its agent does not know: the first node's new pod
+    crash-loops and the rolling update (maxUnavailable 1) stops there. Undone by rolling the
+    original command out again, until every node runs it Ready."""
+    apps = client.AppsV1Api(cluster.api)
+    container = apps.read_namespaced_daemon_set(name, namespace).spec.template.spec.containers[0]
+
+    def roll(command: list[str]) -> None:
+        apps.patch_namespaced_daemon_set(name, namespace, {"spec": {"template": {"spec": {"containers": [
+            {"name": container.name, "command": command}]}}}})
+    roll([*container.command, "--no-such-flag"])
+    try:
+        yield
+    finally:
+        roll(container.command)
+
+        def rolled() -> bool:
+            ds = apps.read_namespaced_daemon_set(name, namespace)
+            st = ds.status
+            return (st.observed_generation or 0) >= ds.metadata.generation and \
+                st.number_ready == st.updated_number_scheduled == st.desired_number_scheduled
+        wait.until(rolled, 240, f"{namespace}/{name} rolled back out, Ready on every node", interval=2.0)
+
+
+def test_a_kube_proxy_rollout_with_a_bad_flag_fails_wl008(klab: KubeadmLab, kcluster: Cluster,
+                                                          tmp_path: Path) -> None:
+    """kubeadm's kube-proxy DaemonSet: one node left without a Ready kube-proxy is named."""
+    assert_breaks(None, tmp_path, "WL-008", lambda: bad_rollout(kcluster, "kube-system", "kube-proxy"),
+                  "kube-system/kube-proxy: 4 of 5 Ready; not Ready on ", inventory=klab.inventory, within=120)
+
+
 def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
     """systemctl stop kubelet: the node turns NotReady after the node-monitor grace period."""
     assert_breaks(None, tmp_path, "WL-001", lambda: stopped(kcluster, "w2", "kubelet"), "w2",

@@ -13,7 +13,7 @@ from hakit.errors import UnreachableError
 from hakit.inventory import Scope
 from hakit.kube import matches
 from hakit.listing import listed
-from hakit.workloads import Budget, Fleet, Pod, Workload, pod_requests, quantity
+from hakit.workloads import Budget, DaemonSet, Fleet, Pod, Workload, pod_requests, quantity
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
@@ -160,3 +160,15 @@ def test_a_node_whose_pods_the_others_cannot_take_is_named_and_bare_or_daemon_po
     assert Fleet([big("web", "w2", 6000), big("db", "w1", 6000)], [], []).room_after_loss(two) == {}
     slots = Fleet([big(f"p{i}", "w1", 0) for i in range(3)] + [big("q", "w2", 0)], [], [])
     assert "2 of its 3" in slots.room_after_loss({"w1": (1000, 2 ** 40, 3), "w2": (1000, 2 ** 40, 2)})["w1"]
+
+
+def test_a_daemonset_short_of_its_nodes_names_where_its_pod_is_not_ready() -> None:
+    agent = [Pod("kube-system", f"kube-proxy-{n}", n, {}, n != "w2", ("DaemonSet", "kube-proxy"), False, False)
+             for n in ("w1", "w2", "w3")]
+    ok, short = (DaemonSet("kube-system", "kube-proxy", 3, 3, r) for r in (3, 2))
+    assert Fleet(agent, [], [], daemonsets=[ok]).agents_down() == {}
+    assert Fleet(agent, [], [], daemonsets=[short]).agents_down() == {
+        "kube-system/kube-proxy": "2 of 3 Ready; not Ready on w2"}
+    missing = DaemonSet("kube-flannel", "kube-flannel-ds", 4, 3, 3)
+    assert Fleet([], [], [], daemonsets=[missing]).agents_down() == {
+        "kube-flannel/kube-flannel-ds": "3 of 4 Ready; 1 node(s) without a pod of it"}
