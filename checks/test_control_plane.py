@@ -1,5 +1,5 @@
-"""Control plane: more than one apiserver serves, and controller-manager and
-scheduler each run more than once with a live leader Lease."""
+"""Control plane: more than one apiserver serves, controller-manager and scheduler
+each run more than once with a live leader Lease, and every version keeps the skew policy."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import time
 
 from kubernetes import client
 
-from hakit.cluster.probes import readyz
+from hakit.cluster.probes import readyz, version
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot
+from hakit.versions import image_version, skew
 
 
 @check("CP-001", "At least two apiservers serve", property="control-plane", runbook="control-plane-restart",
@@ -75,3 +76,36 @@ def test_scheduler_leader(snapshot: Snapshot, inventory: Inventory, evidence: Ev
                           elected_instances: dict[str, dict[str, str]]) -> None:
     """Without a live leader new pods stay Pending."""
     _leader_check("kube-scheduler", snapshot, inventory, evidence, elected_instances["kube-scheduler"])
+
+
+@check("CP-004", "Versions keep Kubernetes' skew policy: one apiserver version; nothing newer than it",
+       property="control-plane", remediation="""Finish the upgrade that is half done, in kubeadm's order:
+`kubeadm upgrade apply` on the first control plane, `kubeadm upgrade node` on the others, then each
+node's kubelet (drained first). Never install a kubelet, kube-proxy, controller-manager or scheduler
+newer than the oldest apiserver; a kubelet may lag at most three minors, the controller-manager
+and scheduler one.""")
+def test_version_skew(inventory: Inventory, kube_api: client.ApiClient, snapshot: Snapshot,
+                      evidence: Evidence) -> None:
+    """Each apiserver's own /version, the controller-manager's and scheduler's static-pod images,
+    each node's kubelet and its kube-proxy's image, against the oldest apiserver."""
+    apiservers = {h.name: version(f"https://{h.address}:{inventory.apiserver_port}",
+                                  kube_api.configuration.ssl_ca_cert, timeout=5) for h in inventory.control_plane}
+    others: dict[tuple[str, str], str] = {}
+    for component in ("kube-controller-manager", "kube-scheduler"):
+        for pod in snapshot.control_plane_pods(component):
+            others[(component, pod.spec.node_name or "?")] = image_version(pod.spec.containers[0].image or "")
+    for node in snapshot.nodes:
+        others[("kubelet", node.metadata.name)] = node.status.node_info.kubelet_version if node.status.node_info else ""
+    for pod in snapshot.kube_system_pods:
+        if (pod.metadata.labels or {}).get("k8s-app") == "kube-proxy":
+            others[("kube-proxy", pod.spec.node_name or "?")] = image_version(pod.spec.containers[0].image or "")
+    evidence.record("apiserver versions", apiservers)
+    seen: dict[str, set[str]] = {}
+    for (component, _), v in others.items():
+        seen.setdefault(component, set()).add(v or "unreadable")
+    for component, vs in seen.items():
+        evidence.record(f"{component} versions", ", ".join(sorted(vs)))
+    unread = [h for h, v in apiservers.items() if not v]
+    broken = skew({h: v for h, v in apiservers.items() if v}, others)
+    assert not unread and not broken, "; ".join(broken + ([f"apiservers not answering /version: {', '.join(unread)}"]
+                                                         if unread else []))

@@ -34,6 +34,16 @@ def readyz(url: str, ca: Path | str | None = None, timeout: float = 3.0,
     return _get_ok(f"{url}/readyz", ca, timeout, session)
 
 
+def version(url: str, ca: Path | str | None = None, timeout: float = 3.0) -> str:
+    """The gitVersion an apiserver answers GET url/version with (readable without credentials,
+    as kubeadm's RBAC allows), or '' when it does not answer it."""
+    try:
+        r = http.session(ca).get(f"{url}/version", timeout=timeout, verify=str(ca) if ca else False)
+        return str(r.json().get("gitVersion", "")) if r.status_code == 200 else ""
+    except (requests.RequestException, ValueError, AttributeError):
+        return ""
+
+
 def wait_ready(url: str, timeout: float, what: str = "") -> None:
     """Until url/readyz answers 200 (polled every second), else WaitTimeout with its last answer."""
     wait.until(lambda: readyz(url) == "ok", timeout, what or f"{url}/readyz", interval=1.0, why=lambda: readyz(url))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from breaking import assert_breaks, result, stopped
 from hakit import wait
+from hakit.lab import binaries
 from hakit.lab.netns import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
@@ -42,3 +46,24 @@ def test_cp002_cp003_name_a_standby_that_does_not_serve(lab: Lab, tmp_path: Path
     standby = next(h.name for h in lab.control_planes if not holder.startswith(f"{h.name}_"))
     assert_breaks(lab, tmp_path, check_id, lambda: stopped(lab, f"{standby}/{component}"),
                   f"{component} does not serve on {standby}")
+
+
+@contextmanager
+def kubelet_reporting(lab: Lab, node: str, version: str) -> Iterator[None]:
+    """The node's status says its kubelet is `version` (kwok keeps what the status says), as
+    a worker upgraded before the control plane would report it."""
+    core = client.CoreV1Api(lab.api())
+    before = core.read_node(node).status.node_info.kubelet_version
+    core.patch_node_status(node, {"status": {"nodeInfo": {"kubeletVersion": version}}})
+    try:
+        yield
+    finally:
+        core.patch_node_status(node, {"status": {"nodeInfo": {"kubeletVersion": before}}})
+
+
+def test_cp004_names_a_kubelet_newer_than_the_apiservers(lab: Lab, tmp_path: Path) -> None:
+    current = binaries.kubernetes_version()
+    major, minor = (int(x) for x in current.lstrip("v").split(".")[:2])
+    newer = f"v{major}.{minor + 1}.0"
+    assert_breaks(lab, tmp_path, "CP-004", lambda: kubelet_reporting(lab, "w2", newer),
+                  f"kubelet on w2 is {newer}, newer than the oldest apiserver ({current})")

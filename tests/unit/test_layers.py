@@ -1,7 +1,7 @@
 """Imports point down only: each module sits in a layer, and imports only from its own layer
 or below (lazy imports inside functions count too). A newcomer reads the layers bottom-up:
 
-    base       errors, paths, validate, wait, http, model, table, measure, incidents, selection, results
+    base       errors, paths, validate, wait, http, model, table, measure, incidents, selection, results, versions
     clients    inventory, listing, etcd, prometheus, kube, snapshot, workloads, hosts, certs, apilb, alerting, discover
     cluster    hakit.cluster: host access (SSH, kubeadm hosts) and what is read or done on a host
     faults     hakit.faults: inject, restore, journal, lock
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {"hakit": "hakit", "checks": "hakit.checks", "runbooks": "hakit.runbooks", "fixtures": "hakit.fixtures"}
 LAYERS = [
     ("base", ["hakit", "hakit.errors", "hakit.paths", "hakit.validate", "hakit.wait", "hakit.http", "hakit.model",
-              "hakit.table", "hakit.measure", "hakit.incidents", "hakit.selection", "hakit.results"]),
+              "hakit.table", "hakit.measure", "hakit.incidents", "hakit.selection", "hakit.results", "hakit.versions"]),
     ("clients", ["hakit.inventory", "hakit.listing", "hakit.etcd", "hakit.prometheus", "hakit.kube", "hakit.snapshot",
                  "hakit.workloads", "hakit.hosts", "hakit.certs", "hakit.apilb", "hakit.alerting", "hakit.discover"]),
     ("cluster", ["hakit.cluster"]),
