@@ -1,11 +1,10 @@
-"""Parsers of what hosts print (`ip addr`, keepalived.conf, openssl), in Python
+"""Parsers of what hosts print (`ip addr`, keepalived.conf), in Python
 where they are unit-tested; reaching the hosts is hakit.cluster.ssh's job."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 
 def interface_with(ip_addr_output: str, address: str) -> str | None:
@@ -60,8 +59,3 @@ def _block(text: str, start: int) -> str:
 
 def _int(m: re.Match[str] | None) -> int | None:
     return int(m.group(1)) if m else None
-
-def parse_enddate(openssl_output: str) -> datetime:
-    """`openssl x509 -enddate -noout` → its notAfter, timezone-aware."""
-    value = openssl_output.strip().split("=", 1)[1]
-    return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)

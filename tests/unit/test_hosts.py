@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hakit import certs
-from hakit.hosts import interface_with, ipv4_addresses, parse_enddate, parse_keepalived
+from hakit.hosts import interface_with, ipv4_addresses, parse_keepalived
 
 KEEPALIVED = """
 ! comment
@@ -41,10 +43,6 @@ def test_ipv4_addresses() -> None:
     assert ipv4_addresses(out) == ["127.0.0.1", "10.0.0.11"]
 
 
-def test_parse_enddate() -> None:
-    assert parse_enddate("notAfter=Nov 25 14:09:00 2027 GMT\n") == datetime(2027, 11, 25, 14, 9, tzinfo=UTC)
-
-
 def test_backend_states_from_haproxy_csv() -> None:
     from hakit.apilb import backend_states
     csv = ("# pxname,svname,qcur,status\napiserver,FRONTEND,0,OPEN\napiserverbackend,cp1,0,UP\n"
@@ -57,13 +55,27 @@ def test_interface_with_finds_the_device_carrying_an_address() -> None:
     assert interface_with(out, "10.0.0.11") == "eth0" and interface_with(out, "10.0.0.99") is None
 
 
-def test_certificate_lines_parse_and_a_line_missing_is_unreadable_not_absent() -> None:
-    out = "apiserver notAfter=Mar 10 12:00:00 2027 GMT\nadmin.conf absent\nca unreadable\nkubelet.conf notAfter=junk\n"
+def test_certificate_end_dates_are_read_from_the_pem_blocks_as_openssl_reads_them(tmp_path: Path) -> None:
+    """Certificates made by openssl (the dates it prints are the truth here), one past 2050
+    (GeneralizedTime) and one before (UTCTime); a key beside a certificate is ignored, a
+    certificate the host printed nothing for is unreadable, never absent."""
+    dates = {}
+
+    def made(days: int) -> str:
+        crt, key = tmp_path / f"{days}.crt", tmp_path / f"{days}.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(crt), "-days", str(days), "-subj", "/CN=t"],
+                       check=True, capture_output=True)
+        said = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", str(crt)], check=True,
+                              capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+        dates[days] = datetime.strptime(said, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)
+        return key.read_text() + crt.read_text()
+    out = (f"=== apiserver\n{made(10)}=== ca\n{made(40000)}=== admin.conf\nabsent\n"
+           "=== kubelet.conf\n-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
     got = {r.cert.name: r for r in certs.parse(out)}
-    assert got["apiserver"].not_after == datetime(2027, 3, 10, 12, tzinfo=UTC)
+    assert got["apiserver"].not_after == dates[10] and got["ca"].not_after == dates[40000] and dates[40000].year > 2050
     assert got["admin.conf"].absent and got["admin.conf"].not_after is None
-    assert not got["ca"].absent and got["ca"].not_after is None
     assert not got["kubelet.conf"].absent and got["kubelet.conf"].not_after is None
-    assert not got["etcd-peer"].absent, "a certificate the host printed nothing for cannot count as absent"
+    assert not got["etcd-peer"].absent and got["etcd-peer"].not_after is None, "nothing printed: unreadable"
     assert len(certs.arguments("/p", "/k")) == 2 * len(certs.CERTS)
     assert certs.script().count("%s") == 2 * len(certs.CERTS)
