@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from hakit.inventory import CriticalWorkload
-from hakit.kube import matches
+from hakit.kube import matches, quantity
 from hakit.model import Evidence, check
 from hakit.snapshot import Snapshot, is_control_plane, is_ready, is_schedulable
-from hakit.workloads import ZONE, Fleet, quantity
+from hakit.workloads import ZONE, Fleet
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -18,12 +18,12 @@ answers three questions, each a check in checks/test_workloads.py:
   node it should run on, and on which nodes it is not.
 
 Selectors are matched in full (matchLabels and matchExpressions), as the API server does.
+One module for the four questions: they share the one index of the fleet built here.
 """
 
 from __future__ import annotations
 
 import heapq
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +34,7 @@ from kubernetes import client
 
 from hakit import listing
 from hakit.inventory import Scope
-from hakit.kube import matches
+from hakit.kube import matches, pod_requests
 
 ZONE = "topology.kubernetes.io/zone"
 T = TypeVar("T")
@@ -135,31 +135,6 @@ def _pod(d: dict[str, Any]) -> Pod:
                "kubernetes.io/config.mirror" in (meta.get("annotations") or {}),
                any("emptyDir" in v for v in spec.get("volumes") or []), pod_requests(spec),
                status.get("phase") in ("Succeeded", "Failed"))
-
-
-SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-          "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-QUANTITY = re.compile(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
-
-
-def quantity(value: object) -> float:
-    """A Kubernetes resource quantity ("250m", "64Gi", "1e3", 2) as a number; 0 if unreadable
-    (written by whoever wrote the pod: a bad one must not stop the audit)."""
-    m = QUANTITY.fullmatch(str(value).strip())
-    return float(m.group(1)) * SUFFIX.get(m.group(2) or "", 1) if m else 0.0
-
-
-def pod_requests(spec: dict[str, Any]) -> tuple[int, int]:
-    """(CPU millicores, memory bytes) as the scheduler counts a pod: its containers' requests
-    summed, or its largest init container's where that is more, plus its overhead."""
-    def of(containers: list[dict[str, Any]]) -> list[tuple[float, float]]:
-        return [(quantity(r.get("cpu", 0)), quantity(r.get("memory", 0)))
-                for c in containers for r in [(c.get("resources") or {}).get("requests") or {}]]
-    main, init = of(spec.get("containers") or []), of(spec.get("initContainers") or [])
-    overhead = spec.get("overhead") or {}
-    cpu = max(sum(c for c, _ in main), max((c for c, _ in init), default=0)) + quantity(overhead.get("cpu", 0))
-    mem = max(sum(m for _, m in main), max((m for _, m in init), default=0)) + quantity(overhead.get("memory", 0))
-    return round(cpu * 1000), round(mem)
 
 
 def _budget(d: dict[str, Any], scope: Scope) -> Budget | None:

@@ -11,9 +11,9 @@ from kubernetes.client.exceptions import ApiException
 
 from hakit.errors import UnreachableError
 from hakit.inventory import Scope
-from hakit.kube import matches
+from hakit.kube import matches, pod_requests, quantity
 from hakit.listing import listed
-from hakit.workloads import Budget, DaemonSet, Fleet, Pod, Workload, pod_requests, quantity
+from hakit.workloads import Budget, DaemonSet, Fleet, Pod, Workload
 
 
 def pod(name: str, node: str, labels: dict[str, str], ready: bool = True, owner: tuple[str, str] = ("ReplicaSet", "rs"),
