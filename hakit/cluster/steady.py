@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,32 @@ def said(unsteady: dict[str, str]) -> str:
     return ", ".join(f"{k} ({v})" if v else k for k, v in unsteady.items())
 
 
+class Readings:
+    """Successive readings of what is unsteady, for a wait on the steady state: the last one,
+    in how many each thing was seen, and when it was last seen (from the first reading)."""
+
+    def __init__(self, read: Callable[[], dict[str, str]]) -> None:
+        self.read, self.last, self.n = read, {}, 0
+        self.seen: Counter[str] = Counter()
+        self.began, self.last_seen = time.monotonic(), {}
+
+    def steady(self) -> bool:
+        """One more reading; whether it found nothing unsteady."""
+        self.last = self.read()
+        self.n += 1
+        self.seen.update(self.last.keys())
+        self.last_seen.update(dict.fromkeys(self.last, time.monotonic()))
+        return not self.last
+
+    def counted(self) -> dict[str, str]:
+        """The last reading, each with in how many readings it was unsteady."""
+        return {k: f"{v + '; ' if v else ''}in {self.seen[k]} of {self.n} readings" for k, v in self.last.items()}
+
+    def waited(self) -> str:
+        """What was ever unsteady, each with when last seen so: "cp1/node 40 s"."""
+        return ", ".join(f"{k} {at - self.began:.0f} s" for k, at in sorted(self.last_seen.items(), key=lambda i: i[1]))
+
+
 class SteadyState(Access):
     def health(self) -> list[Health]:
         """Every control-plane component, as the host's service manager sees it, plus each
@@ -95,36 +122,20 @@ class SteadyState(Access):
         a container restarted after a crash is gone for the kubelet's back-off (10, 20, 40 s).
         Each thing still unsteady says in how many of the readings it was: a component down
         throughout is not one flapping."""
-        last: dict[str, str] = {}
-        seen: Counter[str] = Counter()
-        readings = 0
-
-        def steady() -> bool:
-            nonlocal readings
-            last.clear()
-            last.update(self.unsteady(beside=beside))
-            readings += 1
-            seen.update(last.keys())
-            return not last
+        readings = Readings(lambda: self.unsteady(beside=beside))
         try:
-            wait.until(steady, seconds, "a steady state", interval=1.0)
+            wait.until(readings.steady, seconds, "a steady state", interval=1.0)
         except wait.WaitTimeout:
             pass
-        return {k: f"{v + '; ' if v else ''}in {seen[k]} of {readings} readings" for k, v in last.items()}
+        return readings.counted()
 
     def wait_steady(self, timeout: float, what: str, *, budgets: dict[str, int] | None = None,
                     beside: str | None = None, interval: float = 1.0) -> str:
         """Until unsteady() is empty, else WaitTimeout saying what is not. Returns what it waited
         for, each with when it was last seen unsteady ("cp1/node 40 s"): where a slow run's time goes."""
-        began, last_seen = time.monotonic(), {}
-
-        def unsettled() -> dict[str, str]:
-            now = self.unsteady(budgets=budgets, beside=beside)
-            last_seen.update(dict.fromkeys(now, time.monotonic()))
-            return now
-        wait.until(lambda: not unsettled(), timeout, what, interval=interval,
-                   why=lambda: said(unsettled()))
-        return ", ".join(f"{k} {at - began:.0f} s" for k, at in sorted(last_seen.items(), key=lambda i: i[1]))
+        readings = Readings(lambda: self.unsteady(budgets=budgets, beside=beside))
+        wait.until(readings.steady, timeout, what, interval=interval, why=lambda: said(readings.last))
+        return readings.waited()
 
     def disruptions_allowed(self) -> dict[str, int]:
         """Each PodDisruptionBudget's disruptions allowed now, by 'namespace/name': what a

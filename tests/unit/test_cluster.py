@@ -119,3 +119,13 @@ def test_a_crash_looping_container_is_told_with_its_last_words_and_that_a_restar
     running = json.dumps({"status": {"state": "CONTAINER_RUNNING", "metadata": {"attempt": 0}}})
     assert container_story(f"{running}\n{CONTAINER_LOG_MARK}\n", "m") == "its container: running, restarted 0 time(s)"
     assert container_story("crictl: not JSON", "m") == ""
+
+
+def test_readings_of_the_steady_state_count_each_thing_and_say_when_it_was_last_seen() -> None:
+    from hakit.cluster.steady import Readings
+    seq = iter([{"cluster/VIP": "held by no host"}, {"cp1/kube-scheduler": "not running", "cluster/VIP": ""},
+                {"cp1/kube-scheduler": "not running"}, {}])
+    r = Readings(lambda: next(seq))
+    assert [r.steady() for _ in range(3)] == [False, False, False]
+    assert r.counted() == {"cp1/kube-scheduler": "not running; in 2 of 3 readings"}
+    assert r.steady() and r.counted() == {} and r.waited().startswith("cluster/VIP 0 s, cp1/kube-scheduler 0 s")
