@@ -135,7 +135,7 @@ class Inventory:
     slo: Slo
     thresholds: Thresholds
     critical_workloads: list[CriticalWorkload]
-    workload_scope: Scope        # which workloads the cluster-wide checks (WL-004..006) look at
+    workload_scope: Scope        # which workloads the cluster-wide checks (WL-004..008) look at
     disruptive_allowed: list[str]
     fault_journal: Path
     fault_control: str | None   # command template that acts on a component; None: kubeadm's systemd/static pods
