@@ -146,5 +146,4 @@ def test_wl007_sees_that_no_node_left_has_room_for_a_lost_nodes_pod(lab: Lab, tm
            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "hog"}}}]}}}
     assert_breaks(lab, tmp_path, "WL-007", lambda: planted(lab, PLANTED, workload("Deployment", "hog", 3, pod)),
-                  f"would leave pods with no node to run on: w1: 1 of its 1 recreated pods find no node with room "
-                  f"({PLANTED}/hog-")
+                  f"recreated pods find no node with room ({PLANTED}/hog-")   # w1 may run others, CoreDNS's
