@@ -209,7 +209,9 @@ def test_a_kube_proxy_rollout_with_a_bad_flag_fails_wl008(klab: KubeadmLab, kclu
                                                           tmp_path: Path) -> None:
     """kubeadm's kube-proxy DaemonSet: one node left without a Ready kube-proxy is named."""
     assert_breaks(None, tmp_path, "WL-008", lambda: bad_rollout(kcluster, "kube-system", "kube-proxy"),
-                  "kube-system/kube-proxy: 4 of 5 Ready; not Ready on ", inventory=klab.inventory, within=120)
+                  # how many are down at once is the rollout's (seen: 3 of 5 in make test, 4 of 5 alone)
+                  "node agents not Ready on every node: kube-system/kube-proxy: ", inventory=klab.inventory,
+                  within=120)
 
 
 def test_a_worker_whose_kubelet_stopped_fails_wl001(klab: KubeadmLab, kcluster: Cluster, tmp_path: Path) -> None:
