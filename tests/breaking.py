@@ -197,7 +197,7 @@ def hold_fault(lab: Lab) -> subprocess.Popen[str]:
     script = textwrap.dedent(f"""
         import time
         from hakit.faults.kinds import StopComponent
-        from hakit.cluster import Cluster, ssh
+        from hakit.cluster import Cluster
         from hakit.inventory import load
         with StopComponent(Cluster(load({str(lab.paths.inventory)!r})), "cp3", "kube-scheduler"):
             print("injected", flush=True)
