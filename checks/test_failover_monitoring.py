@@ -12,66 +12,19 @@ still reach Alertmanager (suppressed), and the receiver must not be paged.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass
-
 import pytest
-from kubernetes import client
 
-from hakit import wait
-from hakit.alerting import HELD, LABELS, Follow, Trail
+from hakit.alerting import HELD, Trail
 from hakit.cluster import Cluster
-from hakit.faults.base import Fault
-from hakit.faults.kinds import Silence, StopComponent
-from hakit.faults.nodes import pdb_shortfalls
 from hakit.fixtures.disruption import Inject
 from hakit.inventory import Inventory
 from hakit.model import Evidence, check
-from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds, ha_jobs
-from hakit.snapshot import is_control_plane
+from hakit.prometheus import Alertmanager, Prometheus, Receiver, duration_seconds
+from hakit.scenarios.alerts import SCENARIOS, NoTarget, NotClear, Scenario, page
 
 REMEDIATION = """Load hakit/rules/ha-alerts.yaml into Prometheus, scrape every HA component, and route
 its alerts in Alertmanager to a receiver a human watches; keep `for:` plus scrape and evaluation
 intervals plus group_wait inside the alert-delivery SLO. A missing stage names where the chain breaks."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    alert: str
-    target: Callable[[Inventory, Cluster], str]
-    fault: Callable[[Cluster, str], Fault]
-
-
-def last_control_plane(inv: Inventory, control: Cluster) -> str:
-    return inv.control_plane[-1].name
-
-
-def affordable_worker(inv: Inventory, control: Cluster) -> str:
-    """A worker whose loss every PDB can afford: this scenario is about the alert (WL-D01 is
-    the one that asks whether the workloads can afford a node)."""
-    core = client.CoreV1Api(control.api)
-    workers = sorted(n.metadata.name for n in core.list_node().items if not is_control_plane(n))
-    if not workers:
-        pytest.skip("the cluster has no worker node to lose")
-    pdbs = client.PolicyV1Api(control.api).list_pod_disruption_budget_for_all_namespaces().items
-    for name in workers:
-        pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={name}").items
-        if not pdb_shortfalls(pdbs, [p for p in pods if p.metadata.deletion_timestamp is None]):
-            return name
-    return workers[0]   # none can go: the guard's refusal names the PDB
-
-
-SCENARIOS = [
-    Scenario("etcd member stopped", "etcdMembersDown", last_control_plane,
-             lambda c, h: StopComponent(c, h, "etcd")),
-    Scenario("worker lost", "KubeNodeNotReady", affordable_worker,
-             lambda c, h: StopComponent(c, h, "kubelet")),
-    Scenario("apiserver stopped", "TargetDown", last_control_plane,
-             lambda c, h: StopComponent(c, h, "kube-apiserver")),
-]
 
 
 @pytest.fixture
@@ -105,29 +58,14 @@ def test_an_ha_failure_pages_and_clears(scenario: Scenario, inventory: Inventory
             held.close()
         evidence.fault(f"{trail.fault} (held by {trail.host_check})", trail.t0)
     else:
-        host = scenario.target(inventory, control)
-        labels = LABELS[scenario.alert](host, ha_jobs(prometheus.targets()))
-        follow = Follow(prometheus, alertmanager, receiver, scenario.alert, labels)
         try:
-            wait.until(follow.clear, bound + upper + slo, f"{scenario.alert} {labels} to be clear before the fault",
-                       interval=2.0)
-        except wait.WaitTimeout as e:
-            pytest.fail(f"{e}: it is still {follow.in_prometheus() or follow.in_alertmanager()} from before, so "
-                        "there is no steady state to measure from", pytrace=False)
+            trail = page(scenario, inventory, control, prometheus, alertmanager, receiver, inject, slo,
+                         clear_within=bound + upper + slo, silenced=silenced)
+        except NoTarget as e:
+            pytest.skip(str(e))
+        except NotClear as e:
+            pytest.fail(str(e), pytrace=False)
         evidence.record("before the fault", "clear in Prometheus and Alertmanager", "clear", True)
-        with ExitStack() as stack:
-            if silenced:
-                stack.enter_context(Silence(control, alertmanager.url, {"alertname": scenario.alert, **labels}))
-            stack.enter_context(follow)
-            with inject(scenario.fault(control, host)) as fault:
-                follow.follow(fault.describe(), fault.injected_at, slo, delivered)
-            if not follow.trail.missed:
-                follow.resolve(fault.restored_at, slo, delivered)
-            if silenced:
-                time.sleep(2)   # a page would have come within group_wait
-                assert "firing" not in follow.pager.latest, \
-                    f"{scenario.alert} paged the receiver despite hakit's silence"
-        trail = follow.trail
     judge(trail, evidence, slo, bound, upper, silenced, delivered)
 
 

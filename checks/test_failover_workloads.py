@@ -8,30 +8,23 @@ journaled like a fault: removed on exit, or by `hakit repair` after a crash.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from hakit import wait
 from hakit.cluster import Cluster
-from hakit.faults.kinds import Drain, ProbeNamespace, StopComponent
 from hakit.fixtures.disruption import Alerts, Inject
 from hakit.inventory import Inventory
-from hakit.kube import deployment_of, drain_plan, evict, matches
-from hakit.measure import Watch
 from hakit.model import Evidence, check
-from hakit.snapshot import is_control_plane, is_ready
+from hakit.scenarios.workloads import (
+    TOLERATION_SECONDS,
+    DrainRefused,
+    Probe,
+    drain_worker,
+    lose_worker,
+    probe_workload,
+)
 
-MAX_REPLICAS = 3
-# The probe tolerates an unreachable node for 5 s, not the 300 s every pod gets by default:
-# what is measured is the control plane's part (detection, eviction, scheduling), not a default.
-TOLERATION_SECONDS = 5
-LABELS = {"app.kubernetes.io/name": "hakit-probe"}
 REMEDIATION = """Run kube-controller-manager with a --node-monitor-grace-period that fits the SLO
 (50 s by default since Kubernetes 1.32) and give critical pods tolerations for
 node.kubernetes.io/unreachable and not-ready with a short tolerationSeconds (the default is
@@ -39,84 +32,11 @@ node.kubernetes.io/unreachable and not-ready with a short tolerationSeconds (the
 `hakit runbook run node-drain-replace`."""
 
 
-UPSTREAM_PAUSE = "registry.k8s.io/pause:3.10"
-
-
-def probe_image(inventory: Inventory, nodes: list[client.V1Node]) -> str:
-    """The probe's image: the inventory's, else a pause image every worker already holds (the
-    runtime's sandbox image, so an air-gapped cluster needs no pull), else upstream's."""
-    if inventory.probe_image:
-        return inventory.probe_image
-    held = [{name for image in n.status.images or [] for name in image.names or [] if "/pause:" in name}
-            for n in nodes if not is_control_plane(n)]
-    common = set.intersection(*held) if held else set()
-    return min((i for i in common if "@" not in i), default=UPSTREAM_PAUSE)
-
-
-@dataclass(frozen=True)
-class Probe:
-    namespace: str
-    replicas: int   # one per schedulable worker, 2 to 3: any one worker's loss costs one, as its PDB allows
-
-
-def probe_deployment(image: str, replicas: int) -> dict:
-    tolerations = [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
-                    "tolerationSeconds": TOLERATION_SECONDS} for t in ("unreachable", "not-ready")]
-    return {
-        "metadata": {"name": "hakit-probe", "labels": LABELS},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": LABELS},
-                 "template": {"metadata": {"labels": LABELS}, "spec": {
-                     "tolerations": tolerations, "terminationGracePeriodSeconds": 5,
-                     "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                    "whenUnsatisfiable": "ScheduleAnyway",
-                                                    "labelSelector": {"matchLabels": LABELS}}],
-                     "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent"}]}}}}
-
-
 @pytest.fixture
 def probe(control: Cluster, inventory: Inventory) -> Iterator[Probe]:
-    """The probe workload, ready on the workers."""
-    namespace = f"hakit-probe-{uuid.uuid4().hex[:6]}"
-    nodes = client.CoreV1Api(control.api).list_node(_request_timeout=10).items
-    workers = [n for n in nodes if not is_control_plane(n) and not n.spec.unschedulable]
-    p = Probe(namespace, min(MAX_REPLICAS, max(2, len(workers))))
-    with ProbeNamespace(control, namespace):
-        client.AppsV1Api(control.api).create_namespaced_deployment(
-            namespace, probe_deployment(probe_image(inventory, nodes), p.replicas))
-        client.PolicyV1Api(control.api).create_namespaced_pod_disruption_budget(namespace, {
-            "metadata": {"name": "hakit-probe"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}})
-        wait.until(lambda: len(running(control, namespace)) == p.replicas, 120,
-                   f"{p.replicas} probe pods Running in {namespace}")
+    """The probe workload, ready on the workers (hakit.scenarios.workloads)."""
+    with probe_workload(control, inventory) as p:
         yield p
-
-
-def pods(control: Cluster, namespace: str) -> list[client.V1Pod]:
-    return client.CoreV1Api(control.api).list_namespaced_pod(namespace, _request_timeout=3).items
-
-
-def running(control: Cluster, namespace: str, avoid: str = "") -> list[client.V1Pod]:
-    """Probe pods Running and Ready, not terminating, and not on node `avoid`."""
-    return [p for p in pods(control, namespace)
-            if p.metadata.deletion_timestamp is None and p.status.phase == "Running" and p.spec.node_name != avoid
-            and is_ready(p)]
-
-
-def victim_worker(control: Cluster, namespace: str, inv: Inventory) -> str:
-    """The worker to lose: one running a critical workload's pod if any (does that workload
-    survive losing its node?), else the one running the most probe replicas."""
-    core = client.CoreV1Api(control.api)
-    nodes = {n.metadata.name: n for n in core.list_node().items}
-    workers = {name for name, n in nodes.items() if not is_control_plane(n)}
-    placed = [p.spec.node_name for p in running(control, namespace) if p.spec.node_name in workers]
-    if not placed:
-        pytest.fail("no probe pod landed on a worker node: the cluster has no schedulable worker", pytrace=False)
-    critical = set()
-    for w in inv.critical_workloads:
-        obj = (client.AppsV1Api(control.api).read_namespaced_deployment if w.kind == "Deployment"
-               else client.AppsV1Api(control.api).read_namespaced_stateful_set)(w.name, w.namespace)
-        selector = ",".join(f"{k}={v}" for k, v in (obj.spec.selector.match_labels or {}).items())
-        critical |= {p.spec.node_name for p in core.list_namespaced_pod(w.namespace, label_selector=selector).items}
-    return max(sorted(set(placed)), key=lambda n: (n in critical, placed.count(n)))
 
 
 @check("WL-D01", "Pods of a lost worker are replaced and Running on other nodes within the SLO",
@@ -126,45 +46,18 @@ def test_pods_are_rescheduled_when_a_worker_is_lost(inventory: Inventory, contro
     """A node dies with its pods: the control plane must notice, evict and place them elsewhere."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    victim = victim_worker(control, probe.namespace, inventory)
-    core = client.CoreV1Api(control.api)
-    with Watch(f"node {victim} Ready", lambda: is_ready(core.read_node(victim, _request_timeout=3))) as ready, \
-            Watch("probe pods", lambda: pods(control, probe.namespace)) as seen, \
-            alerts.following("KubeNodeNotReady", victim) as follow:
-        with inject(StopComponent(control, victim, "kubelet")) as fault:
-            t0 = fault.injected_at
-            lost = ready.wait(lambda v: v is False, t0, slo * 2, f"node {victim} to be NotReady")
-            evidence.event(f"node {victim} NotReady", lost, True)
-            evicted = seen.wait(lambda ps: any(p.metadata.deletion_timestamp and p.spec.node_name == victim
-                                               for p in ps), t0, slo * 2, f"the pods on {victim} to be evicted")
-            evidence.event(f"pods on {victim} evicted", evicted, True)
-            replaced = wait.until(lambda: len(running(control, probe.namespace, avoid=victim)) == probe.replicas
-                                  and time.monotonic(), slo * 2,
-                                  f"{probe.replicas} probe pods Running away from {victim}", interval=0.1)
-            evidence.event(f"{probe.replicas} replicas Running on other nodes", replaced, True)
-            stuck = [p.metadata.name for p in pods(control, probe.namespace)
-                     if p.metadata.deletion_timestamp and p.spec.node_name == victim]
-            alerts.hold(follow, fault, t0)   # the node Ready again is part of the steady state after it
-        alerts.done(follow, fault, evidence)
-    took = replaced - t0
+    loss = lose_worker(inventory, control, probe, inject, evidence, alerts, within=slo * 2)
+    took = loss.replaced - loss.t0
     met = evidence.within("replicas Running elsewhere", took, slo, "pod_rescheduling_seconds",
                           "after the node was lost")
-    evidence.record("detection", f"NotReady after {lost - t0:.1f} s; evicted after {evicted - t0:.1f} s "
-                    f"(probe tolerates unreachable for {TOLERATION_SECONDS} s; pods left at the default wait 300 s)")
+    evidence.record("detection", f"NotReady after {loss.lost - loss.t0:.1f} s; evicted after "
+                    f"{loss.evicted - loss.t0:.1f} s (probe tolerates unreachable for {TOLERATION_SECONDS} s; pods "
+                    "left at the default wait 300 s)")
     evidence.record("stuck Terminating on the lost node",
-                    f"{len(stuck)} pod(s): {', '.join(stuck) or 'none'}; they go when its kubelet returns, or with "
-                    "`kubectl delete pod --force --grace-period=0` once the node is known to be dead")
-    assert met, (f"the probe's pods on {victim} were Running elsewhere {took:.1f} s after the node was "
-                         f"lost; the SLO is {slo:g} s (NotReady after {lost - t0:.1f} s)")
-
-
-def blocking(control: Cluster, pods: list[client.V1Pod]) -> str:
-    """The PDBs covering pods whose eviction was refused: 'PDB ns/name allows 0, ...'."""
-    pdbs = client.PolicyV1Api(control.api).list_pod_disruption_budget_for_all_namespaces(_request_timeout=10).items
-    return ", ".join(sorted({
-        f"PDB {b.metadata.namespace}/{b.metadata.name} allows {(b.status.disruptions_allowed or 0) if b.status else 0}"
-        for p in pods for b in pdbs if b.metadata.namespace == p.metadata.namespace
-        and matches(control.api.sanitize_for_serialization(b.spec.selector), p.metadata.labels or {})})) or "a PDB"
+                    f"{len(loss.stuck)} pod(s): {', '.join(loss.stuck) or 'none'}; they go when its kubelet returns, "
+                    "or with `kubectl delete pod --force --grace-period=0` once the node is known to be dead")
+    assert met, (f"the probe's pods on {loss.victim} were Running elsewhere {took:.1f} s after the node was "
+                 f"lost; the SLO is {slo:g} s (NotReady after {loss.lost - loss.t0:.1f} s)")
 
 
 @check("WL-D02", "A worker drains through the eviction API within the SLO, honouring every PDB",
@@ -181,49 +74,14 @@ def test_a_worker_drains_honouring_every_pdb(inventory: Inventory, control: Clus
     `hakit repair` after a crash)."""
     slo = inventory.slo.pod_rescheduling_seconds
     evidence.deadline = (slo, "slo.pod_rescheduling_seconds")
-    node = victim_worker(control, probe.namespace, inventory)
-    core = client.CoreV1Api(control.api)
-
-    def on_node() -> list[client.V1Pod]:
-        return core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _request_timeout=10).items
-    evictable, refusals = drain_plan(on_node())
-    evidence.record("pods the drain evicts", len(evictable))
-    if refusals:
-        pytest.fail(f"kubectl drain would refuse {node}: {'; '.join(refusals[:5])}", pytrace=False)
-    apps = client.AppsV1Api(control.api)
-    moved = {d for p in evictable if p.metadata.namespace != probe.namespace and (d := deployment_of(apps, p))}
-    drain = Drain(control, node, moved)
-    with Watch("probe pods Running", lambda: len(running(control, probe.namespace))) as available:
-        try:
-            with inject(drain):
-                deadline, refused, blocked = drain.injected_at + slo, 0, []
-                for pod in evictable:
-                    try:
-                        refused += evict(core, pod, deadline)
-                    except ApiException as e:
-                        if e.status != 429:
-                            raise
-                        blocked.append(pod)
-                if blocked:
-                    pytest.fail(f"the drain of {node} is blocked after {slo:g} s: {blocking(control, blocked)} "
-                                f"({len(blocked)} pod(s) not evicted: "
-                                f"{', '.join(f'{p.metadata.namespace}/{p.metadata.name}' for p in blocked[:5])})",
-                                pytrace=False)
-                evicted = {p.metadata.uid for p in evictable}
-                drained = wait.until(lambda: not any(p.metadata.uid in evicted for p in on_node())
-                                     and len(running(control, probe.namespace, avoid=node)) == probe.replicas
-                                     and time.monotonic(),
-                                     max(slo - (time.monotonic() - drain.injected_at), 1), f"{node} to be drained",
-                                     interval=0.2)
-                evidence.event(f"drained: every evicted pod gone from {node}, the probe whole elsewhere", drained, True)
-        finally:   # the drain's undo: uncordoned, and what it left on one node spread again
-            evidence.record("restarted to spread again after the drain", ", ".join(drain.undone or []) or "none needed")
-        fewest = min(v for _, v in available.samples if isinstance(v, int))
-    took = drained - drain.injected_at
-    met = evidence.within("drain", took, slo, "pod_rescheduling_seconds", f"{len(evictable)} pods off {node}")
-    evidence.record("fewest probe pods Running during the drain", fewest, f"≥ {probe.replicas - 1} (the PDB)",
-                    fewest >= probe.replicas - 1)
-    evidence.record("evictions a PDB refused (then retried)", refused)
-    assert fewest >= probe.replicas - 1, \
-        f"only {fewest} of {probe.replicas} probe pods ran during the drain: the PDB was not honoured"
-    assert met, f"the drain of {node} took {took:.1f} s; the SLO is {slo:g} s"
+    try:
+        run = drain_worker(inventory, control, probe, inject, evidence, within=slo)
+    except DrainRefused as e:
+        pytest.fail(str(e), pytrace=False)
+    met = evidence.within("drain", run.seconds, slo, "pod_rescheduling_seconds", f"{run.evicted} pods off {run.node}")
+    evidence.record("fewest probe pods Running during the drain", run.fewest, f"≥ {probe.replicas - 1} (the PDB)",
+                    run.fewest >= probe.replicas - 1)
+    evidence.record("evictions a PDB refused (then retried)", run.refused)
+    assert run.fewest >= probe.replicas - 1, \
+        f"only {run.fewest} of {probe.replicas} probe pods ran during the drain: the PDB was not honoured"
+    assert met, f"the drain of {run.node} took {run.seconds:.1f} s; the SLO is {slo:g} s"

@@ -5,6 +5,7 @@ or below (lazy imports inside functions count too). A newcomer reads the layers 
     clients    inventory, listing, etcd, prometheus, kube, snapshot, workloads, hosts, certs, apilb, alerting, discover
     cluster    hakit.cluster: host access (SSH, kubeadm hosts) and what is read or done on a host
     faults     hakit.faults: inject, restore, journal, lock
+    scenarios  hakit.scenarios: what each disruptive check breaks and watches, and its timeline
     procedures the runbook model and the runbooks; the pytest side (fixtures, checks, reports)
     pipeline   audit, catalog, a runbook's run and remediation (they run checks through pytest)
     lab        hakit.lab: the local HA labs, which install themselves with the runbooks
@@ -28,6 +29,7 @@ LAYERS = [
                  "hakit.workloads", "hakit.hosts", "hakit.certs", "hakit.apilb", "hakit.alerting", "hakit.discover"]),
     ("cluster", ["hakit.cluster"]),
     ("faults", ["hakit.faults"]),
+    ("scenarios", ["hakit.scenarios"]),
     ("procedures", ["hakit.runbook", "hakit.runbooks", "hakit.fixtures", "hakit.checks", "hakit.report"]),
     ("pipeline", ["hakit.audit", "hakit.catalog", "hakit.runbook.run", "hakit.runbook.remediate"]),
     ("lab", ["hakit.lab"]),

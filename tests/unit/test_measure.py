@@ -24,7 +24,7 @@ def test_watch_outage_spans_from_the_first_bad_probe_to_the_end_of_the_last() ->
 def test_the_probe_runs_a_pause_image_every_worker_already_holds(tmp_path: Path) -> None:
     """An air-gapped kubeadm cluster holds its sandbox image and nothing upstream's: the probe
     must not need a pull (on the kubeadm lab, the upstream default never starts)."""
-    from hakit.checks.test_failover_workloads import UPSTREAM_PAUSE, probe_image
+    from hakit.scenarios.workloads import UPSTREAM_PAUSE, probe_image
 
     def node(name: str, images: list[str], control_plane: bool = False) -> client.V1Node:
         labels = {"node-role.kubernetes.io/control-plane": ""} if control_plane else {}
@@ -95,8 +95,9 @@ def test_a_client_outage_that_never_ends_is_a_miss_not_a_pass() -> None:
     that is the longest outage, not none."""
     from types import SimpleNamespace
 
-    from hakit.checks.test_failover_api import client_outages
+    from hakit.checks.test_failover_api import judged
     from hakit.measure import Timeline
+    from hakit.scenarios.api import client_outages
 
     def timeline(*samples: tuple[float, bool]) -> Timeline:
         t = Timeline("API through the VIP", 0.1)
@@ -104,9 +105,12 @@ def test_a_client_outage_that_never_ends_is_a_miss_not_a_pass() -> None:
             t.seen(ok, at, at + 0.01)
         return t
     fault = SimpleNamespace(injected_at=10.0)
+
+    def misses(api: Timeline, ev: Evidence) -> list[str]:
+        return judged(ev, client_outages(api, fault, 11.0, "later"), api, fault.injected_at, 5.0)  # type: ignore[arg-type]
     ended = timeline((9.5, True), (10.1, False), (10.2, False), (10.3, True), (12.0, True))
-    assert client_outages(Evidence(), ended, fault, 11.0, 5.0) == []
+    assert misses(ended, Evidence()) == []
     never = timeline((9.5, True), (10.1, False), (10.2, False), (17.0, False))
     ev = Evidence()
-    assert client_outages(ev, never, fault, 11.0, 5.0) == ["client outage during the fault: still failing after 6.9 s"]
+    assert misses(never, ev) == ["client outage during the fault: still failing after 6.9 s"]
     assert "still failing" in str(ev.measurements)
