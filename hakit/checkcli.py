@@ -16,12 +16,11 @@ from hakit.catalog import markdown as catalog_markdown
 from hakit.cluster.probes import readyz
 from hakit.errors import EXIT_OK, ConfigError, UnreachableError
 from hakit.inventory import Inventory, default_path, load
-from hakit.inventory import add_option as add_inventory_option
 from hakit.model import PROPERTIES
 from hakit.report import read_json, write_html
 from hakit.report.publish import publish
 from hakit.results import Results
-from hakit.selection import OPTIONS, Selection
+from hakit.selection import OPTIONS, Selection, add_inventory_option
 from hakit.table import table
 
 SELECT_HELP = f"properties: {', '.join(PROPERTIES)}"

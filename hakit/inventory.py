@@ -8,7 +8,6 @@ beside each other, which is what a reader of the schema needs.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import re
@@ -195,11 +194,6 @@ class _Reader(Reader):
 def default_path(given: str | Path | None = None) -> Path:
     """The inventory a command means: the one given, else $HAKIT_INVENTORY, else the local lab's."""
     return Path(given or os.environ.get("HAKIT_INVENTORY") or paths.lab_dir() / "inventory.yaml")
-
-
-def add_option(parser: argparse.ArgumentParser) -> None:
-    """The --inventory option of every command that works on a cluster (see default_path)."""
-    parser.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
 
 
 def load(path: Path | str, cluster_exists: bool = True) -> Inventory:

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any
 
 from hakit.model import PROPERTIES
+
+
+def add_inventory_option(parser: argparse.ArgumentParser) -> None:
+    """The --inventory option of every command that works on a cluster (hakit.inventory.default_path)."""
+    parser.add_argument("--inventory", help="inventory YAML (default: $HAKIT_INVENTORY, else the local lab's)")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from hakit.errors import ConfigError
 from hakit.inventory import Inventory, default_path, load
-from hakit.inventory import add_option as add_inventory_option
 from hakit.runbook import Context, Param, Runbook, get, load_all
 from hakit.runbook import run as runner
+from hakit.selection import add_inventory_option
 from hakit.table import table
 
 RUNBOOK_HELP = """\
