@@ -46,6 +46,8 @@ def audit(cold: bool, cold_go: bool) -> None:
     if hakit.exists():
         subprocess.run([str(hakit), "lab", "down"], cwd=ROOT, capture_output=True)
     env = dict(os.environ)
+    cache = Path(env.get("HAKIT_CACHE", Path.home() / ".cache" / "hakit"))
+    empty = not (ROOT / ".venv").exists() and not cache.exists()   # a fresh machine's: warm runs are cold
     aside = ROOT / ".venv.suite-time"
     with tempfile.TemporaryDirectory(prefix="hakit-cold-") as tmp:
         if cold:
@@ -64,7 +66,8 @@ def audit(cold: bool, cold_go: bool) -> None:
                 if aside.exists():
                     aside.rename(ROOT / ".venv")
                 subprocess.run(["chmod", "-R", "u+w", tmp], check=False)   # Go's module cache is read-only
-    label = ("cold (empty hakit cache and .venv" + (", empty Go caches)" if cold_go else ")")) if cold else "warm"
+    label = ("cold (empty hakit cache and .venv" + (", empty Go caches)" if cold_go else ")")) if cold else (
+        "cold (this machine's own caches were empty: no hakit cache, no .venv)" if empty else "warm")
     print(f"\nmake audit, {label}: {setup + rest:.0f} s = set-up {setup:.0f} s + lab up and audit {rest:.0f} s")
 
 
