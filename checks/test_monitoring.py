@@ -18,13 +18,20 @@ def ha_rule_names() -> list[str]:
     return [r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r]
 
 
+def monitoring_host(inventory: Inventory, url: str) -> str:
+    """The name of the inventory's monitoring host that serves url, else "" (the cluster's, where
+    it runs in pods or no monitoring.hosts are listed): names the host an incident is about."""
+    address = urlsplit(url).hostname
+    return next((h.name for h in inventory.monitoring_hosts if h.address == address), "")
+
+
 @check("MON-001", "Prometheus is ready", property="monitoring",
        remediation="""`systemctl status prometheus` and its log; /-/ready answers 503 while the TSDB replays.""")
-def test_prometheus_ready(prometheus: Prometheus, evidence: Evidence) -> None:
+def test_prometheus_ready(prometheus: Prometheus, inventory: Inventory, evidence: Evidence) -> None:
     """No Prometheus, no alert about anything else failing."""
     ok = evidence.record("GET /-/ready", "ready" if prometheus.ready() else "not ready", expected="ready")
     if ok != "ready":
-        evidence.about("", "prometheus")
+        evidence.about(monitoring_host(inventory, prometheus.url), "prometheus")
     assert ok == "ready", f"Prometheus at {prometheus.url} is not ready"
 
 
@@ -71,12 +78,12 @@ def test_ha_rules_loaded(prometheus: Prometheus, evidence: Evidence) -> None:
 @check("MON-004", "The Watchdog alert reaches Alertmanager", property="monitoring",
        remediation="""Check Prometheus' alerting config (alertmanagers:) and /api/v1/alertmanagers; the
 Watchdog rule (vector(1)) must be loaded and Alertmanager reachable from Prometheus.""")
-def test_watchdog_in_alertmanager(alertmanager: Alertmanager, evidence: Evidence) -> None:
+def test_watchdog_in_alertmanager(alertmanager: Alertmanager, inventory: Inventory, evidence: Evidence) -> None:
     """The always-firing alert proves Prometheus → Alertmanager works right now."""
     try:
         alerts = alertmanager.alerts(filter="alertname=Watchdog")
     except UnreachableError as e:
-        evidence.about("", "alertmanager")
+        evidence.about(monitoring_host(inventory, alertmanager.url), "alertmanager")
         raise AssertionError(f"Alertmanager does not answer, so no alert reaches anyone: {e}") from None
     found = [a for a in alerts if a.get("status", {}).get("state") != "unprocessed"]
     evidence.record("Watchdog in Alertmanager", "yes" if found else "no", expected="yes")
@@ -151,8 +158,14 @@ def test_alertmanager_peers(alertmanager: Alertmanager, inventory: Inventory, ev
     evidence.record("peers", peers or "none", f"{expected} (monitoring.alertmanager_peers)", len(peers) >= expected)
     assert cluster.get("status") != "disabled", (
         "Alertmanager runs unclustered (no --cluster.listen-address): one instance, one point of failure")
-    assert len(peers) >= expected, (f"Alertmanager sees {len(peers)} of {expected} cluster peers "
-                                    f"({', '.join(peers) or 'none'}): a peer is down or cut off")
+    if len(peers) < expected:
+        seen = {p.rsplit(":", 1)[0] for p in peers}
+        missing = [h.name for h in inventory.monitoring_hosts if h.address not in seen]   # each runs an Alertmanager
+        for name in missing:
+            evidence.about(name, "alertmanager")
+        who = f"{', '.join(missing)} down or cut off" if missing else "a peer is down or cut off"
+        raise AssertionError(f"Alertmanager sees {len(peers)} of {expected} cluster peers "
+                             f"({', '.join(peers) or 'none'}): {who}")
     assert cluster.get("status") == "ready", f"the Alertmanager cluster is {cluster.get('status')}, not ready"
 
 

@@ -89,6 +89,8 @@ def runs(name: str, hosts: list[str]) -> list[Run]:
         return [("control-plane-restart", {"host": h, "component": component}) for h in hosts]
     if name in ("keepalived", "haproxy", "vip"):
         return [("vip-recover", {})]
+    if name in ("prometheus", "alertmanager"):   # on a monitoring host the inventory lists; else the manual step
+        return [("monitoring-restart", {"host": h, "component": name}) for h in hosts]
     return []
 
 

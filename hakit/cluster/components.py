@@ -1,6 +1,7 @@
 """What stopping, starting or killing a component means on a host, as one shell
 command. The default is kubeadm's layout: keepalived, haproxy and kubelet are
-systemd units; etcd and the control-plane components are static pods, stopped by
+systemd units (so are Prometheus and Alertmanager on the monitoring hosts, by Debian's
+unit names); etcd and the control-plane components are static pods, stopped by
 parking their manifest where the kubelet does not look and started by putting it
 back. An inventory may give its own template (`disruptive.control`).
 
@@ -17,8 +18,12 @@ from hakit.errors import ConfigError
 
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                             "haproxy", "keepalived")
-SYSTEMD_UNITS = ("keepalived", "haproxy", "kubelet")
-COMPONENTS = (*CONTROL_PLANE_COMPONENTS, "kubelet")
+MONITORING_COMPONENTS = ("prometheus", "alertmanager")   # on the inventory's monitoring.hosts
+# The systemd unit of each component that is one: Debian's names for Prometheus and Alertmanager,
+# as provision-monitoring installs them.
+SYSTEMD_UNITS = {"keepalived": "keepalived", "haproxy": "haproxy", "kubelet": "kubelet",
+                 "prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
+COMPONENTS = (*CONTROL_PLANE_COMPONENTS, "kubelet", *MONITORING_COMPONENTS)
 ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
 MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
 # etcd's --initial-cluster: name=URL pairs; no character sed or a shell would read.
@@ -56,6 +61,7 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
                     f"else sed -i -e \"s#^metadata:\\$#&\\n  annotations:{stamp}\" {parked}; fi")
         return f"if [ -f {parked} ]; then sed -i -e {edit} {parked} && {annotate} && mv {parked} {MANIFESTS}/; fi"
     if component in SYSTEMD_UNITS:
+        c = shlex.quote(SYSTEMD_UNITS[component])
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
                 "is-active": f"systemctl is-active --quiet {c}"}[action]

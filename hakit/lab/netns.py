@@ -196,7 +196,7 @@ class Lab:
         self._start_layer(["kube-controller-manager", "kube-scheduler"], self.spec.control_plane_hosts,
                           progress, deadline)
         self._start_layer(["sshd", "kwok"], kubelets, progress, deadline)
-        self._start_layer(["pager", "alertmanager", "pushgateway", "kube-state-metrics"],
+        self._start_layer(["sshd", "pager", "alertmanager", "pushgateway", "kube-state-metrics"],
                           self.spec.alertmanager_hosts, progress, deadline)   # the monitoring host is the first
         self._start_layer(["prometheus"], [self.spec.monitoring_host], progress, deadline)
         progress("waiting for the alerting pipeline: every target scraped, Watchdog in Alertmanager")

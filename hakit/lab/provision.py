@@ -82,7 +82,7 @@ def _ssh_keys(spec: LabSpec, paths: LabPaths) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hakit-lab",
                     "-f", str(paths.ssh_key)], check=True)
     lines = []
-    for host in spec.control_plane_hosts + spec.worker_hosts:
+    for host in spec.control_plane_hosts + spec.worker_hosts + spec.alertmanager_hosts:
         lines += [f"Host {host.name} {host.address}", f"  HostName {host.address}", "  User root",
                   f"  IdentityFile {paths.ssh_key}", "  IdentitiesOnly yes", "  StrictHostKeyChecking no",
                   "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", "  ConnectTimeout 5", ""]

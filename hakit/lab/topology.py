@@ -54,9 +54,9 @@ class Host:
             return ["sshd", "etcd", "kube-apiserver", "haproxy", "keepalived",
                     "kube-controller-manager", "kube-scheduler", "kwok"]
         if self.role == MONITORING:
-            return ["pager", "alertmanager", "pushgateway", "prometheus", "kube-state-metrics"]
+            return ["sshd", "pager", "alertmanager", "pushgateway", "prometheus", "kube-state-metrics"]
         if self.role == ALERTING:
-            return ["alertmanager"]
+            return ["sshd", "alertmanager"]
         if self.role == WORKER:
             return ["sshd", "kwok"]   # hakit reaches a node over SSH to stop its "kubelet"
         return ["kwok"]

@@ -16,6 +16,9 @@ from hakit.cluster.network import partition_script, self_healing
 def test_kubeadm_commands_use_systemd_for_units_and_manifests_for_static_pods() -> None:
     assert kubeadm_command("stop", "keepalived") == "systemctl stop keepalived"
     assert kubeadm_command("kill", "haproxy") == "systemctl kill --signal=SIGKILL haproxy"
+    # a monitoring host's, by Debian's unit names (as provision-monitoring installs them)
+    assert kubeadm_command("start", "alertmanager") == "systemctl start prometheus-alertmanager"
+    assert kubeadm_command("is-active", "prometheus") == "systemctl is-active --quiet prometheus"
     stop = kubeadm_command("stop", "etcd")
     assert stop.startswith("mkdir -p /etc/kubernetes/hakit-parked && { [ ! -f /etc/kubernetes/manifests/etcd.yaml ] "
                            "|| mv /etc/kubernetes/manifests/etcd.yaml ")   # parked already: stopped all the same

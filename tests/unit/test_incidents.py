@@ -83,6 +83,16 @@ def test_findings_nothing_explains_are_listed_as_they_are() -> None:
     assert not found[1].explained and found[1].repair == "ETCD-008: hakit runbook show etcd-backup"
 
 
+def test_a_lost_alertmanager_peer_is_a_cause_restarted_on_its_host() -> None:
+    """Seen with am2 stopped: `UNEXPLAINED: MON-007` named no peer and offered no repair. MON-007
+    names the peer it does not see (its monitoring host); the repair restarts it there."""
+    results = [failed("MON-007", ("am2", "alertmanager")), failed("WL-006", runbook="workload-spread")]
+    found = incidents(results, [], INV)
+    assert found[0].cause == "alertmanager on am2"
+    assert found[0].repair == "hakit runbook run monitoring-restart host=am2 component=alertmanager"
+    assert not found[1].explained and found[1].repair == "WL-006: hakit runbook show workload-spread"
+
+
 def test_an_unexplained_group_ties_each_repair_to_its_own_check() -> None:
     """Seen with am2 stopped and a workload without PDB: `UNEXPLAINED: MON-007, WL-006` offered
     `hakit runbook show workload-spread`, which repairs WL-006 alone."""
