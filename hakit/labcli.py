@@ -7,8 +7,11 @@ import os
 import sys
 import time
 
+from hakit import wait
+from hakit.cluster import Cluster
 from hakit.cluster.steady import said
 from hakit.errors import HakitError, LabError, PreconditionError
+from hakit.inventory import load
 from hakit.lab import binaries, nodes
 from hakit.lab.ctl import ACTIONS, ctl
 from hakit.lab.kubeadm import KubeadmLab
@@ -111,23 +114,47 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def kubeadm_up(args: argparse.Namespace) -> int:
+    """Idempotent, as `lab up` is: a healthy lab is reported; a stopped one (its containers
+    stopped, this machine restarted) is started again as it was; a broken or stale one is
+    named, removed and built again."""
     root = kubeadm_lab_dir()
-    if root.exists():
-        try:
-            _, unsteady = KubeadmLab.load(root).status()
-        except HakitError as e:
-            unsteady = {"lab": str(e)}
-        if not unsteady:
-            print(f"a kubeadm lab is up at {root}: every container, static pod and etcd member healthy, one VIP "
-                  "holder, every node Ready (`hakit lab status --kubeadm`)")
-            return 0
-        raise LabError(f"a kubeadm lab exists at {root} but is not healthy: {said(unsteady)}; "
-                       "`hakit lab down --kubeadm`, then `hakit lab up --kubeadm` builds it again")
-    lab = KubeadmLab(nodes.Spec(subnet=args.subnet or free_subnet(), prefix="hka"), nodes.Paths(root))
     started = time.monotonic()
 
     def progress(msg: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {msg}", flush=True)
+    if root.exists():
+        try:
+            kept: KubeadmLab | None = KubeadmLab.load(root)
+            rows, unsteady = kept.status()   # type: ignore[union-attr]
+        except HakitError as e:
+            kept, rows, unsteady = None, [], {"lab": str(e)}
+        stopped = [host for host, component, state, _ in rows if component == "container" and state == "STOPPED"]
+        if kept is not None and not unsteady:
+            print(f"a kubeadm lab is up at {root}: every container, static pod and etcd member healthy, one VIP "
+                  "holder, every node Ready (`hakit lab status --kubeadm`)")
+            return 0
+        if kept is not None and stopped and kept.inventory.exists():
+            progress(f"the kubeadm lab at {root} is stopped ({', '.join(stopped)}): starting its containers again")
+            try:
+                kept.resume(progress)
+            except (HakitError, wait.WaitTimeout) as e:
+                raise LabError(f"the kubeadm lab did not come back: {e}; `hakit lab down --kubeadm`, then "
+                               "`hakit lab up --kubeadm` builds it again") from None
+            print(f"\nkubeadm lab up again in {time.monotonic() - started:.0f}s")
+            return 0
+        if kept is not None and not stopped and kept.inventory.exists():   # settling after a fault or a restart?
+            try:
+                Cluster(load(kept.inventory)).wait_steady(60, "the kubeadm lab to settle", interval=2.0)
+                print(f"a kubeadm lab is up at {root}, healthy after a moment (`hakit lab status --kubeadm`)")
+                return 0
+            except (HakitError, wait.WaitTimeout) as e:
+                unsteady = {"lab": str(e)}
+        progress(f"the kubeadm lab at {root} is not healthy ({said(unsteady)}): removing it and building it again")
+        if kept is not None:
+            kept.down(progress)
+        else:
+            nodes.destroy(nodes.Spec(subnet="0.0.0.0/24", prefix="hka"), nodes.Paths(root))
+    lab = KubeadmLab(nodes.Spec(subnet=args.subnet or free_subnet(), prefix="hka"), nodes.Paths(root))
     try:
         lab.up(progress)
     except (HakitError, KeyboardInterrupt):

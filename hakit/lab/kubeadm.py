@@ -93,6 +93,15 @@ class KubeadmLab:
     def pager_pid(self) -> Path:
         return self.paths.root / "pager.pid"
 
+    def pager(self) -> int | None:
+        """The pid of this lab's pager while it runs (by now the pid file may name another process)."""
+        try:
+            pid = int(self.pager_pid.read_text())
+            return pid if str(self.paths.root / "pager.jsonl").encode() in Path(f"/proc/{pid}/cmdline").read_bytes() \
+                else None
+        except (OSError, ValueError):
+            return None
+
     def start_pager(self) -> None:
         """The test receiver Alertmanager pages (a user's is PagerDuty or a chat room)."""
         with (self.paths.root / "pager.log").open("ab") as log:   # the child keeps its own copy
@@ -193,14 +202,22 @@ class KubeadmLab:
         rows += [(h.host, h.component, "ok" if h.ok else "DOWN", h.detail) for h in health]
         return rows, control.unsteady(health)
 
+    def resume(self, progress: Progress = print, timeout: float = 300) -> None:
+        """Start the kept containers of a lab that stopped (`lxc-stop`, this machine's restart)
+        and the pager, and wait until the steady state is back: what was installed stays."""
+        image = binaries.build_kubeadm_lab()   # cached: the image the nodes' overlays sit on
+        nodes.boot_all(self.spec, self.paths, image, progress)
+        if self.pager() is None:
+            self.start_pager()
+        control = Cluster(inventory.load(self.inventory))
+        waited = control.wait_steady(timeout, "the kubeadm lab healthy again", interval=2.0)
+        progress("the steady state is back" + (f" (waited for: {waited})" if waited else ""))
+
     def down(self, progress: Progress = print) -> None:
-        if self.pager_pid.exists():
+        if (pid := self.pager()) is not None:
             try:
-                pid = int(self.pager_pid.read_text())
-                # only while that pid is still this lab's pager: by now it may be another process's
-                if str(self.paths.root / "pager.jsonl").encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.killpg(pid, signal.SIGTERM)
-            except (OSError, ValueError):
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
                 pass
         nodes.destroy(self.spec, self.paths)
         progress("kubeadm lab removed")

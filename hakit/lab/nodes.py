@@ -188,7 +188,8 @@ def prepare(spec: Spec, paths: Paths) -> None:
     if not paths.ssh_key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hakit-kubeadm-lab",
                         "-f", str(paths.ssh_key)], check=True)
-    paths.known_hosts.write_text("")
+    if not paths.known_hosts.exists():   # each node's key is added as it is created, and kept for a restart
+        paths.known_hosts.write_text("")
     for key, value in SPOOFED_SYSCTLS.items():
         _write(paths.sysctl / key.replace("/", "."), value + "\n", 0o444)
     for key, minimum in INOTIFY_MINIMUM.items():
@@ -279,6 +280,8 @@ def wait_ssh(paths: Paths, node: Node, timeout: float = 60) -> None:
 
 
 def boot_all(spec: Spec, paths: Paths, rootfs: Path, progress) -> None:  # type: ignore[no-untyped-def]
+    """Every node up with sshd answering: created where it is not yet, started where it is
+    stopped (after `lxc-stop`, or this machine's restart: the bridge is made again too)."""
     prepare(spec, paths)
     for node in spec.nodes:
         if not (paths.node(node.name) / "config").exists():
