@@ -38,6 +38,9 @@ NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "alert-delivery": (("*", "prometheus"), ("*", "alertmanager")),
 }
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# What a finding says of a container that exits as soon as it starts (hakit.cluster.probes):
+# its cause is its manifest or its flags, so its repair is not a restart.
+EXITS_AT_ONCE = "it exits at once, so a restart will not help"
 
 
 @dataclass(frozen=True, order=True)
@@ -144,8 +147,13 @@ def incidents(results: list[Result], leftovers: list[str], inventory: Path,
         cause = f"{name} on {', '.join(hosts)}" if hosts else name
         own = [r for r in explained if about[id(r)] & set(group)]
         rest = [r for r in explained if r not in own]
-        out.append(Incident(cause, group, own + rest, repair(name, hosts, inventory) or _check_repair(own + rest),
-                            consequences=[f"{r.check.id} {r.message}" for r in rest], runs=runs(name, hosts)))
+        planned, fix = runs(name, hosts), repair(name, hosts, inventory) or _check_repair(own + rest)
+        if any(EXITS_AT_ONCE in r.message for r in own):   # a restart is what the kubelet keeps doing
+            planned, fix = [], (f"fix {name}'s static-pod manifest on {', '.join(hosts)} (/etc/kubernetes/manifests/"
+                                f"{name}.yaml): its container exits at once, so a restart will not help; its own "
+                                "last words are in the finding (crictl logs)")
+        out.append(Incident(cause, group, own + rest, fix, consequences=[f"{r.check.id} {r.message}" for r in rest],
+                            runs=planned))
     loose = [r for r in bad if id(r) not in taken]
     if loose:
         out.append(Incident("no single cause explains these", [], loose, _each_repair(loose), explained=False))

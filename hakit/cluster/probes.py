@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from hakit import http, wait
+from hakit.incidents import EXITS_AT_ONCE
 
 
 @dataclass(frozen=True)
@@ -102,5 +103,22 @@ def container_story(stdout: str, manifest: str) -> str:
     story = f"its container: {state}" + (f" (exit code {code})" if state == "exited" else "") + \
         f", restarted {restarts} time(s)" + (f"; its log: {last}" if last else "")
     if state == "exited" and code not in (0, None) and restarts:
-        story += f"; it exits at once, so a restart will not help: fix {manifest} (see its log: crictl logs)"
+        story += f"; {EXITS_AT_ONCE}: fix {manifest} (see its log: crictl logs)"
     return story
+
+
+# The copy of a static pod's manifest kubeadm kept (each `kubeadm upgrade` backs the manifests up),
+# the newest, and how the manifest in use differs from it: the lines added or removed.
+KEPT_MANIFEST = ("k=$(ls -t /etc/kubernetes/tmp/kubeadm-backup-manifests-*/%s 2>/dev/null | head -n 1); "
+                 "[ -n \"$k\" ] || exit 4; echo \"$k\"; diff -u \"$k\" %s | grep -E '^[-+] ' | head -n 6")
+
+
+def kept_diff(stdout: str) -> str:
+    """What KEPT_MANIFEST printed, in a line: 'it differs from the copy kubeadm kept (PATH): +LINE, -LINE'
+    ('' when nothing differs or nothing was printed)."""
+    printed = [line for line in stdout.splitlines() if line.strip()]
+    if len(printed) < 2:
+        return ""
+    path, lines = printed[0], printed[1:]
+    return f"it differs from the copy kubeadm kept ({path}): " + ", ".join(
+        f"{line[0]}{line[1:].strip()}" for line in lines)

@@ -135,18 +135,34 @@ def bad_flag(cluster: Cluster, host: str, component: str) -> Iterator[None]:
 
 def test_a_crash_looping_scheduler_fails_cp003_with_its_last_words(klab: KubeadmLab, kcluster: Cluster,
                                                                    tmp_path: Path) -> None:
-    """A bad flag in cp3's kube-scheduler manifest: CP-003 names cp3 and the container's own
-    last words (crictl logs), not only "nothing listens" (once it has restarted, the message
-    adds that a restart will not help: tests/unit/test_cluster.py)."""
+    """A bad flag in cp3's kube-scheduler manifest: CP-003 names cp3, the container's own last
+    words (crictl logs), not only "nothing listens", that a restart will not help, and the line
+    that differs from the copy kubeadm kept; diagnose points at the manifest and offers no
+    control-plane-restart (which parked and restored it, and failed 'not running after the start')."""
     def cp003() -> dict:
         return result(klab.inventory, tmp_path, "CP-003")
     wait.until(lambda: cp003()["outcome"] == "pass", 90, "CP-003 to pass on the healthy lab")
-    with bad_flag(kcluster, "cp3", "kube-scheduler"):
-        # Until the crash loop has begun: first the old container's end is what the host shows.
-        failed = wait.until(lambda: (r := cp003())["outcome"] == "fail" and "unknown flag: --no-such-flag"
-                            in r["message"] and r, 180, "CP-003 to give the container's last words",
-                            interval=5.0, why=lambda: cp003()["message"])
-        assert "kube-scheduler does not serve on cp3" in failed["message"], failed["message"]
+    kept = "/etc/kubernetes/tmp/kubeadm-backup-manifests-hakit-test"   # as `kubeadm upgrade` keeps them
+    kcluster.must("cp3", "keeping a copy", "mkdir -p %s && cp /etc/kubernetes/manifests/kube-scheduler.yaml %s/",
+                  kept, kept)
+    try:
+        with bad_flag(kcluster, "cp3", "kube-scheduler"):
+            # Until the crash loop has begun: first the old container's end is what the host shows.
+            failed = wait.until(lambda: (r := cp003())["outcome"] == "fail" and "a restart will not help"
+                                in r["message"] and r, 180, "CP-003 to say a restart will not help",
+                                interval=5.0, why=lambda: cp003()["message"])
+            message = failed["message"]
+            assert "kube-scheduler does not serve on cp3" in message and "unknown flag: --no-such-flag" in message, \
+                message
+            assert f"it differs from the copy kubeadm kept ({kept}/kube-scheduler.yaml): +- --no-such-flag" \
+                in message, message
+            diagnosis = subprocess.run([sys.executable, "-m", "hakit.cli", "diagnose", "--inventory",
+                                        str(klab.inventory)], capture_output=True, text=True, timeout=300).stdout
+            assert "INCIDENT 1: kube-scheduler on cp3" in diagnosis, diagnosis
+            assert "fix kube-scheduler's static-pod manifest on cp3" in diagnosis, diagnosis
+            assert "control-plane-restart" not in diagnosis, diagnosis   # what the kubelet does in vain already
+    finally:
+        kcluster.must("cp3", "removing the copy", "rm -rf -- %s", kept)
     wait.until(lambda: cp003()["outcome"] == "pass", 120, "CP-003 to pass again with the manifest back")
 
 

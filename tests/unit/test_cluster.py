@@ -124,6 +124,14 @@ def test_a_crash_looping_container_is_told_with_its_last_words_and_that_a_restar
     assert container_story("crictl: not JSON", "m") == ""
 
 
+def test_a_manifest_that_differs_from_the_copy_kubeadm_kept_names_the_lines() -> None:
+    from hakit.cluster.probes import kept_diff
+    kept = "/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-12-07-10-00-00/kube-scheduler.yaml"
+    assert kept_diff(f"{kept}\n+    - --no-such-flag\n") == (
+        f"it differs from the copy kubeadm kept ({kept}): +- --no-such-flag")
+    assert kept_diff(f"{kept}\n") == "" and kept_diff("") == ""
+
+
 def test_readings_of_the_steady_state_count_each_thing_and_say_when_it_was_last_seen() -> None:
     from hakit.cluster.steady import Readings
     seq = iter([{"cluster/VIP": "held by no host"}, {"cp1/kube-scheduler": "not running", "cluster/VIP": ""},

@@ -83,6 +83,19 @@ def test_findings_nothing_explains_are_listed_as_they_are() -> None:
     assert not found[1].explained and found[1].repair == "ETCD-008: hakit runbook show etcd-backup"
 
 
+def test_a_container_that_exits_at_once_is_not_offered_a_restart() -> None:
+    """Seen on the kubeadm lab: a bad flag in cp3's scheduler manifest was offered
+    control-plane-restart, which parks and restores the manifest and fails 'not running after the
+    start'. The finding says the container exits at once: the repair is its manifest."""
+    results = [Result(Check("CP-003", "t", "control-plane", Severity.CRITICAL, "fix it", "control-plane-restart"),
+                      Outcome.FAIL, "kube-scheduler does not serve on cp3: its container: exited (exit code 1); "
+                      "it exits at once, so a restart will not help: fix /etc/kubernetes/manifests/kube-scheduler.yaml",
+                      0.0, [], "CP-003", about=[("cp3", "kube-scheduler")])]
+    [one] = incidents(results, [], INV)
+    assert one.cause == "kube-scheduler on cp3" and one.runs == []
+    assert "control-plane-restart" not in one.repair and "/etc/kubernetes/manifests/kube-scheduler.yaml" in one.repair
+
+
 def test_a_lost_alertmanager_peer_is_a_cause_restarted_on_its_host() -> None:
     """Seen with am2 stopped: `UNEXPLAINED: MON-007` named no peer and offered no repair. MON-007
     names the peer it does not see (its monitoring host); the repair restarts it there."""
