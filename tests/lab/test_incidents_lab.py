@@ -125,10 +125,14 @@ def test_the_alertmanager_the_inventory_names_stopped_is_a_second_incident_besid
     lab.host(mon).stop("alertmanager")
     lab.host("cp3").stop("etcd")
     try:
-        _, lines = first_incident(lab, "etcd on cp3")
-        incidents = [line for line in lines if line.startswith("  INCIDENT")]
-        assert f"INCIDENT 2: alertmanager on {mon}" in incidents[1], lines   # not merged into one
+        def both() -> list[str] | None:
+            out = hakit(lab, "diagnose").stdout
+            incidents = [line.split(": ", 1)[-1] for line in out.splitlines() if line.startswith("  INCIDENT")]
+            return out.splitlines() if {"etcd on cp3", f"alertmanager on {mon}"} <= set(incidents) else None
+        lines = wait.until(both, 90, f"diagnose to name etcd on cp3 and alertmanager on {mon}, each an incident",
+                           interval=2.0)
         assert f"hakit runbook run monitoring-restart host={mon} component=alertmanager" in "\n".join(lines), lines
+        assert "hakit runbook run control-plane-restart host=cp3 component=etcd" in "\n".join(lines), lines
     finally:
         lab.host(mon).start("alertmanager")
         lab.host("cp3").start("etcd")
