@@ -4,6 +4,7 @@ process (or `lab down` after a crash) can find them."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -50,7 +51,12 @@ class State:
         os.replace(tmp, self.paths.state_file)
 
     def set_pid(self, key: str, pid: int | None) -> None:
-        with _state_lock:
+        """Read, change and write under a lock this process's threads and every other process
+        share: the lab's ctl is one process per command, and a runbook acting on every host at
+        once (etcd-restore-snapshot restarting each kubelet) lost one host's record to another's
+        write, so a running kwok read as stopped and every later steady-state wait failed."""
+        with _state_lock, self.paths.state_file.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file is closed
             doc = self.load()
             procs = doc.setdefault("processes", {})
             if pid is None:

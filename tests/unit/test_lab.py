@@ -40,3 +40,20 @@ def test_a_recorded_pid_is_the_component_only_while_its_start_time_matches(tmp_p
             proc.kill()
     state.set_pid("cp1/etcd", proc.pid)
     assert state.pid("cp1/etcd") is None, "an exited process is nobody's"
+
+
+def test_lab_ctl_processes_writing_at_once_lose_no_record(tmp_path: Path) -> None:
+    """The lab's ctl is one process per command; a runbook restarting every host's kubelet at
+    once (etcd-restore-snapshot) lost a host's record to another's write, and a running kwok
+    read as stopped. Six processes, each recording 40 components, must leave all 240."""
+    import os
+    import sys
+    code = ("import sys; from pathlib import Path; from hakit.lab.paths import LabPaths; "
+            "from hakit.lab.procs import State; s = State(LabPaths(Path(sys.argv[1]))); "
+            "[s.set_pid(f'{sys.argv[2]}/c{j}', int(sys.argv[3])) for j in range(40)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"h{i}", str(os.getpid())])
+             for i in range(6)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    from hakit.lab.paths import LabPaths
+    from hakit.lab.procs import State
+    assert len(State(LabPaths(tmp_path)).load()["processes"]) == 240
