@@ -122,9 +122,10 @@ def restart(ctx: Context) -> str:
     order = sorted(ctx.inventory.control_plane, key=lambda h: h.name in ctx.state["holders"])
     for h in order:
         for service in SERVICES:
+            ctx.control.enable(h.name, service)   # installed disabled (dnf's way, or an image's): no VIP after a reboot
             ctx.control.stop(h.name, service)
             ctx.control.start(h.name, service)
-    return f"restarted {' and '.join(SERVICES)} on {', '.join(h.name for h in order)}"
+    return f"enabled and restarted {' and '.join(SERVICES)} on {', '.join(h.name for h in order)}"
 
 
 def running(ctx: Context) -> None:
@@ -175,7 +176,7 @@ def backends_up(ctx: Context) -> str:
 def show_restart(ctx: Context) -> str:
     first = ctx.inventory.control_plane[0].name
     return ctx.on_each_host("; ".join(render(ctx.inventory.fault_control, action, first, service)
-                                  for service in SERVICES for action in ("stop", "start")))
+                                  for service in SERVICES for action in ("enable", "stop", "start")))
 
 
 def show_configs(ctx: Context) -> str:
@@ -205,7 +206,7 @@ RUNBOOK = Runbook(
              install, verify=installed),
         Step("configure", "Write the track script, keepalived.conf and haproxy.cfg, and check them",
              show_configs, configure, undo=restore_previous, undo_text="put the previous configs back (*.hakit-prev)"),
-        Step("restart", "Restart haproxy and keepalived on each host, the VIP holder last",
+        Step("restart", "Enable (started at boot) and restart haproxy and keepalived on each host, the VIP holder last",
              show_restart, restart, verify=running),
         Step("vip", "Wait until exactly one host holds the VIP and the API answers on it",
              lambda ctx: f"ip -o -4 addr show on each host; GET {ctx.inventory.vip_url}/readyz; up to 60 s",

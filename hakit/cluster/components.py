@@ -24,7 +24,7 @@ MONITORING_COMPONENTS = ("prometheus", "alertmanager")   # on the inventory's mo
 SYSTEMD_UNITS = {"keepalived": "keepalived", "haproxy": "haproxy", "kubelet": "kubelet",
                  "prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
 COMPONENTS = (*CONTROL_PLANE_COMPONENTS, "kubelet", *MONITORING_COMPONENTS)
-ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
+ACTIONS = ("stop", "start", "kill", "is-active", "rejoin", "enable")
 MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/hakit-parked"
 # etcd's --initial-cluster: name=URL pairs; no character sed or a shell would read.
 INITIAL_CLUSTER = re.compile(r"[A-Za-z0-9._-]+=https?://[A-Za-z0-9.:\[\]-]+(,[A-Za-z0-9._-]+=https?://[A-Za-z0-9.:\[\]-]+)*")
@@ -64,7 +64,10 @@ def kubeadm_command(action: str, component: str, initial_cluster: str = "") -> s
         c = shlex.quote(SYSTEMD_UNITS[component])
         return {"stop": f"systemctl stop {c}", "start": f"systemctl start {c}",
                 "kill": f"systemctl kill --signal=SIGKILL {c}",
-                "is-active": f"systemctl is-active --quiet {c}"}[action]
+                "is-active": f"systemctl is-active --quiet {c}",
+                "enable": f"systemctl enable --quiet {c}"}[action]   # started again when the host boots
+    if action == "enable":   # a static pod starts whenever the kubelet does: its manifest is enough
+        return "true"
     ids = f"crictl ps -q --state running --name {shlex.quote(f'^{component}$')}"
     running = f"{ids} | grep -q ."
     return {

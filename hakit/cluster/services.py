@@ -1,4 +1,4 @@
-"""The components on a host: stop, start, kill, rejoin, is-active, each rendered from the
+"""The components on a host: stop, start, kill, rejoin, is-active, enable, each rendered from the
 inventory's `disruptive.control` template (kubeadm's systemd units and static-pod
 manifests by default, see components.py)."""
 
@@ -25,6 +25,10 @@ class Services(Access):
     def rejoin(self, host: str, initial_cluster: str) -> None:
         """Start the host's etcd, its data dir empty, as a member just added to the cluster."""
         self._must_act("rejoin", host, "etcd", initial_cluster)
+
+    def enable(self, host: str, component: str) -> None:
+        """Started again when the host boots (a package may install a service disabled)."""
+        self._must_act("enable", host, component)
 
     def is_active(self, host: str, component: str) -> bool:
         return self.run(host, render(self.inv.fault_control, "is-active", host, component)).rc == 0

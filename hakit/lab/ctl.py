@@ -12,7 +12,7 @@ import sys
 from hakit.errors import HakitError
 from hakit.lab.netns import Lab
 
-ACTIONS = ("stop", "start", "kill", "is-active", "rejoin")
+ACTIONS = ("stop", "start", "kill", "is-active", "rejoin", "enable")
 
 
 def ctl(action: str, host: str, component: str) -> int:
@@ -20,6 +20,8 @@ def ctl(action: str, host: str, component: str) -> int:
     The lab's etcd flags list every member already, so rejoin needs no --initial-cluster."""
     lab_host = Lab.load().host(host)
     name = "kwok" if component == "kubelet" else component   # kwok is the lab's kubelet
+    if action == "enable":   # `hakit lab up` starts every component: nothing boots on its own
+        return 0
     if action == "is-active":
         return 0 if lab_host.is_running(name) else 3
     if action == "rejoin":   # etcd with an empty data dir, joining the running cluster as an added member

@@ -19,6 +19,9 @@ def test_kubeadm_commands_use_systemd_for_units_and_manifests_for_static_pods() 
     # a monitoring host's, by Debian's unit names (as provision-monitoring installs them)
     assert kubeadm_command("start", "alertmanager") == "systemctl start prometheus-alertmanager"
     assert kubeadm_command("is-active", "prometheus") == "systemctl is-active --quiet prometheus"
+    # started again at boot (provision-api-lb): a unit enabled, a static pod's manifest is enough
+    assert kubeadm_command("enable", "keepalived") == "systemctl enable --quiet keepalived"
+    assert kubeadm_command("enable", "etcd") == "true"
     stop = kubeadm_command("stop", "etcd")
     assert stop.startswith("mkdir -p /etc/kubernetes/hakit-parked && { [ ! -f /etc/kubernetes/manifests/etcd.yaml ] "
                            "|| mv /etc/kubernetes/manifests/etcd.yaml ")   # parked already: stopped all the same
