@@ -12,7 +12,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from hakit import wait
-from hakit.cluster.components import render
+from hakit.cluster.components import restart_command
 from hakit.cluster.probes import READYZ
 from hakit.errors import HakitError
 from hakit.etcd import Quorum
@@ -65,8 +65,7 @@ def serving(ctx: Context) -> bool:
 
 def restart(ctx: Context) -> str:
     host, component = where(ctx)
-    ctx.control.stop(host, component)
-    ctx.control.start(host, component)
+    ctx.control.restart(host, component)
     return f"{component} on {host} stopped and started"
 
 
@@ -96,8 +95,7 @@ def wait_serving(ctx: Context) -> str:
 
 
 def commands(ctx: Context) -> str:
-    host, component = where(ctx)
-    return "; ".join(render(ctx.inventory.fault_control, a, host, component) for a in ("stop", "start"))
+    return restart_command(ctx.inventory.fault_control, *where(ctx))
 
 
 RUNBOOK = Runbook(

@@ -12,7 +12,7 @@ ready, or until the Alertmanager the inventory names sees every peer again.
 from __future__ import annotations
 
 from hakit import wait
-from hakit.cluster.components import MONITORING_COMPONENTS, render
+from hakit.cluster.components import MONITORING_COMPONENTS, restart_command
 from hakit.errors import HakitError, UnreachableError
 from hakit.prometheus import Alertmanager, Prometheus
 from hakit.runbook import Context, Param, Runbook, Step
@@ -48,8 +48,7 @@ def serving(ctx: Context) -> str | None:
 
 def restart(ctx: Context) -> str:
     host, component = where(ctx)
-    ctx.control.stop(host, component)
-    ctx.control.start(host, component)
+    ctx.control.restart(host, component)
     return f"{component} on {host} stopped and started"
 
 
@@ -61,8 +60,7 @@ def running(ctx: Context) -> None:
 
 
 def commands(ctx: Context) -> str:
-    host, component = where(ctx)
-    return "; ".join(render(ctx.inventory.fault_control, a, host, component) for a in ("stop", "start"))
+    return restart_command(ctx.inventory.fault_control, *where(ctx))
 
 
 RUNBOOK = Runbook(

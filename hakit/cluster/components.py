@@ -101,3 +101,8 @@ def render(template: str | None, action: str, host: str, component: str, initial
     _validate(action, component, initial_cluster)
     values = {"action": action, "host": host, "component": component, "initial_cluster": initial_cluster}
     return PLACEHOLDER.sub(lambda m: shlex.quote(values[m.group(1)]), template)
+
+
+def restart_command(template: str | None, host: str, component: str) -> str:
+    """What a restart runs on the host (stop, then start), as `show` and --dry-run print it."""
+    return "; ".join(render(template, action, host, component) for action in ("stop", "start"))

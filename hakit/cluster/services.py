@@ -19,6 +19,11 @@ class Services(Access):
     def start(self, host: str, component: str) -> None:
         self._must_act("start", host, component)
 
+    def restart(self, host: str, component: str) -> None:
+        """Stop (escalating as the template does), then start: what a restart runbook does."""
+        self.stop(host, component)
+        self.start(host, component)
+
     def kill(self, host: str, component: str) -> None:
         self._must_act("kill", host, component)
 
