@@ -161,12 +161,17 @@ def lab_settled(lab: Lab, timeout: float = 180) -> None:
     def rest() -> list[str]:
         try:
             deps = client.AppsV1Api(cluster.api).list_namespaced_deployment("kube-system", _request_timeout=5).items
+            namespaces = client.CoreV1Api(cluster.api).list_namespace(_request_timeout=5).items
         except Exception as e:  # noqa: BLE001 - the API through the VIP may be moving: not settled yet
             return [f"kube-system Deployments cannot be listed: {type(e).__name__}"]
         short = [d for d in deps if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)]
+        # an earlier test's probe namespace, its PDB already gone and its Deployment not yet (WL-006 warns)
+        going = [n.metadata.name for n in namespaces
+                 if n.status.phase == "Terminating" and n.metadata.name.startswith("hakit-probe-")]
         return [f"{s.host}/{s.component}" for s in lab.status() if not s.healthy] + [
-            f"Deployment {d.metadata.name}" for d in short]
-    wait.until(lambda: not rest(), timeout, "the lab's processes up and kube-system's Deployments ready",
+            f"Deployment {d.metadata.name}" for d in short] + [f"namespace {n} being deleted" for n in going]
+    wait.until(lambda: not rest(), timeout, "the lab's processes up, kube-system's Deployments ready and no "
+               "probe namespace being deleted",
                interval=1.0, why=lambda: ", ".join(rest()))
 
 

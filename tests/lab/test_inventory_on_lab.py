@@ -14,7 +14,7 @@ import yaml
 from hakit.inventory import load
 from hakit.lab.netns import Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("settled")]
 
 
 def hakit(*args: str) -> subprocess.CompletedProcess[str]:
