@@ -12,7 +12,7 @@ ready, or until the Alertmanager the inventory names sees every peer again.
 from __future__ import annotations
 
 from hakit import wait
-from hakit.cluster.components import MONITORING_COMPONENTS, restart_command
+from hakit.cluster.components import MONITORING_COMPONENTS, SYSTEMD_UNITS, restart_command
 from hakit.errors import HakitError, UnreachableError
 from hakit.prometheus import Alertmanager, Prometheus
 from hakit.runbook import Context, Param, Runbook, Step
@@ -56,7 +56,7 @@ def running(ctx: Context) -> None:
     host, component = where(ctx)
     if not ctx.control.is_active(host, component):
         raise HakitError(f"{component} on {host} is not running after the start: read its log "
-                         f"(journalctl -u {'prometheus' if component == 'prometheus' else 'prometheus-alertmanager'})")
+                         f"(journalctl -u {SYSTEMD_UNITS[component]})")
 
 
 def commands(ctx: Context) -> str:

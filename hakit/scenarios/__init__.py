@@ -6,8 +6,8 @@ fault through the check's `inject` (the guard, journal and rollback are the faul
 records each milestone on the check's Evidence timeline, and returns what it measured.
 The check keeps the property: its SLO, the evidence that judges, the assertion.
 
-    move = vip.failover(inventory, control, inject, evidence, stop_keepalived, "...")
-    assert move.final == 1 and not misses(...)
+    move = api.failover(inventory, control, inject, evidence, stop_keepalived, "...")
+    assert len(move.final) == 1 and not judged(evidence, api.client_outages(...), ...)
 """
 
 from __future__ import annotations
